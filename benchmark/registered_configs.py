@@ -1,1 +1,4 @@
 """Imports every module that registers a Raster Vision config (run by the plugin shim)."""
+
+import benchmark.model_config
+import benchmark.pipeline_config  # noqa: F401

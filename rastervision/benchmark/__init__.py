@@ -10,7 +10,7 @@ PLUGIN_NAME = "rastervision.benchmark"
 PLUGIN_VERSION = 0
 
 
-def register_plugin(registry) -> None:  # noqa: ANN001 (RV's Registry, imported lazily)
+def register_plugin(registry) -> None:
     """Register the benchmark configs with Raster Vision."""
     registry.set_plugin_version(PLUGIN_NAME, PLUGIN_VERSION)
 

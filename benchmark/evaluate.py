@@ -1,0 +1,95 @@
+"""The ``eval`` command: the competition's micro Jaccard on the validation scenes.
+
+RV's evaluator reports per-class precision/recall/F1 but no IoU, and holds whole scenes in
+memory. We stream each validation window's probability raster against its rasterized labels,
+counting pixel outcomes at a sweep of thresholds in one pass, sum the counts per scene, per city
+and overall (micro averaging, as the competition scores the test set), and draw overlays.
+"""
+
+import logging
+
+import rasterio
+
+from benchmark.bundle import DEFAULT_THRESHOLD
+from benchmark.labels import LabelRasterizer, read_building_labels
+from benchmark.metrics import ConfusionCounts, build_eval_report, evaluate_scene
+from benchmark.pipeline_config import BenchmarkConfig
+from benchmark.plots import plot_scene_overlay, plot_training_curves
+from benchmark.uris import read_json, uri_exists, write_json
+
+log = logging.getLogger(__name__)
+
+# 0.05 .. 0.95; includes the default 0.5 exactly.
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+def eval_json_uri(cfg: BenchmarkConfig) -> str:
+    """Where ``eval`` writes its report."""
+    return f"{cfg.eval_uri}/eval.json"
+
+
+def read_decision_threshold(cfg: BenchmarkConfig) -> float:
+    """The threshold ``eval`` chose, or 0.5 when eval has not run (with a warning)."""
+    uri = eval_json_uri(cfg)
+    if not uri_exists(uri):
+        log.warning("%s not found: using threshold %.2f", uri, DEFAULT_THRESHOLD)
+        return DEFAULT_THRESHOLD
+    return float(read_json(uri)["decision_threshold"])
+
+
+def _label_rasterizer(scene_cfg, image_uri: str) -> LabelRasterizer:
+    label_uri = scene_cfg.label_source.raster_source.vector_source.uris[0]
+    geoms, _ = read_building_labels(label_uri)
+    with rasterio.open(image_uri) as src:
+        return LabelRasterizer(geoms, src.crs)
+
+
+def evaluate_validation(cfg: BenchmarkConfig) -> dict:
+    """Evaluate every validation window; write ``eval.json`` and PNGs under ``cfg.eval_uri``."""
+    sweeps: dict[str, dict[float, ConfusionCounts]] = {}
+    rasterizers = {}
+    for scene in cfg.dataset.validation_scenes:
+        image_uri = scene.raster_source.uris[0]
+        rasterizers[scene.id] = _label_rasterizer(scene, image_uri)
+        counts = evaluate_scene(
+            f"{cfg.predict_uri}/{scene.id}.tif",
+            image_uri,
+            rasterizers[scene.id].window,
+            thresholds=THRESHOLDS,
+        )
+        key = cfg.scene_keys[scene.id]
+        total = sweeps.setdefault(key, {t: ConfusionCounts() for t in THRESHOLDS})
+        for t in THRESHOLDS:
+            total[t] = total[t] + counts[t]
+
+    overall = {t: sum((s[t] for s in sweeps.values()), ConfusionCounts()) for t in THRESHOLDS}
+    best = max(THRESHOLDS, key=lambda t: overall[t].jaccard)
+    threshold = best if cfg.tune_threshold else DEFAULT_THRESHOLD
+    report = build_eval_report({key: sweep[threshold] for key, sweep in sweeps.items()})
+    report["decision_threshold"] = threshold
+    report["threshold_tuned"] = cfg.tune_threshold
+    report["best_threshold"] = {"threshold": best, "jaccard": overall[best].jaccard}
+    report["threshold_sweep"] = [
+        {"threshold": t, "jaccard": overall[t].jaccard} for t in THRESHOLDS
+    ]
+    write_json(report, eval_json_uri(cfg))
+    log.info(
+        "Validation micro Jaccard %.4f at threshold %.2f (best %.4f at %.2f)",
+        overall[threshold].jaccard,
+        threshold,
+        overall[best].jaccard,
+        best,
+    )
+
+    for scene in cfg.dataset.validation_scenes:
+        plot_scene_overlay(
+            scene.raster_source.uris[0],
+            f"{cfg.predict_uri}/{scene.id}.tif",
+            rasterizers[scene.id].window,
+            f"{cfg.eval_uri}/{scene.id}.png",
+            threshold=threshold,
+        )
+    log_csv = f"{cfg.train_uri}/log.csv"
+    if uri_exists(log_csv):
+        plot_training_curves(log_csv, f"{cfg.eval_uri}/training_curves.png")
+    return report

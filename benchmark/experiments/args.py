@@ -1,0 +1,61 @@
+"""Typed, documented ``-a key value`` arguments of the experiments.
+
+Raster Vision passes every ``-a`` value as a string (``true``/``false`` become booleans). A
+pydantic model per experiment turns them into typed values, rejects unknown keys (a typo in
+``-a split_sz 512`` would otherwise be silently ignored) and gives one-line errors.
+"""
+
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from benchmark.constants import TRAIN_IDS, VALID_IDS
+from benchmark.errors import InputError
+from benchmark.stac import parse_scene_ids
+
+# Where the competition hosts the training catalog (requester pays is not needed for it).
+DEFAULT_TRAIN_STAC_URI = (
+    "s3://drivendata-competition-building-segmentation/train_tier_1/catalog.json"
+)
+
+ArgsT = TypeVar("ArgsT", bound=BaseModel)
+
+
+class SceneArgs(BaseModel):
+    """Arguments shared by PREPROCESS and the benchmark: where the scenes are and which to use."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    root_uri: str = Field(..., description="Directory (local or s3://) for every output.")
+    train_stac_uri: str = Field(
+        DEFAULT_TRAIN_STAC_URI, description="The train_tier_1 STAC catalog.json (local or s3://)."
+    )
+    train_ids: list[str] = Field(
+        list(TRAIN_IDS), description="Training scenes as area/id,area/id,... (default: original's)."
+    )
+    valid_ids: list[str] = Field(
+        list(VALID_IDS), description="Validation scenes as area/id,... (default: original's)."
+    )
+    split_dir: str | None = Field(
+        None, description="Where PREPROCESS writes scene windows (default {root_uri}/split_images)."
+    )
+
+    @field_validator("train_ids", "valid_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: Any) -> list[str]:
+        return parse_scene_ids(value)
+
+    def get_split_dir(self) -> str:
+        """The scene-window directory, defaulting to ``{root_uri}/split_images``."""
+        return self.split_dir or f"{self.root_uri.rstrip('/')}/split_images"
+
+
+def parse_args(model: type[ArgsT], args: dict[str, Any]) -> ArgsT:
+    """Validate CLI args into ``model``; any problem becomes one :class:`InputError` line."""
+    try:
+        return model(**args)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"-a {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise InputError(f"bad experiment arguments: {problems}") from None

@@ -1,0 +1,230 @@
+"""The benchmark experiment: chip, train, predict, eval, bundle, POSTPROCESS.
+
+Run PREPROCESS (``benchmark.experiments.split_images``) first, with the same ``root_uri`` and
+scene ids, then::
+
+    rastervision run local benchmark.experiments.benchmark \
+        chip train predict eval bundle POSTPROCESS \
+        -a root_uri ROOT -a experiment_id ID -a train_stac_uri CATALOG \
+        -a test_stac_uri TEST_CATALOG -a test_img_dir TEST_DIR [-s 10]
+
+Defaults reproduce the original benchmark (ResNet-18 backbone, 300 px sliding-window chips
+with stride 300, batch 8, 6 epochs, lr 1e-4, one-cycle schedule); every knob is an ``-a``
+argument, documented on :class:`BenchmarkArgs`.
+"""
+
+import logging
+import random
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from rastervision.core.data import (
+    ClassConfig,
+    ClassInferenceTransformerConfig,
+    DatasetConfig,
+    GeoJSONVectorSourceConfig,
+    RasterioSourceConfig,
+    RasterizedSourceConfig,
+    RasterizerConfig,
+    SceneConfig,
+    SemanticSegmentationLabelSourceConfig,
+)
+from rastervision.core.rv_pipeline import SemanticSegmentationChipOptions, WindowSamplingConfig
+from rastervision.pytorch_backend import PyTorchSemanticSegmentationConfig
+from rastervision.pytorch_learner import SemanticSegmentationImageDataConfig
+
+from benchmark.augmentation import build_aug_transform
+from benchmark.aux.preprocess_config import scene_split_dir
+from benchmark.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
+from benchmark.experiments.args import SceneArgs, parse_args
+from benchmark.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
+from benchmark.pipeline_config import BenchmarkConfig, InferenceConfig, TestChipConfig
+from benchmark.split_scene import read_scene_split
+from benchmark.stac import list_test_chips, read_training_scenes, select_scenes
+
+log = logging.getLogger(__name__)
+
+
+class BenchmarkArgs(SceneArgs):
+    """Arguments of ``benchmark.experiments.benchmark`` (all optional but ``root_uri``)."""
+
+    experiment_id: str = Field("benchmark", description="Names this run's outputs.")
+    test_stac_uri: str | None = Field(None, description="Test-set STAC catalog.json.")
+    test_img_dir: str | None = Field(
+        None, description="Test chips {id}/{id}.tif (default: beside test_stac_uri)."
+    )
+    test: bool = Field(False, description="Tiny quick run: few chips, 1 epoch, 5 test chips.")
+    seed: int = Field(0, description="Seed for every random choice the experiment makes.")
+    # Chips (training data).
+    chip_method: Literal["sliding", "random"] = Field(
+        "sliding", description="sliding (original) or random windows."
+    )
+    chip_sz: int = Field(300, gt=0, description="Chip side in pixels (training input size).")
+    stride: int | None = Field(None, gt=0, description="Sliding stride (default chip_sz).")
+    chips_per_scene: int = Field(
+        100, gt=0, description="Random chips per training window (chip_method random)."
+    )
+    random_sz_min: int | None = Field(
+        None, gt=0, description="Random chips: smallest window side before resizing to chip_sz."
+    )
+    random_sz_max: int | None = Field(
+        None, gt=0, description="Random chips: largest window side before resizing to chip_sz."
+    )
+    # Training.
+    batch_sz: int = Field(8, gt=0, description="Training batch size.")
+    num_epochs: int = Field(6, gt=0, description="Training epochs.")
+    lr: float = Field(1e-4, gt=0, description="Peak learning rate.")
+    one_cycle: bool = Field(True, description="One-cycle learning-rate schedule.")
+    model: Literal["unet", "fpn"] = Field("unet", description="Decoder architecture.")
+    encoder: str = Field("resnet18", description="Encoder network.")
+    pretrained: bool = Field(True, description="ImageNet encoder weights (needs internet).")
+    loss: str = Field("ce", description="ce, dice, lovasz or a sum such as ce+dice.")
+    aug: str = Field("d4", description="Augmentation preset: none, d4, color, scale.")
+    num_workers: int = Field(2, ge=0, description="DataLoader worker processes.")
+    # Prediction and evaluation.
+    predict_chip_sz: int = Field(1024, gt=0, description="Scene prediction window side.")
+    predict_overlap: int = Field(0, ge=0, description="Overlap of prediction windows (pixels).")
+    predict_batch_sz: int = Field(4, gt=0, description="Prediction batch size.")
+    fast: bool = Field(True, description="Fast inference path (bf16 / AMP).")
+    tta: bool = Field(False, description="8-fold flip/rotate test-time augmentation.")
+    tune_threshold: bool = Field(False, description="Pick the threshold on validation scenes.")
+    test_chip_size: int = Field(1024, gt=0, description="Expected test chip side.")
+
+    @model_validator(mode="after")
+    def _check_random_sizes(self) -> "BenchmarkArgs":
+        if self.random_sz_min and self.random_sz_max and self.random_sz_min >= self.random_sz_max:
+            raise ValueError("random_sz_min must be below random_sz_max")
+        return self
+
+
+def _scene_configs(args: BenchmarkArgs, keys: list[str]) -> tuple[list[SceneConfig], dict]:
+    """RV scenes for every PREPROCESS window of the scenes ``keys``, and window -> scene key."""
+    scenes, scene_keys = [], {}
+    for key in keys:
+        area, scene_id = key.split("/")
+        split = read_scene_split(scene_split_dir(args.get_split_dir(), area, scene_id))
+        vector_source = GeoJSONVectorSourceConfig(
+            uris=[split.label_uri],
+            transformers=[ClassInferenceTransformerConfig(default_class_id=BUILDING)],
+        )
+        label_source = SemanticSegmentationLabelSourceConfig(
+            raster_source=RasterizedSourceConfig(
+                vector_source=vector_source,
+                rasterizer_config=RasterizerConfig(background_class_id=NO_BUILDING),
+            )
+        )
+        for window in split.windows:
+            window_id = window.uri.rsplit("/", 1)[-1].removesuffix(".tif")
+            scenes.append(
+                SceneConfig(
+                    id=window_id,
+                    raster_source=RasterioSourceConfig(uris=[window.uri], channel_order=[0, 1, 2]),
+                    label_source=label_source,
+                )
+            )
+            scene_keys[window_id] = key
+    return scenes, scene_keys
+
+
+def _chip_options(
+    args: BenchmarkArgs, train_scenes: list[SceneConfig], valid_scenes: list[SceneConfig]
+) -> SemanticSegmentationChipOptions:
+    """Training windows chipped as asked; validation windows always by a sliding window.
+
+    Sliding validation chips cover each validation window once, so the per-epoch validation
+    metrics are deterministic and cheap however many random training chips are drawn.
+    """
+    sliding = WindowSamplingConfig(
+        method="sliding", size=args.chip_sz, stride=args.stride or args.chip_sz
+    )
+    train_sampling = sliding
+    if args.chip_method == "random" or args.test:
+        size_lims = None
+        if args.random_sz_min and args.random_sz_max:
+            size_lims = (args.random_sz_min, args.random_sz_max + 1)
+        train_sampling = WindowSamplingConfig(
+            method="random",
+            size=args.chip_sz,
+            size_lims=size_lims,
+            max_windows=10 if args.test else args.chips_per_scene,
+        )
+    sampling = {s.id: train_sampling for s in train_scenes}
+    sampling.update({s.id: sliding for s in valid_scenes})
+    # Drop chips that are mostly outside the imagery (alpha 0 reads as black, label 0).
+    return SemanticSegmentationChipOptions(sampling=sampling, nodata_threshold=0.5)
+
+
+def _test_chips(args: BenchmarkArgs) -> list[TestChipConfig]:
+    if not (args.test_stac_uri or args.test_img_dir):
+        log.warning("No test_stac_uri / test_img_dir: no submission will be made.")
+        return []
+    chips = list_test_chips(args.test_stac_uri, args.test_img_dir)
+    if args.test:
+        chips = chips[:5]
+    return [TestChipConfig(id=c.id, uri=c.uri) for c in chips]
+
+
+def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
+    """Build the benchmark pipeline config from ``-a`` arguments (see :class:`BenchmarkArgs`).
+
+    Args:
+        runner: RV runner name (unused: the same config serves every runner).
+        **kwargs: the ``-a`` arguments; ``root_uri`` is required.
+    """
+    args = parse_args(BenchmarkArgs, kwargs)
+    rng = random.Random(args.seed)
+    experiment_id = args.experiment_id + ("-TEST" if args.test else "")
+    catalog = read_training_scenes(args.train_stac_uri)
+    train_keys = [s.key for s in select_scenes(catalog, args.train_ids, args.train_stac_uri)]
+    valid_keys = [s.key for s in select_scenes(catalog, args.valid_ids, args.train_stac_uri)]
+    train_scenes, train_map = _scene_configs(args, train_keys)
+    valid_scenes, valid_map = _scene_configs(args, valid_keys)
+    if args.test:
+        train_scenes = rng.sample(train_scenes, min(3, len(train_scenes)))
+        valid_scenes = rng.sample(valid_scenes, min(3, len(valid_scenes)))
+
+    class_config = ClassConfig(
+        names=list(CLASS_NAMES), colors=list(CLASS_COLORS), null_class=CLASS_NAMES[NO_BUILDING]
+    )
+    data = SemanticSegmentationImageDataConfig(
+        img_sz=args.chip_sz,
+        num_workers=args.num_workers,
+        aug_transform=build_aug_transform(args.aug, args.chip_sz),
+    )
+    backend = PyTorchSemanticSegmentationConfig(
+        data=data,
+        model=BenchmarkModelConfig(
+            arch=args.model, encoder=args.encoder, pretrained=args.pretrained
+        ),
+        solver=BenchmarkSolverConfig(
+            lr=args.lr,
+            num_epochs=1 if args.test else args.num_epochs,
+            batch_sz=2 if args.test else args.batch_sz,
+            one_cycle=args.one_cycle,
+            loss=args.loss,
+        ),
+        log_tensorboard=False,
+        run_tensorboard=False,
+    )
+    return BenchmarkConfig(
+        root_uri=args.root_uri,
+        experiment_id=experiment_id,
+        dataset=DatasetConfig(
+            class_config=class_config,
+            train_scenes=train_scenes,
+            validation_scenes=valid_scenes,
+        ),
+        backend=backend,
+        chip_options=_chip_options(args, train_scenes, valid_scenes),
+        scene_keys={**train_map, **valid_map},
+        test_chips=_test_chips(args),
+        test_chip_size=args.test_chip_size,
+        inference=InferenceConfig(
+            chip_sz=args.predict_chip_sz,
+            overlap=args.predict_overlap,
+            batch_sz=args.predict_batch_sz,
+            fast=args.fast,
+            tta=args.tta,
+        ),
+        tune_threshold=args.tune_threshold,
+    )

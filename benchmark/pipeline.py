@@ -1,0 +1,92 @@
+"""The benchmark pipeline: RV's chip/train/bundle plus our predict, eval and POSTPROCESS.
+
+RV 0.31's own ``predict`` holds whole scenes in memory and cannot write chips without
+georeferencing, and its ``eval`` reports no Jaccard. Ours predict by windows (validation
+scenes) and in batches (test chips), and evaluate with the competition's micro Jaccard.
+"""
+
+import logging
+import tempfile
+
+from rastervision.core.rv_pipeline import SemanticSegmentation
+from torch import nn
+
+from benchmark.aux.postprocess import write_submission
+from benchmark.bundle import add_bundle_info, load_learner_model
+from benchmark.evaluate import evaluate_validation, read_decision_threshold
+from benchmark.inference import InferenceOptions, predict_chip_folder, predict_scene
+from benchmark.pipeline_config import BenchmarkConfig
+from benchmark.stac import ChipRef
+from benchmark.work_split import share_of_work
+
+log = logging.getLogger(__name__)
+
+
+class BenchmarkPipeline(SemanticSegmentation):
+    """Semantic segmentation of buildings, ending in a competition submission."""
+
+    commands = ["chip", "train", "predict", "eval", "bundle", "POSTPROCESS"]
+    split_commands = ["chip", "predict"]
+    gpu_commands = ["train", "predict"]
+    config: BenchmarkConfig
+
+    def _load_model(self) -> nn.Module:
+        return load_learner_model(f"{self.config.train_uri}/model-bundle.zip", self.tmp_dir)
+
+    def _inference_options(self) -> InferenceOptions:
+        inf = self.config.inference
+        return InferenceOptions(batch_size=inf.batch_sz, fast=inf.fast, tta=inf.tta)
+
+    def predict(self, split_ind: int = 0, num_splits: int = 1) -> None:
+        """Write building probabilities for this split's validation windows and test chips."""
+        cfg = self.config
+        scenes = share_of_work(cfg.dataset.validation_scenes, split_ind, num_splits)
+        chips = share_of_work(cfg.test_chips, split_ind, num_splits)
+        if not scenes and not chips:
+            return
+        model = self._load_model()
+        options = self._inference_options()
+        for scene in scenes:
+            predict_scene(
+                model,
+                scene.raster_source.uris[0],
+                f"{cfg.predict_uri}/{scene.id}.tif",
+                options,
+                chip_sz=cfg.inference.chip_sz,
+                overlap=cfg.inference.overlap,
+            )
+        if chips:
+            report = predict_chip_folder(
+                model,
+                [ChipRef(id=c.id, uri=c.uri) for c in chips],
+                f"{cfg.predict_uri}/test",
+                options,
+                threshold=None,
+                expected_size=cfg.test_chip_size,
+            )
+            log.info("Test chips: %s", report.summary())
+
+    def eval(self) -> None:
+        """Micro Jaccard (and precision/recall/F1) per scene, per city and overall."""
+        evaluate_validation(self.config)
+
+    def bundle(self) -> None:
+        """RV's bundle plus ``benchmark.json`` (the threshold eval chose, the model)."""
+        super().bundle()
+        cfg = self.config
+        model = cfg.backend.model
+        info = {
+            "experiment_id": cfg.experiment_id,
+            "threshold": read_decision_threshold(cfg),
+            "model": {"arch": model.arch, "encoder": model.encoder},
+            "class_names": list(cfg.dataset.class_config.names),
+        }
+        with tempfile.TemporaryDirectory(dir=self.tmp_dir) as tmp_dir:
+            add_bundle_info(cfg.get_model_bundle_uri(), info, tmp_dir)
+
+    def POSTPROCESS(self) -> None:
+        """Threshold the test-chip probabilities into submission masks and pack them."""
+        write_submission(self.config)
+
+    # The original README spells the command in capitals; accept lower case as well.
+    postprocess = POSTPROCESS

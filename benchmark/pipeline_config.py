@@ -1,0 +1,81 @@
+"""Config of the benchmark pipeline: chip, train, predict, eval, bundle, POSTPROCESS."""
+
+from rastervision.core.rv_pipeline import SemanticSegmentationConfig
+from rastervision.pipeline.config import Config, Field, register_config
+from rastervision.pipeline.pipeline import Pipeline
+
+from benchmark.constants import CHIP_SIZE
+from benchmark.model_config import PLUGIN
+
+
+@register_config("benchmark_test_chip", plugin=PLUGIN)
+class TestChipConfig(Config):
+    """One unlabeled, un-georeferenced test chip to predict for the submission."""
+
+    id: str = Field(..., description="Chip id: the submission file is {id}.tif.")
+    uri: str = Field(..., description="The chip's GeoTIFF (local or s3://).")
+
+
+@register_config("benchmark_inference", plugin=PLUGIN)
+class InferenceConfig(Config):
+    """How ``predict`` runs the model on validation scenes and test chips."""
+
+    chip_sz: int = Field(
+        1024, gt=0, description="Window side for scene prediction (the model is fully conv)."
+    )
+    overlap: int = Field(
+        0, ge=0, description="Pixels shared by neighbouring windows, blended smoothly."
+    )
+    batch_sz: int = Field(4, gt=0, description="Windows or chips per forward pass.")
+    fast: bool = Field(
+        True,
+        description="CPU: channels_last + bf16 autocast; CUDA: fp16 AMP. False = plain fp32.",
+    )
+    tta: bool = Field(False, description="Average the 8 flips/rotations (8x the compute).")
+
+
+@register_config("benchmark", plugin=PLUGIN)
+class BenchmarkConfig(SemanticSegmentationConfig):
+    """Configure the benchmark pipeline (see ``benchmark.experiments.benchmark``).
+
+    Train and validation scenes in ``dataset`` are the windows PREPROCESS wrote; test chips are
+    kept out of ``dataset`` because RV's chip and eval cannot handle unlabeled,
+    un-georeferenced images, and are predicted by our own ``predict``.
+    """
+
+    experiment_id: str = Field(..., description="Names this run's outputs under each command.")
+    scene_keys: dict[str, str] = Field(
+        ..., description="RV scene id (a window) -> its catalog scene, area/id."
+    )
+    test_chips: list[TestChipConfig] = Field([], description="Chips to predict for submission.")
+    test_chip_size: int = Field(CHIP_SIZE, gt=0, description="Side of every test chip.")
+    inference: InferenceConfig = Field(InferenceConfig(), description="Prediction settings.")
+    tune_threshold: bool = Field(
+        False,
+        description="Use the threshold that maximizes validation Jaccard instead of 0.5.",
+    )
+    postprocess_uri: str | None = Field(None, description="Submission masks, {id}.tif.")
+    submission_uri: str | None = Field(None, description="The packed submission.tgz.")
+
+    def update(self) -> None:
+        """Put every command's output under ``{root_uri}/{command}/{experiment_id}``."""
+        root = self.root_uri.rstrip("/")
+        exp = self.experiment_id
+        for name in ("analyze", "chip", "train", "predict", "eval", "bundle"):
+            if getattr(self, f"{name}_uri") is None:
+                setattr(self, f"{name}_uri", f"{root}/{name}/{exp}")
+        if self.postprocess_uri is None:
+            self.postprocess_uri = f"{root}/postprocess/{exp}"
+        if self.submission_uri is None:
+            self.submission_uri = f"{root}/submission/{exp}/submission.tgz"
+        super().update()
+
+    def get_config_uri(self) -> str:
+        """One config per experiment, so experiments can share a root."""
+        return f"{self.root_uri.rstrip('/')}/pipeline-config/{self.experiment_id}.json"
+
+    def build(self, tmp_dir: str) -> Pipeline:
+        """The benchmark pipeline."""
+        from benchmark.pipeline import BenchmarkPipeline
+
+        return BenchmarkPipeline(self, tmp_dir)
