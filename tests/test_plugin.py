@@ -1,0 +1,46 @@
+"""The plugin shim registers our configs, so RV can rebuild them from JSON in any runner."""
+
+import subprocess
+import sys
+
+import pytest
+from rastervision.pipeline import registry_
+from rastervision.pipeline.config import build_config
+
+from benchmark.errors import InputError
+from benchmark.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
+from benchmark.pipeline_config import InferenceConfig
+
+
+def test_plugin_is_discovered_with_a_version():
+    assert registry_.get_plugin_version("rastervision.benchmark") == 0
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        BenchmarkModelConfig(arch="fpn", encoder="resnet34", pretrained=False),
+        BenchmarkSolverConfig(loss="ce+dice", lr=1e-3),
+        InferenceConfig(tta=True),
+    ],
+)
+def test_configs_round_trip_through_json(config):
+    rebuilt = build_config(config.dict())
+    assert type(rebuilt).__name__ == type(config).__name__
+    assert rebuilt == config
+
+
+def test_bad_loss_is_rejected_when_the_config_is_validated():
+    with pytest.raises(InputError, match="unknown loss"):
+        BenchmarkSolverConfig(loss="focal").validate_config()
+
+
+def test_input_errors_print_one_line_without_traceback():
+    code = (
+        "import rastervision.pipeline\n"
+        "from benchmark.errors import InputError\n"
+        "raise InputError('data/x.json: not a STAC catalog')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr == "error: data/x.json: not a STAC catalog\n"
