@@ -1,0 +1,78 @@
+"""Reading and writing outputs at URIs (local paths or ``s3://``) without half-written files.
+
+Every output goes through :func:`atomic_output`: it is written to a temporary name and only
+renamed into place (locally) or uploaded whole (S3) when complete, so a killed run never
+leaves a file that a later command or a re-run would accept as finished.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from rastervision.pipeline.file_system import file_exists, file_to_str, upload_or_copy
+
+from benchmark.errors import InputError
+
+# Temporary files start with this, so no glob for outputs ("{id}_{i}.tif") ever matches one.
+TMP_PREFIX = ".tmp-"
+
+
+def is_s3(uri: str) -> bool:
+    """Whether ``uri`` names an S3 object."""
+    return uri.startswith("s3://")
+
+
+@contextmanager
+def atomic_output(uri: str) -> Iterator[str]:
+    """Yield a local path to write ``uri``'s content to; publish it only if the body succeeds.
+
+    Locally the temporary file sits beside the destination, so the final ``os.replace`` is
+    atomic; for S3 it is uploaded in one piece after the body finishes.
+    """
+    suffix = Path(uri).suffix
+    if is_s3(uri):
+        tmp_dir = tempfile.mkdtemp(prefix=TMP_PREFIX)
+        tmp_path = os.path.join(tmp_dir, "out" + suffix)
+        try:
+            yield tmp_path
+            upload_or_copy(tmp_path, uri)
+        finally:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        return
+    parent = os.path.dirname(os.path.abspath(uri))
+    os.makedirs(parent, exist_ok=True)
+    fd, tmp_path = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=parent)
+    os.close(fd)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, uri)
+    except BaseException:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+        raise
+
+
+def uri_exists(uri: str) -> bool:
+    """Whether a file exists at ``uri`` (local or S3)."""
+    return file_exists(uri, include_dir=False)
+
+
+def read_json(uri: str) -> Any:
+    """Parse the JSON at ``uri``; a missing file or bad JSON is an :class:`InputError`."""
+    if not uri_exists(uri):
+        raise InputError(f"{uri}: file not found")
+    try:
+        return json.loads(file_to_str(uri))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputError(f"{uri}: not valid JSON ({exc})") from None
+
+
+def write_json(obj: Any, uri: str) -> None:
+    """Write ``obj`` as indented JSON to ``uri``, atomically."""
+    with atomic_output(uri) as path:
+        Path(path).write_text(json.dumps(obj, indent=2) + "\n")
