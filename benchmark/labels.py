@@ -8,7 +8,7 @@ both), honors ``crs`` and returns shapely geometries in EPSG:4326 lon/lat.
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -180,5 +180,3 @@ def rasterize_labels(
     """One-off :meth:`LabelRasterizer.window`."""
     return LabelRasterizer(geoms_4326, crs).window(transform, shape_hw)
 
-
-WindowRasterizer = Callable[[Affine, tuple[int, int]], np.ndarray]

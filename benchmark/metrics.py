@@ -1,0 +1,140 @@
+"""The competition metric: micro Jaccard, from pixel counts summed over everything scored.
+
+The Open Cities score is the Jaccard index of the building class over all test pixels at once
+(``sum TP / sum (TP + FP + FN)``), not a mean of per-image scores: a big image weighs more than
+a small one. So we keep raw counts per scene and only divide at the end, per scene, per city
+and overall. Counting a histogram of quantized probabilities per class gives the counts at
+every threshold from a single pass over the rasters.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import rasterio
+from affine import Affine
+
+from benchmark.imagery import read_valid_mask
+from benchmark.split_scene import plan_windows
+
+WindowRasterizer = Callable[[Affine, tuple[int, int]], np.ndarray]
+
+
+def _ratio(num: int, den: int) -> float:
+    """Num / den, with 0 / 0 = 1 (nothing to find and nothing found is a perfect score)."""
+    return num / den if den else 1.0
+
+
+@dataclass(frozen=True)
+class ConfusionCounts:
+    """Pixel counts for the building class."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+
+    def __add__(self, other: "ConfusionCounts") -> "ConfusionCounts":
+        return ConfusionCounts(
+            *(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True))
+        )
+
+    def astuple(self) -> tuple[int, int, int, int]:
+        """(tp, fp, fn, tn)."""
+        return (self.tp, self.fp, self.fn, self.tn)
+
+    @property
+    def jaccard(self) -> float:
+        """Intersection over union of predicted and true buildings."""
+        return _ratio(self.tp, self.tp + self.fp + self.fn)
+
+    @property
+    def precision(self) -> float:
+        """Share of predicted building pixels that are buildings."""
+        return _ratio(self.tp, self.tp + self.fp)
+
+    @property
+    def recall(self) -> float:
+        """Share of building pixels found."""
+        return _ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def f1(self) -> float:
+        """Harmonic mean of precision and recall (= Dice)."""
+        return _ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+
+    def to_dict(self) -> dict:
+        """Counts and metrics, for eval.json."""
+        metrics = {m: getattr(self, m) for m in ("jaccard", "precision", "recall", "f1")}
+        return {**metrics, **asdict(self)}
+
+
+def count_confusion(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> ConfusionCounts:
+    """Counts over the ``valid`` pixels of boolean ``pred`` vs ``truth``."""
+    pred, truth = pred[valid].astype(bool), truth[valid].astype(bool)
+    tp = int(np.count_nonzero(pred & truth))
+    fp = int(np.count_nonzero(pred & ~truth))
+    fn = int(np.count_nonzero(~pred & truth))
+    return ConfusionCounts(tp, fp, fn, int(pred.size) - tp - fp - fn)
+
+
+def counts_from_histograms(
+    pos: np.ndarray, neg: np.ndarray, thresholds: Iterable[float]
+) -> dict[float, ConfusionCounts]:
+    """Counts at each threshold from 256-bin histograms of uint8 probabilities.
+
+    ``pos[q]`` / ``neg[q]``: pixels with probability value q that are / are not buildings. A
+    pixel is predicted a building when q > 255 * threshold (as in ``probability_to_mask``).
+    """
+    out = {}
+    for t in thresholds:
+        cut = int(np.floor(255 * t)) + 1  # first q with q > 255 t
+        tp, fn = int(pos[cut:].sum()), int(pos[:cut].sum())
+        fp, tn = int(neg[cut:].sum()), int(neg[:cut].sum())
+        out[t] = ConfusionCounts(tp, fp, fn, tn)
+    return out
+
+
+def evaluate_scene(
+    prob_uri: str,
+    image_uri: str,
+    rasterize_window: WindowRasterizer,
+    thresholds: Iterable[float] = (0.5,),
+    block_size: int = 2048,
+) -> dict[float, ConfusionCounts]:
+    """Counts at each threshold for one scene, reading it block by block.
+
+    Args:
+        prob_uri: uint8 probability raster on the scene's grid (from ``predict``).
+        image_uri: the scene, for its valid-pixel mask (alpha / nodata).
+        rasterize_window: ``(transform, (h, w)) -> uint8 0/1`` true buildings.
+        thresholds: decision thresholds to count at.
+        block_size: block side; bounds memory.
+    """
+    pos = np.zeros(256, dtype=np.int64)
+    neg = np.zeros(256, dtype=np.int64)
+    with rasterio.open(prob_uri) as prob_src, rasterio.open(image_uri) as img_src:
+        if (prob_src.height, prob_src.width) != (img_src.height, img_src.width):
+            raise ValueError(f"{prob_uri} and {image_uri} have different sizes")
+        for window in plan_windows(img_src.width, img_src.height, block_size):
+            prob = prob_src.read(1, window=window)
+            valid = read_valid_mask(img_src, window)
+            truth = rasterize_window(img_src.window_transform(window), prob.shape).astype(bool)
+            pos += np.bincount(prob[valid & truth], minlength=256)
+            neg += np.bincount(prob[valid & ~truth], minlength=256)
+    return counts_from_histograms(pos, neg, list(thresholds))
+
+
+def build_eval_report(per_scene: Mapping[str, ConfusionCounts]) -> dict:
+    """eval.json's metrics: overall (micro), per scene and per city (``area`` of ``area/id``)."""
+    per_city: dict[str, ConfusionCounts] = {}
+    for key, counts in per_scene.items():
+        city = key.split("/")[0]
+        per_city[city] = per_city.get(city, ConfusionCounts()) + counts
+    overall = sum(per_scene.values(), ConfusionCounts())
+    return {
+        "metric": "micro Jaccard of the building class over all valid pixels",
+        "overall": overall.to_dict(),
+        "per_city": {k: v.to_dict() for k, v in sorted(per_city.items())},
+        "per_scene": {k: v.to_dict() for k, v in sorted(per_scene.items())},
+    }
