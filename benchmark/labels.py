@@ -157,8 +157,8 @@ class LabelRasterizer:
     def window(self, transform: Affine, shape_hw: tuple[int, int]) -> np.ndarray:
         """uint8 (H, W): 1 where a building covers the pixel centre, else 0."""
         height, width = shape_hw
-        x0, y0 = transform * (0, 0)
-        x1, y1 = transform * (width, height)
+        x0, y0 = transform @ (0, 0)
+        x1, y1 = transform @ (width, height)
         hits = self.tree.query(box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
         if len(hits) == 0:
             return np.zeros(shape_hw, dtype=np.uint8)
@@ -179,4 +179,3 @@ def rasterize_labels(
 ) -> np.ndarray:
     """One-off :meth:`LabelRasterizer.window`."""
     return LabelRasterizer(geoms_4326, crs).window(transform, shape_hw)
-

@@ -55,7 +55,7 @@ def plot_scene_overlay(
         alpha = alpha_band(src)
         valid = _read_decimated(src, [alpha], shape)[0] == 255 if alpha else np.ones(shape, bool)
         prob = _read_decimated(prob_src, [1], shape)[0]
-        transform = src.transform * src.transform.scale(src.width / shape[1], src.height / shape[0])
+        transform = src.transform @ src.transform.scale(src.width / shape[1], src.height / shape[0])
     truth = rasterize_window(transform, shape).astype(bool)
     pred = probability_to_mask(prob, threshold).astype(bool)
     jaccard = count_confusion(pred, truth, valid).jaccard

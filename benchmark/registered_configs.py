@@ -1,5 +1,5 @@
 """Imports every module that registers a Raster Vision config (run by the plugin shim)."""
 
-import benchmark.aux.preprocess_config  # noqa: F401
-import benchmark.model_config  # noqa: F401
+import benchmark.aux.preprocess_config
+import benchmark.model_config
 import benchmark.pipeline_config  # noqa: F401

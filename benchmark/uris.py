@@ -9,8 +9,9 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ from rastervision.pipeline.file_system import file_exists, file_to_str, upload_o
 
 from benchmark.errors import InputError
 
-# Temporary files start with this, so no glob for outputs ("{id}_{i}.tif") ever matches one.
+# Temporary files start with this (a hidden name), so no glob for outputs ("{id}_{i}.tif",
+# "*.tif") ever matches one, even one left behind by a killed process.
 TMP_PREFIX = ".tmp-"
 
 
@@ -27,17 +29,24 @@ def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
+def _tmp_name(uri: str) -> str:
+    """A unique hidden name that keeps ``uri``'s suffix (GDAL picks drivers by it)."""
+    return f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}-{Path(uri).name}"
+
+
 @contextmanager
 def atomic_output(uri: str) -> Iterator[str]:
     """Yield a local path to write ``uri``'s content to; publish it only if the body succeeds.
 
-    Locally the temporary file sits beside the destination, so the final ``os.replace`` is
-    atomic; for S3 it is uploaded in one piece after the body finishes.
+    Locally the temporary file sits beside the destination (parent directories are created),
+    so the final ``os.replace`` is atomic; for S3 it is written in a temporary directory and
+    uploaded in one piece after the body finishes. If the body raises, the temporary file is
+    removed and nothing is published. The file is not created in advance (``mkstemp`` would
+    leave it readable by its owner only), the body creates it.
     """
-    suffix = Path(uri).suffix
     if is_s3(uri):
         tmp_dir = tempfile.mkdtemp(prefix=TMP_PREFIX)
-        tmp_path = os.path.join(tmp_dir, "out" + suffix)
+        tmp_path = os.path.join(tmp_dir, Path(uri).name)
         try:
             yield tmp_path
             upload_or_copy(tmp_path, uri)
@@ -46,19 +55,18 @@ def atomic_output(uri: str) -> Iterator[str]:
         return
     parent = os.path.dirname(os.path.abspath(uri))
     os.makedirs(parent, exist_ok=True)
-    fd, tmp_path = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=suffix, dir=parent)
-    os.close(fd)
+    tmp_path = os.path.join(parent, _tmp_name(uri))
     try:
         yield tmp_path
         os.replace(tmp_path, uri)
     except BaseException:
-        if os.path.exists(tmp_path):
+        with suppress(FileNotFoundError):
             os.remove(tmp_path)
         raise
 
 
 def uri_exists(uri: str) -> bool:
-    """Whether a file exists at ``uri`` (local or S3)."""
+    """Whether a file (not a directory) exists at ``uri`` (local or S3)."""
     return file_exists(uri, include_dir=False)
 
 

@@ -71,7 +71,7 @@ def _labels_geojson(boxes: list, transform, crs: str, width: int) -> str:
     lines = []
     for i, (r0, c0, r1, c1) in enumerate(boxes):
         corners = [(c0, r0), (c1, r0), (c1, r1), (c0, r1), (c0, r0)]
-        ring = [list(to_wgs84(*(transform * corner))) for corner in corners]
+        ring = [list(to_wgs84(*(transform @ corner))) for corner in corners]
         feature = {
             "type": "Feature",
             "properties": {"osm_id": 1000 + i, "building": "yes"},
