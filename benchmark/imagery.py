@@ -1,36 +1,47 @@
 """Opening scenes and telling imagery from no-data.
 
 Open Cities scenes are RGBA: alpha 255 is imagery, 0 is outside it (RGB is 0 there too).
-Other sources come as RGB with a nodata value, or RGB with no mask at all. Raster Vision
-does not treat alpha 0 as no-data, so we compute the valid mask ourselves.
+Other sources come as RGB with a nodata value, RGB with an internal mask, or RGB with no
+mask at all. Raster Vision does not treat alpha 0 as no-data, so we compute the valid mask
+ourselves.
 """
+
+import warnings
 
 import numpy as np
 import rasterio
-from rasterio.enums import ColorInterp
-from rasterio.errors import RasterioIOError
+from rasterio.enums import ColorInterp, MaskFlags
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
 from benchmark.errors import InputError
 
 
 def open_scene_checked(
-    uri: str, require_georef: bool = True, dtypes: tuple[str, ...] = ("uint8",)
+    uri: str, require_georef: bool = True, allow_dtypes: tuple[str, ...] = ("uint8",)
 ) -> rasterio.DatasetReader:
     """Open ``uri`` with rasterio, or raise a one-line :class:`InputError` saying why not.
 
+    Checking up front turns what would be a confusing failure deep in training (a float
+    raster, a single band, labels that cannot be placed) into one line naming the file.
+
     Args:
         uri: GeoTIFF path or ``s3://`` URI.
-        require_georef: scenes need a CRS (any projected one) to place their labels.
-        dtypes: accepted pixel types (the models are trained on 8-bit imagery).
+        require_georef: scenes need a CRS (any) to place their labels; test chips have none.
+        allow_dtypes: accepted pixel types (the models are trained on 8-bit imagery).
     """
     try:
-        src = rasterio.open(uri)
-    except RasterioIOError as exc:
+        with warnings.catch_warnings():
+            # Test chips have no georeferencing by design; scenes without it are refused below.
+            warnings.simplefilter("ignore", NotGeoreferencedWarning)
+            src = rasterio.open(uri)
+    except RasterioError as exc:
         raise InputError(f"{uri}: cannot read as a raster ({exc})") from None
     problem = None
-    if src.dtypes[0] not in dtypes:
-        problem = f"pixel type {src.dtypes[0]}, expected {'/'.join(dtypes)}"
+    if not set(src.dtypes) <= set(allow_dtypes):
+        problem = (
+            f"pixel type {'/'.join(sorted(set(src.dtypes)))}, expected {'/'.join(allow_dtypes)}"
+        )
     elif src.count < 3:
         problem = f"{src.count} band(s), expected RGB or RGBA"
     elif require_georef and src.crs is None:
@@ -49,16 +60,24 @@ def alpha_band(src: rasterio.DatasetReader) -> int | None:
     return 4 if src.count == 4 else None
 
 
+def has_dataset_mask(src: rasterio.DatasetReader) -> bool:
+    """Whether an internal (or ``.msk``) mask, not alpha or nodata, says where imagery is."""
+    return src.mask_flag_enums[0] == [MaskFlags.per_dataset]
+
+
 def read_valid_mask(src: rasterio.DatasetReader, window: Window | None = None) -> np.ndarray:
     """Boolean (H, W): True where there is imagery.
 
-    RGBA: alpha == 255. RGB with a nodata value: not every band equal to it. Otherwise all True.
+    RGBA: alpha == 255. RGB with a nodata value: not every band equal to it. RGB with an
+    internal mask: mask == 255. Otherwise all True.
     """
     alpha = alpha_band(src)
     if alpha is not None:
         return src.read(alpha, window=window) == 255
     if src.nodata is not None:
         return (src.read([1, 2, 3], window=window) != src.nodata).any(axis=0)
+    if has_dataset_mask(src):
+        return src.read_masks(1, window=window) == 255
     height = int(window.height) if window is not None else src.height
     width = int(window.width) if window is not None else src.width
     return np.ones((height, width), dtype=bool)
