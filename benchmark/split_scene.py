@@ -1,7 +1,7 @@
 """PREPROCESS's work on one scene: cut it into windows small enough to chip in memory.
 
 Windows tile the scene exactly (the original dropped the last row and column of every scene);
-windows without a single valid pixel are skipped. Pixels are copied block by block with
+windows without a single valid pixel are not written. Pixels are copied block by block with
 windowed reads, so memory is bounded by the block size whatever the scene or window size.
 The scene's labels are cleaned once (see :mod:`benchmark.labels`) and written beside the
 windows. ``manifest.json`` is written last and marks the scene complete; window files are
@@ -11,12 +11,13 @@ written atomically, so a re-run after a kill redoes only what is missing.
 import logging
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
 import rasterio
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from benchmark.errors import InputError
-from benchmark.imagery import open_scene_checked, read_valid_mask
+from benchmark.imagery import has_dataset_mask, open_scene_checked, read_valid_mask
 from benchmark.labels import read_building_labels, write_labels_geojson
 from benchmark.stac import SceneRef
 from benchmark.uris import atomic_output, read_json, uri_exists, write_json
@@ -24,19 +25,20 @@ from benchmark.uris import atomic_output, read_json, uri_exists, write_json
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-# Internal tiling of the written windows (and the unit of copying).
-BLOCK_SIZE = 512
+# Internal tiling of the written windows; block_size should be a multiple of it.
+TILE_SIZE = 512
 
 
 @dataclass
 class WindowFile:
-    """One written window: where it is and where it sits in the scene (pixels)."""
+    """One written window: where it is, where it sits in the scene (pixels), its valid pixels."""
 
     uri: str
     col_off: int
     row_off: int
     width: int
     height: int
+    valid_pixels: int
 
 
 @dataclass
@@ -48,8 +50,12 @@ class SceneSplit:
     source_label_uri: str
     label_uri: str
     crs: str
+    width: int
+    height: int
+    split_size: int
+    valid_pixels: int
+    label_report: str
     windows: list[WindowFile] = field(default_factory=list)
-    label_report: str = ""
 
 
 def plan_windows(width: int, height: int, size: int) -> list[Window]:
@@ -72,13 +78,11 @@ def _blocks(window: Window, block: int) -> list[tuple[Window, Window]]:
 
 
 def _has_valid_pixel(src: rasterio.DatasetReader, window: Window, block: int) -> bool:
-    for _, scene_block in _blocks(window, block):
-        if read_valid_mask(src, scene_block).any():
-            return True
-    return False
+    """Whether ``window`` holds imagery; stops reading at the first block that does."""
+    return any(read_valid_mask(src, b).any() for _, b in _blocks(window, block))
 
 
-def _write_window(src: rasterio.DatasetReader, window: Window, uri: str, block: int) -> None:
+def _window_profile(src: rasterio.DatasetReader, window: Window) -> dict:
     profile = src.profile.copy()
     profile.update(
         driver="GTiff",
@@ -86,40 +90,104 @@ def _write_window(src: rasterio.DatasetReader, window: Window, uri: str, block: 
         height=int(window.height),
         transform=src.window_transform(window),
         tiled=True,
-        blockxsize=BLOCK_SIZE,
-        blockysize=BLOCK_SIZE,
+        blockxsize=TILE_SIZE,
+        blockysize=TILE_SIZE,
         compress="deflate",
         predictor=2,
+        interleave="pixel",
         BIGTIFF="IF_SAFER",
     )
-    with atomic_output(uri) as path, rasterio.open(path, "w", **profile) as dst:
+    return profile
+
+
+def _copy_window(
+    src: rasterio.DatasetReader, window: Window, uri: str, block: int, bar: tqdm
+) -> int:
+    """Write ``window`` of ``src`` (all bands, mask and band meanings) to ``uri``.
+
+    Returns:
+        The window's valid pixel count (counted from blocks the GDAL cache already holds).
+    """
+    valid = 0
+    copy_mask = has_dataset_mask(src)
+    with (
+        atomic_output(uri) as path,
+        rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
+        rasterio.open(path, "w", **_window_profile(src, window)) as dst,
+    ):
         dst.colorinterp = src.colorinterp
         for window_block, scene_block in _blocks(window, block):
             dst.write(src.read(window=scene_block), window=window_block)
+            if copy_mask:
+                dst.write_mask(src.read_masks(1, window=scene_block), window=window_block)
+            valid += int(np.count_nonzero(read_valid_mask(src, scene_block)))
+            bar.update(int(scene_block.width * scene_block.height))
+    return valid
+
+
+def _count_existing_window(
+    src: rasterio.DatasetReader, window: Window, uri: str, block: int
+) -> int | None:
+    """Valid pixels of a window file an earlier run wrote, or None if it is not this window.
+
+    Files are written atomically, so one that exists is complete; but a run with another
+    ``split_size`` writes other windows under the same names, so its grid is checked.
+    """
+    with rasterio.open(uri) as old:
+        same = (
+            (old.width, old.height, old.count) == (int(window.width), int(window.height), src.count)
+            and old.crs == src.crs
+            and old.transform.almost_equals(src.window_transform(window))
+        )
+        if not same:
+            return None
+        return sum(
+            int(np.count_nonzero(read_valid_mask(old, b))) for b, _ in _blocks(window, block)
+        )
+
+
+def _write_or_keep_window(
+    src: rasterio.DatasetReader, window: Window, uri: str, block: int, bar: tqdm
+) -> int:
+    """Valid pixel count of the window file ``uri``, written unless an earlier run did."""
+    if uri_exists(uri):
+        valid = _count_existing_window(src, window, uri, block)
+        if valid is not None:
+            log.info("%s exists (earlier run), kept", uri)
+            bar.update(int(window.width * window.height))
+            return valid
+        log.warning("%s holds another window (other split_size?), rewriting it", uri)
+    valid = _copy_window(src, window, uri, block, bar)
+    log.info("wrote %s", uri)
+    return valid
 
 
 def read_scene_split(out_dir: str) -> SceneSplit:
     """The manifest PREPROCESS wrote in ``out_dir``; missing means the scene is not split yet."""
     uri = f"{out_dir.rstrip('/')}/{MANIFEST_NAME}"
     if not uri_exists(uri):
-        raise InputError(
-            f"{uri} missing: run PREPROCESS first (benchmark.experiments.split_images)"
-        )
+        raise InputError(f"{uri} missing: run PREPROCESS first")
     data = read_json(uri)
-    data["windows"] = [WindowFile(**w) for w in data["windows"]]
-    return SceneSplit(**data)
+    try:
+        windows = [WindowFile(**w) for w in data["windows"]]
+        return SceneSplit(**{**data, "windows": windows})
+    except (KeyError, TypeError) as exc:
+        raise InputError(f"{uri}: not a PREPROCESS manifest ({exc})") from None
 
 
 def split_scene(
-    scene: SceneRef, out_dir: str, split_size: int = 9000, block_size: int = 2048
+    scene: SceneRef, out_dir: str, split_size: int = 9000, block_size: int = 1024
 ) -> SceneSplit:
     """Write ``{out_dir}/{id}_{i}.tif`` windows, ``{id}.geojson`` labels and the manifest.
+
+    ``i`` counts the windows holding imagery, in row-major plan order. If the manifest exists
+    the scene is done and only read back; otherwise window files already there are kept.
 
     Args:
         scene: the scene (image and labels) from the STAC catalog.
         out_dir: the scene's output directory (local or ``s3://``).
         split_size: maximum window side in pixels.
-        block_size: side of the blocks copied at a time: bounds memory.
+        block_size: side of the blocks read at a time: bounds memory.
     """
     out_dir = out_dir.rstrip("/")
     manifest_uri = f"{out_dir}/{MANIFEST_NAME}"
@@ -127,42 +195,53 @@ def split_scene(
         log.info("%s: already split (%s exists), skipping", scene.key, manifest_uri)
         return read_scene_split(out_dir)
 
-    geoms, report = read_building_labels(scene.label_uri)
-    label_uri = f"{out_dir}/{scene.id}.geojson"
-    write_labels_geojson(geoms, label_uri)
-
     with open_scene_checked(scene.image_uri) as src:
+        geoms, report = read_building_labels(scene.label_uri)
+        label_uri = f"{out_dir}/{scene.id}.geojson"
+        write_labels_geojson(geoms, label_uri)
+        log.info("%s: labels: %s", scene.key, report.summary())
+
         windows = plan_windows(src.width, src.height, split_size)
+        log.info(
+            "%s: %dx%d px in %d window(s) of at most %d px",
+            scene.key, src.width, src.height, len(windows), split_size,
+        )  # fmt: skip
         split = SceneSplit(
             scene=scene.key,
             image_uri=scene.image_uri,
             source_label_uri=scene.label_uri,
             label_uri=label_uri,
             crs=src.crs.to_string(),
+            width=src.width,
+            height=src.height,
+            split_size=split_size,
+            valid_pixels=0,
             label_report=report.summary(),
         )
-        skipped = 0
-        for window in tqdm(windows, desc=f"PREPROCESS {scene.key}", unit="window"):
-            if not _has_valid_pixel(src, window, block_size):
-                continue
-            uri = f"{out_dir}/{scene.id}_{len(split.windows)}.tif"
-            if uri_exists(uri):
-                skipped += 1
-            else:
-                _write_window(src, window, uri, block_size)
-            split.windows.append(
-                WindowFile(
-                    uri,
-                    int(window.col_off),
-                    int(window.row_off),
-                    int(window.width),
-                    int(window.height),
+        with tqdm(
+            total=src.width * src.height, desc=f"PREPROCESS {scene.key}", unit="px", unit_scale=True
+        ) as bar:
+            for n, window in enumerate(windows, start=1):
+                if not _has_valid_pixel(src, window, block_size):
+                    log.info("%s: window %d/%d has no imagery", scene.key, n, len(windows))
+                    bar.update(int(window.width * window.height))
+                    continue
+                uri = f"{out_dir}/{scene.id}_{len(split.windows)}.tif"
+                valid = _write_or_keep_window(src, window, uri, block_size, bar)
+                split.windows.append(
+                    WindowFile(
+                        uri=uri,
+                        col_off=int(window.col_off),
+                        row_off=int(window.row_off),
+                        width=int(window.width),
+                        height=int(window.height),
+                        valid_pixels=valid,
+                    )
                 )
-            )
-    if skipped:
-        log.info("%s: %d window(s) were already written, kept them", scene.key, skipped)
+                split.valid_pixels += valid
     write_json(asdict(split), manifest_uri)
     log.info(
-        "%s: %d window(s) of %d written to %s", scene.key, len(split.windows), len(windows), out_dir
-    )
+        "%s: %d of %d window(s), %d valid px, in %s",
+        scene.key, len(split.windows), len(windows), split.valid_pixels, out_dir,
+    )  # fmt: skip
     return split

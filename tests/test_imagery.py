@@ -1,54 +1,37 @@
 """Checked scene opening and valid-pixel masks, on tiny generated GeoTIFFs."""
 
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
-from affine import Affine
 from rasterio.enums import ColorInterp
-from rasterio.errors import NotGeoreferencedWarning
 from rasterio.windows import Window
 
 from benchmark.errors import InputError
 from benchmark.imagery import alpha_band, open_scene_checked, read_rgb, read_valid_mask
+from tests.rasters import write_raster
 
 CRS = "EPSG:32636"
-TRANSFORM = Affine(0.075, 0, 454788.225, 0, -0.075, 38859.0)
 
 
-def write_raster(
+def write_scene(
     path: Path,
     data: np.ndarray,
-    crs: str | None = CRS,
-    nodata: float | None = None,
     colorinterp: list[ColorInterp] | None = None,
     mask: np.ndarray | None = None,
-    block: int | None = None,
+    **kwargs,
 ) -> str:
-    """Write (bands, H, W) ``data`` as a GeoTIFF (tiled by ``block`` if given); return its path."""
-    profile = dict(
-        driver="GTiff",
-        width=data.shape[2],
-        height=data.shape[1],
-        count=data.shape[0],
-        dtype=data.dtype,
-        nodata=nodata,
-    )
-    if crs:
-        profile.update(crs=crs, transform=TRANSFORM)
-    if block:
-        profile.update(tiled=True, blockxsize=block, blockysize=block)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", NotGeoreferencedWarning)  # chips have no georeferencing
-        with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
-            dst.write(data)
-            if colorinterp:
-                dst.colorinterp = colorinterp
-            if mask is not None:
-                dst.write_mask(mask.astype(np.uint8) * 255)
-    return str(path)
+    """:func:`tests.rasters.write_raster`, then band meanings and an internal mask if given."""
+    uri = write_raster(path, data, **kwargs)
+    if colorinterp is None and mask is None:
+        return uri
+    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(uri, "r+") as dst:
+        if colorinterp:
+            dst.colorinterp = colorinterp
+        if mask is not None:
+            dst.write_mask(mask.astype(np.uint8) * 255)
+    return uri
 
 
 def random_pixels(bands: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -61,12 +44,12 @@ RGBA = [ColorInterp.red, ColorInterp.green, ColorInterp.blue, ColorInterp.alpha]
 
 class TestOpenSceneChecked:
     def test_opens_a_georeferenced_rgba_scene(self, tmp_path):
-        uri = write_raster(tmp_path / "s.tif", random_pixels(4, 8, 8))
+        uri = write_scene(tmp_path / "s.tif", random_pixels(4, 8, 8))
         with open_scene_checked(uri) as src:
             assert src.count == 4 and src.crs.to_string() == CRS
 
     def test_any_crs_is_accepted(self, tmp_path):
-        uri = write_raster(tmp_path / "s.tif", random_pixels(3, 8, 8), crs="EPSG:4326")
+        uri = write_scene(tmp_path / "s.tif", random_pixels(3, 8, 8), crs="EPSG:4326")
         open_scene_checked(uri).close()
 
     @pytest.mark.parametrize(
@@ -79,7 +62,7 @@ class TestOpenSceneChecked:
         ],
     )
     def test_rejects_with_one_line_naming_the_file(self, tmp_path, data, crs, problem):
-        uri = write_raster(tmp_path / "bad.tif", data, crs=crs)
+        uri = write_scene(tmp_path / "bad.tif", data, crs=crs)
         with pytest.raises(InputError, match=rf"^{tmp_path}/bad\.tif: {problem}") as err:
             open_scene_checked(uri)
         assert "\n" not in str(err.value)
@@ -92,9 +75,9 @@ class TestOpenSceneChecked:
             open_scene_checked(str(tmp_path / "text.tif"))
 
     def test_chips_need_no_crs_and_dtypes_can_be_allowed(self, tmp_path):
-        chip = write_raster(tmp_path / "chip.tif", random_pixels(4, 8, 8), crs=None)
+        chip = write_scene(tmp_path / "chip.tif", random_pixels(4, 8, 8), crs=None)
         open_scene_checked(chip, require_georef=False).close()
-        wide = write_raster(tmp_path / "wide.tif", np.zeros((3, 4, 4), np.uint16))
+        wide = write_scene(tmp_path / "wide.tif", np.zeros((3, 4, 4), np.uint16))
         open_scene_checked(wide, allow_dtypes=("uint8", "uint16")).close()
 
 
@@ -104,7 +87,7 @@ class TestReadValidMask:
         data[3] = 255
         data[3, :2, :3] = 0
         data[3, 5, 9] = 128  # partly transparent is not imagery
-        uri = write_raster(tmp_path / "s.tif", data, colorinterp=RGBA)
+        uri = write_scene(tmp_path / "s.tif", data, colorinterp=RGBA)
         with rasterio.open(uri) as src:
             assert alpha_band(src) == 4
             np.testing.assert_array_equal(read_valid_mask(src), data[3] == 255)
@@ -115,7 +98,7 @@ class TestReadValidMask:
         data = random_pixels(5, 4, 4)
         data[4] = 0
         data[4, 0, 0] = 255
-        uri = write_raster(
+        uri = write_scene(
             tmp_path / "a.tif",
             data,
             colorinterp=[*RGBA[:3], ColorInterp.undefined, ColorInterp.alpha],
@@ -123,7 +106,7 @@ class TestReadValidMask:
         with rasterio.open(uri) as src:
             assert alpha_band(src) == 5
             assert read_valid_mask(src).sum() == 1
-        uri = write_raster(tmp_path / "b.tif", data[:4])
+        uri = write_scene(tmp_path / "b.tif", data[:4])
         with rasterio.open(uri) as src:
             assert alpha_band(src) == 4
 
@@ -131,7 +114,7 @@ class TestReadValidMask:
         data = random_pixels(3, 5, 5)
         data[:, 0, 0] = 0
         data[0, 1, 1] = 0  # one band at nodata: still imagery
-        uri = write_raster(tmp_path / "s.tif", data, nodata=0)
+        uri = write_scene(tmp_path / "s.tif", data, nodata=0)
         with rasterio.open(uri) as src:
             assert alpha_band(src) is None
             expected = np.ones((5, 5), bool)
@@ -140,12 +123,12 @@ class TestReadValidMask:
 
     def test_rgb_with_internal_mask(self, tmp_path):
         valid = np.random.default_rng(1).random((6, 7)) > 0.3
-        uri = write_raster(tmp_path / "s.tif", random_pixels(3, 6, 7), mask=valid)
+        uri = write_scene(tmp_path / "s.tif", random_pixels(3, 6, 7), mask=valid)
         with rasterio.open(uri) as src:
             np.testing.assert_array_equal(read_valid_mask(src), valid)
 
     def test_rgb_without_mask_is_all_valid(self, tmp_path):
-        uri = write_raster(tmp_path / "s.tif", random_pixels(3, 6, 7))
+        uri = write_scene(tmp_path / "s.tif", random_pixels(3, 6, 7))
         with rasterio.open(uri) as src:
             assert read_valid_mask(src).all() and read_valid_mask(src).shape == (6, 7)
             assert read_valid_mask(src, Window(5, 4, 2, 2)).shape == (2, 2)
@@ -153,7 +136,7 @@ class TestReadValidMask:
 
 def test_read_rgb_drops_alpha(tmp_path):
     data = random_pixels(4, 5, 6)
-    uri = write_raster(tmp_path / "s.tif", data, colorinterp=RGBA)
+    uri = write_scene(tmp_path / "s.tif", data, colorinterp=RGBA)
     with rasterio.open(uri) as src:
         np.testing.assert_array_equal(read_rgb(src), data[:3])
         np.testing.assert_array_equal(read_rgb(src, Window(1, 2, 3, 3)), data[:3, 2:5, 1:4])
