@@ -44,3 +44,15 @@ def test_input_errors_print_one_line_without_traceback():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr == "error: data/x.json: not a STAC catalog\n"
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["stac", "labels", "split_scene", "inference", "pipeline", "experiments.benchmark", "bundle"],
+)
+def test_any_module_imports_first(module):
+    """Loading the plugin while one of our modules is half-imported must not be a cycle."""
+    result = subprocess.run(
+        [sys.executable, "-c", f"import benchmark.{module}"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-2000:]

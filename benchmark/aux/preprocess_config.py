@@ -1,11 +1,20 @@
-"""Config of the PREPROCESS pipeline (``benchmark.experiments.split_images``)."""
+"""Config of the PREPROCESS pipeline (``benchmark.experiments.split_images``).
+
+This module is imported while Raster Vision loads its plugins, so it must not import library
+modules that import Raster Vision themselves (``benchmark.stac``): that would be a cycle when a
+user imports such a module first.
+"""
+
+from typing import TYPE_CHECKING
 
 from rastervision.pipeline.config import Config, Field, register_config
 from rastervision.pipeline.pipeline import Pipeline
 from rastervision.pipeline.pipeline_config import PipelineConfig
 
 from benchmark.model_config import PLUGIN
-from benchmark.stac import SceneRef
+
+if TYPE_CHECKING:
+    from benchmark.stac import SceneRef
 
 
 @register_config("benchmark_scene_source", plugin=PLUGIN)
@@ -18,12 +27,14 @@ class SceneSourceConfig(Config):
     label_uri: str = Field(..., description="The scene's building footprints (GeoJSON).")
 
     @classmethod
-    def from_ref(cls, ref: SceneRef) -> "SceneSourceConfig":
+    def from_ref(cls, ref: "SceneRef") -> "SceneSourceConfig":
         """Config for a scene read from the STAC catalog."""
         return cls(area=ref.area, id=ref.id, image_uri=ref.image_uri, label_uri=ref.label_uri)
 
-    def to_ref(self) -> SceneRef:
+    def to_ref(self) -> "SceneRef":
         """Back to the plain STAC scene reference the library functions take."""
+        from benchmark.stac import SceneRef
+
         return SceneRef(
             area=self.area, id=self.id, image_uri=self.image_uri, label_uri=self.label_uri
         )
