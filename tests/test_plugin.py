@@ -48,7 +48,7 @@ def test_input_errors_print_one_line_without_traceback():
 
 @pytest.mark.parametrize(
     "module",
-    ["stac", "labels", "split_scene", "inference", "pipeline", "experiments.benchmark", "bundle"],
+    ["stac", "inference", "experiments.benchmark"],
 )
 def test_any_module_imports_first(module):
     """Loading the plugin while one of our modules is half-imported must not be a cycle."""

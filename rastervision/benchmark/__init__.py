@@ -14,7 +14,7 @@ def register_plugin(registry) -> None:
     """Register the benchmark configs with Raster Vision."""
     registry.set_plugin_version(PLUGIN_NAME, PLUGIN_VERSION)
 
-    from benchmark.errors import install_excepthook
+    from benchmark import cli_output
 
-    install_excepthook()
+    cli_output.install()
     import benchmark.registered_configs  # noqa: F401
