@@ -19,7 +19,12 @@ from typing import Any
 
 import pystac
 from pystac.stac_io import DefaultStacIO
-from rastervision.pipeline.file_system import file_exists, file_to_str, list_paths
+from rastervision.pipeline.file_system import (
+    NotReadableError,
+    file_exists,
+    file_to_str,
+    list_paths,
+)
 
 from benchmark.errors import InputError
 
@@ -81,8 +86,8 @@ def _walk_items(catalog: pystac.Catalog, uri: str) -> list[tuple[str, pystac.Ite
     try:
         for child in catalog.get_children():
             found.extend((child.id, item) for item in child.get_items())
-    except FileNotFoundError as exc:
-        raise InputError(f"{uri}: a link does not resolve ({exc.filename or exc})") from None
+    except (FileNotFoundError, NotReadableError, pystac.STACError) as exc:
+        raise InputError(f"{uri}: a link does not resolve ({exc})") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"{uri}: a linked STAC file is not JSON ({exc})") from None
     return found

@@ -45,7 +45,7 @@ def test_sigkill_then_rerun_completes_from_where_it_stopped(tmp_path):
     rerun = _preprocess(catalog, root, tmp_path)
     output = rerun.communicate(timeout=300)[0]
     assert rerun.returncode == 0, output[-3000:]
-    assert "already" in output  # it says what it skipped
+    assert "(earlier run), kept" in output  # it says what it reused
 
     for key in (catalog.train_keys[0], catalog.valid_keys[0]):
         split = read_scene_split(str(root / "split_images" / key))

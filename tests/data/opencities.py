@@ -46,6 +46,9 @@ def _link(rel: str, href: str) -> dict:
 
 def _write_json(path: Path, obj: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    if "type" not in obj and not obj["stac_version"].startswith("0."):
+        # STAC 1.x catalogs and collections say what they are (0.8 ones do not).
+        obj = {"type": "Collection" if "extent" in obj else "Catalog", **obj}
     path.write_text(json.dumps(obj, indent=4))
 
 
@@ -54,7 +57,8 @@ def _scene_pixels(rng: np.random.Generator, height: int, width: int) -> tuple[np
     ground = rng.integers(40, 110, (3, height, width), dtype=np.uint8)
     boxes = []
     for _ in range(max(2, height * width // 900)):
-        h, w = rng.integers(6, 16, 2)
+        biggest = max(2, min(16, height // 2, width // 2))  # tiny chips get tiny roofs
+        h, w = rng.integers(max(1, min(6, biggest - 1)), biggest, 2)
         r0, c0 = rng.integers(0, height - h), rng.integers(0, width - w)
         boxes.append((int(r0), int(c0), int(r0 + h), int(c0 + w)))
         ground[:, r0 : r0 + h, c0 : c0 + w] = rng.integers(190, 250, (3, 1, 1), dtype=np.uint8)
