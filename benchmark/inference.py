@@ -1,37 +1,53 @@
-"""Running the model: batched chips, windowed scenes, and the fast paths that matter.
+"""Running the model: batched test chips, windowed scenes, and the fast paths that matter.
 
-The model is the whole bill (a 1024 px chip costs seconds on a CPU, reading it ~10 ms), so the
-code around it must add almost nothing: chips are decoded in a DataLoader worker while the
-model runs, outputs are written by a background thread, and the model runs in the fastest
-mode the hardware has (see :func:`plan_execution`). Scenes are predicted window by window,
-one strip of windows at a time, so memory is bounded by the strip, not the scene.
+The model is the whole bill (a 1024 px chip costs seconds on a CPU, decoding it ~10 ms), so the
+code around it must add almost nothing: chips are decoded in a DataLoader worker and scene
+windows in a reader thread while the model runs, outputs are quantized and written by a
+background thread, and the model runs in the fastest mode the hardware has (see
+:func:`select_execution`). Scenes are predicted one strip of windows at a time, so memory is
+bounded by a strip, not the scene.
 
 Probabilities are stored as uint8 ``round(255 * P(building))``; a pixel is a building when
 that value exceeds ``255 * threshold`` (:func:`probability_to_mask`), everywhere: folder
-predict, POSTPROCESS and eval use that one rule.
+predict, POSTPROCESS, eval and the plots use that one rule.
 """
 
 import logging
 import os
+import queue
+import threading
+import time
+from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import numpy as np
 import rasterio
 import torch
 from rasterio.windows import Window
+from rastervision.pipeline.file_system import list_paths
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from benchmark.imagery import open_scene_checked, read_rgb, read_valid_mask
-from benchmark.stac import ChipRef
 from benchmark.submission import write_mask
-from benchmark.uris import atomic_output, uri_exists
+from benchmark.uris import TMP_PREFIX, atomic_output, is_s3, uri_exists
 
 log = logging.getLogger(__name__)
+
+# Output tiles of scene probability rasters; strips are written in multiples of it, so no
+# compressed tile is ever written twice.
+SCENE_BLOCK = 256
+# U-Net-style encoders downsample 5 times: window sides must be multiples of 2 ** 5.
+SIZE_MULTIPLE = 32
+# Chip outputs waiting for the writer thread, in batches: bounds memory if writing stalls.
+MAX_PENDING_BATCHES = 2
+
+T = TypeVar("T")
 
 
 def probability_to_mask(prob_u8: np.ndarray, threshold: float) -> np.ndarray:
@@ -44,15 +60,26 @@ def quantize(prob: np.ndarray) -> np.ndarray:
     return np.rint(np.clip(prob, 0.0, 1.0) * 255).astype(np.uint8)
 
 
-@dataclass
+@dataclass(frozen=True)
 class InferenceOptions:
-    """How to run the model."""
+    """How to run the model.
 
-    device: str = "auto"  # "auto": CUDA when available, else CPU
-    fast: bool = True  # the hardware's fast path (see plan_execution); False = plain fp32
+    Attributes:
+        device: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
+        fast: the hardware's fast path (see :func:`select_execution`); False = plain fp32.
+        batch_size: chips or windows per forward pass.
+        tta: average the 8 flips/rotations of the input (8x the compute).
+        num_threads: torch CPU threads; None = torch's default (all cores).
+        num_workers: chip-decoding processes for folder prediction (0 = decode in the main
+            process, without overlap).
+    """
+
+    device: str = "auto"
+    fast: bool = True
     batch_size: int = 4
-    tta: bool = False  # average the 8 flips/rotations of the input (8x the compute)
-    num_threads: int | None = None  # torch CPU threads; None = all cores
+    tta: bool = False
+    num_threads: int | None = None
+    num_workers: int = 1
 
 
 @dataclass(frozen=True)
@@ -63,24 +90,35 @@ class ExecutionPlan:
     channels_last: bool
     autocast_dtype: torch.dtype | None
 
+    @property
+    def is_cuda(self) -> bool:
+        """Whether the model runs on a GPU (pinned memory, non-blocking copies, cuDNN)."""
+        return self.device.type == "cuda"
+
 
 def cpu_has_fast_bf16() -> bool:
     """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX).
 
-    Without it, autocast to bf16 is emulated and several times slower than fp32 (measured
-    here on an AVX2-only AMD EPYC), so the fast path must not use it.
+    Without it, bf16 autocast is emulated and far slower than fp32 (a 1024 px ResNet-18 U-Net
+    chip took 37 s instead of 3 s on this project's AVX2-only AMD EPYC), so the fast path
+    must not use it.
     """
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
-def plan_execution(
+def select_execution(
     device: str = "auto", fast: bool = True, cpu_bf16: bool | None = None
 ) -> ExecutionPlan:
-    """Pick the execution mode: a pure function of the hardware, so it is testable anywhere.
+    """Pick the execution mode; pure given ``cpu_bf16``, so every branch is testable on a CPU.
 
-    CUDA, fast: channels_last + fp16 autocast (cudnn.benchmark is set when the model is
-    prepared). CPU, fast: channels_last (oneDNN's preferred layout) + bf16 autocast only where
-    the CPU has native bf16. ``fast=False``: plain fp32, contiguous.
+    CUDA, fast: channels_last + fp16 autocast (cuDNN's fastest kernels; cudnn.benchmark is set
+    by :func:`prepare_model`). CPU, fast: channels_last (oneDNN's preferred layout) + bf16
+    autocast only where the CPU has native bf16. ``fast=False``: plain fp32, contiguous.
+
+    Args:
+        device: "auto", "cpu", "cuda" or "cuda:N".
+        fast: use the fast path.
+        cpu_bf16: whether the CPU has native bf16; None = ask the CPU.
     """
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -95,165 +133,268 @@ def plan_execution(
     )
 
 
+def prepare_model(model: nn.Module, options: InferenceOptions) -> nn.Module:
+    """Put ``model`` in eval mode on the chosen device and layout (idempotent).
+
+    Also sets torch's CPU thread count (``options.num_threads``) and cuDNN autotuning.
+    """
+    plan = select_execution(options.device, options.fast)
+    if options.num_threads:
+        torch.set_num_threads(options.num_threads)
+    if plan.is_cuda:
+        torch.backends.cudnn.benchmark = True  # fixed input sizes: autotune once, reuse
+    model = model.eval().to(plan.device)
+    memory_format = torch.channels_last if plan.channels_last else torch.contiguous_format
+    log.info("Inference on %s (threads %d)", plan, torch.get_num_threads())
+    return model.to(memory_format=memory_format)
+
+
+def _forward_probabilities(model: nn.Module, x: torch.Tensor, plan: ExecutionPlan) -> torch.Tensor:
+    """float32 (B, H, W) P(building) for float (B, 3, H, W) input already on the device."""
+    if plan.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    dtype = plan.autocast_dtype
+    autocast = torch.autocast(plan.device.type, dtype=dtype) if dtype else nullcontext()
+    with autocast:
+        logits = model(x)
+    return logits.float().softmax(dim=1)[:, 1]
+
+
 def _d4_transforms() -> list[tuple[int, bool]]:
-    """The 8 symmetries of a square: (quarter turns, flip)."""
+    """The 8 symmetries of a square: (quarter turns, then a left-right flip)."""
     return [(k, flip) for k in range(4) for flip in (False, True)]
 
 
-class Predictor:
-    """A model prepared for inference: uint8 images in, building probabilities out."""
+@torch.inference_mode()
+def _probabilities(
+    model: nn.Module, images: torch.Tensor, plan: ExecutionPlan, tta: bool
+) -> torch.Tensor:
+    """P(building) (B, H, W) on the device for uint8 (B, 3, H, W) images."""
+    x = images.to(plan.device, non_blocking=plan.is_cuda).float().div_(255)
+    if not tta:
+        return _forward_probabilities(model, x, plan)
+    total = torch.zeros(x.shape[0], *x.shape[2:], device=x.device)
+    for k, flip in _d4_transforms():
+        t = torch.rot90(x, k, dims=(2, 3))
+        t = torch.flip(t, dims=(3,)) if flip else t
+        p = _forward_probabilities(model, t, plan)
+        p = torch.flip(p, dims=(2,)) if flip else p
+        total += torch.rot90(p, -k, dims=(1, 2))
+    return total / 8
 
-    def __init__(self, model: nn.Module, options: InferenceOptions | None = None) -> None:
-        self.options = options or InferenceOptions()
-        if self.options.num_threads:
-            torch.set_num_threads(self.options.num_threads)
-        self.plan = plan_execution(self.options.device, self.options.fast)
-        model = model.eval().to(self.plan.device)
-        if self.plan.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        if self.plan.device.type == "cuda":
-            torch.backends.cudnn.benchmark = True
-        self.model = model
-        log.info("Inference plan: %s", self.plan)
 
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.plan.channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        dtype = self.plan.autocast_dtype
-        autocast = torch.autocast(self.plan.device.type, dtype=dtype) if dtype else nullcontext()
-        with autocast:
-            logits = self.model(x)
-        return logits.float().softmax(dim=1)[:, 1]
+def predict_probabilities(
+    model: nn.Module, images_uint8: np.ndarray | torch.Tensor, options: InferenceOptions
+) -> np.ndarray:
+    """float32 (B, H, W) P(building) for uint8 RGB images (B, 3, H, W).
 
-    @torch.inference_mode()
-    def probabilities(self, images: np.ndarray | torch.Tensor) -> np.ndarray:
-        """float32 (B, H, W) P(building) for uint8 (B, 3, H, W) images."""
-        x = torch.as_tensor(images)
-        x = x.to(self.plan.device, non_blocking=True).float().div_(255)
-        if not self.options.tta:
-            return self._forward(x).cpu().numpy()
-        total = torch.zeros(x.shape[0], *x.shape[2:], device=x.device)
-        for k, flip in _d4_transforms():
-            t = torch.rot90(x, k, dims=(2, 3))
-            t = torch.flip(t, dims=(3,)) if flip else t
-            p = self._forward(t)
-            p = torch.flip(p, dims=(2,)) if flip else p
-            total += torch.rot90(p, -k, dims=(1, 2))
-        return (total / 8).cpu().numpy()
+    ``model`` must have been through :func:`prepare_model` with the same options. Runs
+    ``options.batch_size`` images per forward pass.
+    """
+    plan = select_execution(options.device, options.fast)
+    images = torch.as_tensor(images_uint8)
+    if images.ndim != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 (B, 3, H, W) images, got {images.dtype} {images.shape}")
+    parts = [
+        _probabilities(model, batch, plan, options.tta).cpu()
+        for batch in images.split(options.batch_size)
+    ]
+    return torch.cat(parts).numpy()
 
 
 # ----------------------------------------------------------------------------- test chips
 
 
+class ChipLike(Protocol):
+    """What folder prediction needs of a chip (``benchmark.stac.ChipRef``)."""
+
+    id: str
+    uri: str
+
+
 @dataclass
 class ChipFolderReport:
-    """What folder prediction did, chip by chip."""
+    """What folder prediction did, chip by chip, and where the time went."""
 
     written: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # output already complete (resume)
     bad: dict[str, str] = field(default_factory=dict)  # chip id -> problem
+    wall_seconds: float = 0.0  # the whole call
+    model_seconds: float = 0.0  # inside the forward passes (the floor for wall_seconds)
 
     def summary(self) -> str:
         """One line for the log."""
         line = f"{len(self.written)} written, {len(self.skipped)} already done, {len(self.bad)} bad"
+        if self.written:
+            line += (
+                f", {self.wall_seconds / len(self.written):.3f} s/chip"
+                f" ({self.model_seconds / len(self.written):.3f} s in the model)"
+            )
         if self.bad:
             shown = "; ".join(f"{k}: {v}" for k, v in list(self.bad.items())[:5])
-            line += f" ({shown}{'; ...' if len(self.bad) > 5 else ''})"
+            line += f" [{shown}{'; ...' if len(self.bad) > 5 else ''}]"
         return line
+
+
+@dataclass
+class _ChipBatch:
+    """Decoded chips of one batch; bad chips carry their problem instead of pixels."""
+
+    indices: list[int]
+    images: torch.Tensor  # uint8 (n, 3, H, W)
+    valid: torch.Tensor  # bool (n, H, W)
+    bad: list[tuple[int, str]]
+
+    def pin_memory(self) -> "_ChipBatch":
+        """Page-locked copies, for asynchronous copies to the GPU (DataLoader calls this)."""
+        return _ChipBatch(self.indices, self.images.pin_memory(), self.valid, self.bad)
 
 
 class _ChipDataset(Dataset):
     """Decodes chips (in a DataLoader worker); a bad chip yields its problem, not an error."""
 
-    def __init__(self, chips: Sequence[ChipRef], expected_size: int) -> None:
-        self.chips = list(chips)
+    def __init__(self, chips: Sequence[ChipLike], expected_size: int) -> None:
+        self.uris = [chip.uri for chip in chips]
         self.expected_size = expected_size
 
     def __len__(self) -> int:
-        return len(self.chips)
+        return len(self.uris)
+
+    def _read(self, uri: str) -> tuple[np.ndarray, np.ndarray]:
+        size = self.expected_size
+        with open_scene_checked(uri, require_georef=False) as src:
+            if src.count not in (3, 4):
+                raise ValueError(f"{src.count} bands, expected 3 (RGB) or 4 (RGBA)")
+            if (src.height, src.width) != (size, size):
+                raise ValueError(f"{src.width}x{src.height} px, expected {size}x{size}")
+            return read_rgb(src), read_valid_mask(src)
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, np.ndarray | None, str]:
-        chip = self.chips[index]
+        uri = self.uris[index]
         try:
-            with open_scene_checked(chip.uri, require_georef=False) as src:
-                size = self.expected_size
-                if (src.height, src.width) != (size, size):
-                    return index, None, None, f"{src.width}x{src.height}, expected {size}x{size}"
-                if src.count not in (3, 4):
-                    return index, None, None, f"{src.count} bands, expected 3 or 4"
-                return index, read_rgb(src), read_valid_mask(src), ""
+            image, valid = self._read(uri)
         except Exception as exc:  # reported by name; the rest of the set still predicts
-            return index, None, None, str(exc).removeprefix(f"{chip.uri}: ")
+            return index, None, None, str(exc).removeprefix(f"{uri}: ")
+        return index, image, valid, ""
 
 
-def _collate(items: list) -> list:
-    return items
-
-
-def _batches(
-    dataset: _ChipDataset, batch_size: int, num_workers: int
-) -> Iterator[list[tuple[int, np.ndarray | None, np.ndarray | None, str]]]:
-    loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
-        num_workers=num_workers,
-        collate_fn=_collate,
-        prefetch_factor=2 if num_workers else None,
+def _collate_chips(items: list[tuple[int, np.ndarray | None, np.ndarray | None, str]]):
+    """Stack the good chips (tensors cross from the worker through shared memory)."""
+    good = [(i, img, valid) for i, img, valid, problem in items if not problem]
+    bad = [(i, problem) for i, _, _, problem in items if problem]
+    if not good:
+        empty = torch.empty(0, dtype=torch.uint8)
+        return _ChipBatch([], empty, empty.bool(), bad)
+    return _ChipBatch(
+        indices=[i for i, _, _ in good],
+        images=torch.from_numpy(np.stack([img for _, img, _ in good])),
+        valid=torch.from_numpy(np.stack([valid for _, _, valid in good])),
+        bad=bad,
     )
-    yield from loader
+
+
+def _existing_outputs(out_dir: str) -> set[str]:
+    """Names of finished ``.tif`` files in ``out_dir``: one listing, not a request per chip."""
+    if is_s3(out_dir):
+        names = [os.path.basename(p) for p in list_paths(out_dir, ext=".tif")]
+    elif os.path.isdir(out_dir):
+        names = os.listdir(out_dir)
+    else:
+        return set()
+    return {n for n in names if n.endswith(".tif") and not n.startswith(TMP_PREFIX)}
+
+
+def _write_chip_output(
+    prob: np.ndarray, valid: np.ndarray, threshold: float | None, uri: str
+) -> None:
+    """Quantize (and threshold) one chip's probabilities, zero outside its imagery, write."""
+    out = quantize(prob)
+    if threshold is not None:
+        out = probability_to_mask(out, threshold)
+    out[~valid] = 0
+    write_mask(out, uri)
 
 
 def predict_chip_folder(
-    model: nn.Module | Predictor,
-    chips: Sequence[ChipRef],
+    model: nn.Module,
+    chips: Sequence[ChipLike],
     out_dir: str,
     options: InferenceOptions | None = None,
     threshold: float | None = 0.5,
     expected_size: int = 1024,
     overwrite: bool = False,
-    num_workers: int = 1,
 ) -> ChipFolderReport:
-    """Write ``{out_dir}/{id}.tif`` for every chip: a 0/1 mask, or probabilities if no threshold.
+    """Write ``{out_dir}/{id}.tif`` for every chip: its 0/1 building mask.
 
-    Chips whose output exists are skipped (outputs are written atomically, so an existing one
-    is complete) unless ``overwrite``. Bad chips are listed in the report and the log.
+    Chips are decoded in ``options.num_workers`` DataLoader processes while the model runs
+    and outputs are written by a background thread, so the wall time stays close to the
+    model's. Pixels outside the imagery (alpha 0) are 0.
+
+    Args:
+        model: the network (prepared here with ``options``).
+        chips: ``ChipRef``-like objects with ``.id`` and ``.uri``.
+        out_dir: output directory (local or s3://).
+        options: inference options (defaults if None).
+        threshold: building when P > threshold; None writes uint8 probabilities
+            ``round(255 * P)`` instead (for a threshold chosen later).
+        expected_size: chips must be this many pixels square.
+        overwrite: redo chips whose output exists; otherwise they are skipped, which resumes an
+            interrupted run (outputs are atomic, so an existing one is complete).
+
+    Returns:
+        What was written, skipped and refused (bad chips: unreadable, not 3/4 bands, wrong
+        size), with timings.
     """
-    predictor = model if isinstance(model, Predictor) else Predictor(model, options)
-    report = ChipFolderReport()
+    start = time.perf_counter()
+    options = options or InferenceOptions()
     out_dir = out_dir.rstrip("/")
+    report = ChipFolderReport()
+    done = set() if overwrite else _existing_outputs(out_dir)
     todo = []
     for chip in chips:
-        if not overwrite and uri_exists(f"{out_dir}/{chip.id}.tif"):
+        if f"{chip.id}.tif" in done:
             report.skipped.append(chip.id)
         else:
             todo.append(chip)
     if report.skipped:
         log.info("%d chip(s) already predicted in %s: skipped", len(report.skipped), out_dir)
+    if not todo:
+        report.wall_seconds = time.perf_counter() - start
+        return report
 
-    dataset = _ChipDataset(todo, expected_size)
-    pending: list[Future] = []
+    model = prepare_model(model, options)
+    plan = select_execution(options.device, options.fast)
+    loader = DataLoader(
+        _ChipDataset(todo, expected_size),
+        batch_size=options.batch_size,
+        num_workers=options.num_workers,
+        collate_fn=_collate_chips,
+        pin_memory=plan.is_cuda,
+        prefetch_factor=2 if options.num_workers else None,
+    )
+    pending: deque[Future] = deque()
     with (
-        ThreadPoolExecutor(max_workers=1) as writer,
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="chip-writer") as writer,
         tqdm(total=len(todo), desc="Predicting chips", unit="chip") as bar,
     ):
-        for batch in _batches(dataset, predictor.options.batch_size, num_workers):
-            good = [(i, img, valid) for i, img, valid, problem in batch if not problem]
-            for i, _, _, problem in batch:
-                if problem:
-                    report.bad[todo[i].id] = problem
-                    log.warning("%s: %s (skipped)", todo[i].uri, problem)
-            if good:
-                probs = predictor.probabilities(np.stack([img for _, img, _ in good]))
-                for (i, _, valid), prob in zip(good, probs, strict=True):
-                    out = quantize(prob) * valid
-                    if threshold is not None:
-                        out = probability_to_mask(out, threshold)
+        for batch in loader:
+            for i, problem in batch.bad:
+                report.bad[todo[i].id] = problem
+                log.warning("%s: %s (not predicted)", todo[i].uri, problem)
+            if batch.indices:
+                t0 = time.perf_counter()
+                probs = _probabilities(model, batch.images, plan, options.tta).cpu().numpy()
+                report.model_seconds += time.perf_counter() - t0
+                for i, prob, valid in zip(batch.indices, probs, batch.valid.numpy(), strict=True):
                     uri = f"{out_dir}/{todo[i].id}.tif"
-                    pending.append(writer.submit(write_mask, out, uri))
+                    pending.append(writer.submit(_write_chip_output, prob, valid, threshold, uri))
                     report.written.append(todo[i].id)
-            bar.update(len(batch))
+            while len(pending) > MAX_PENDING_BATCHES * options.batch_size:
+                pending.popleft().result()  # also surfaces a write error early
+            bar.update(len(batch.indices) + len(batch.bad))
         for future in pending:
             future.result()
+    report.wall_seconds = time.perf_counter() - start
     log.info("%s: %s", out_dir, report.summary())
     return report
 
@@ -261,26 +402,40 @@ def predict_chip_folder(
 # ----------------------------------------------------------------------------- scenes
 
 
-def _blend_weights(size: int, overlap: int) -> np.ndarray:
-    """1-D weights: 1 in the middle, ramping down across the overlap at each end.
-
-    Neighbouring windows' ramps sum to a constant across their overlap, so blending leaves no
-    seam; the floor keeps image borders (where no neighbour exists) well defined.
-    """
-    w = np.ones(size, dtype=np.float32)
-    if overlap > 0:
-        ramp = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
-        w[:overlap] = ramp
-        w[size - overlap :] = ramp[::-1]
-    return np.maximum(w, 1e-3)
-
-
 def _starts(length: int, size: int, stride: int) -> list[int]:
-    """Window origins along one axis: every pixel covered, the last window flush with the end."""
+    """Window origins on one axis: every pixel covered, the last window flush with the end."""
     if length <= size:
         return [0]
-    starts = list(range(0, length - size, stride))
-    return [*starts, length - size]
+    return [*range(0, length - size, stride), length - size]
+
+
+def _axis_weights(starts: list[int], length: int, size: int, overlap: int) -> list[np.ndarray]:
+    """Each window's 1-D blend weights on one axis, clipped to the scene.
+
+    A raised-cosine ramp across the overlap fades out a window's edges toward its neighbours
+    (where a CNN's zero padding makes it least accurate) and sums with the neighbour's ramp
+    to 1, so the blend has no seam. Edges on the scene border keep full weight: there the
+    padding is the same as for the whole scene, and no other window covers them.
+    """
+    ramp = np.sin(0.5 * np.pi * (np.arange(overlap, dtype=np.float32) + 0.5) / max(overlap, 1))
+    ramp **= 2
+    weights = []
+    for i, start in enumerate(starts):
+        w = np.ones(size, dtype=np.float32)
+        if overlap and i > 0:
+            w[:overlap] = ramp
+        if overlap and i < len(starts) - 1:
+            w[size - overlap :] = ramp[::-1]
+        weights.append(w[: min(size, length - start)])
+    return weights
+
+
+def _coverage(length: int, starts: list[int], weights: list[np.ndarray]) -> np.ndarray:
+    """Sum of the windows' 1-D weights over each pixel of one axis (the blend's normalizer)."""
+    total = np.zeros(length, dtype=np.float32)
+    for start, w in zip(starts, weights, strict=True):
+        total[start : start + len(w)] += w
+    return total
 
 
 def _read_padded(src: rasterio.DatasetReader, row: int, col: int, size: int) -> np.ndarray:
@@ -291,8 +446,65 @@ def _read_padded(src: rasterio.DatasetReader, row: int, col: int, size: int) -> 
     return out
 
 
+def _prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, ``depth`` items ahead (reads overlap compute).
+
+    An exception in the producer is re-raised here; leaving the loop early stops the producer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:
+            put((end, exc))
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if exc is not None:
+                raise exc
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _scene_batches(
+    image_uri: str, rows: list[int], cols: list[int], size: int, batch_size: int
+) -> Iterator[tuple[int, list[int], np.ndarray]]:
+    """(row, cols, uint8 (n, 3, size, size) windows), strip by strip, left to right."""
+    with rasterio.open(image_uri) as src:
+        for row in rows:
+            for c0 in range(0, len(cols), batch_size):
+                batch_cols = cols[c0 : c0 + batch_size]
+                yield (
+                    row,
+                    batch_cols,
+                    np.stack([_read_padded(src, row, c, size) for c in batch_cols]),
+                )
+
+
 def predict_scene(
-    model: nn.Module | Predictor,
+    model: nn.Module,
     image_uri: str,
     out_uri: str,
     options: InferenceOptions | None = None,
@@ -300,32 +512,41 @@ def predict_scene(
     overlap: int = 0,
     overwrite: bool = False,
 ) -> None:
-    """Write a georeferenced uint8 probability raster for a scene, window by window.
+    """Write a georeferenced uint8 probability raster (``round(255 * P)``) for a scene.
+
+    The scene is predicted in windows of ``chip_sz``, batched within strips of windows; each
+    finished strip is blended, masked (0 outside the imagery) and written, so memory holds
+    one strip. The output has the input's grid, CRS and transform, 256 px tiles, DEFLATE.
 
     Args:
-        model: the network (or a ready :class:`Predictor`).
-        image_uri: the scene (RGBA/RGB GeoTIFF, local or s3://).
-        out_uri: where to write (skipped if it exists, unless ``overwrite``).
-        options: inference options.
-        chip_sz: window side in pixels.
-        overlap: pixels shared by neighbouring windows, blended with linear ramps.
+        model: the network (prepared here with ``options``).
+        image_uri: the scene (RGBA or RGB GeoTIFF, local or s3://).
+        out_uri: where to write; skipped if it exists, unless ``overwrite``.
+        options: inference options (defaults if None).
+        chip_sz: window side in pixels (rounded up to a multiple of 32 for small scenes).
+        overlap: pixels shared by neighbouring windows, blended with linear ramps so window
+            edges leave no seam (at most half a window).
         overwrite: redo an existing output.
     """
+    if overlap < 0:
+        raise ValueError(f"overlap {overlap} must not be negative")
     if not overwrite and uri_exists(out_uri):
         log.info("%s exists: skipped", out_uri)
         return
-    if overlap < 0:
-        raise ValueError(f"overlap {overlap} must not be negative")
-    predictor = model if isinstance(model, Predictor) else Predictor(model, options)
+    options = options or InferenceOptions()
+    model = prepare_model(model, options)
+    plan = select_execution(options.device, options.fast)
     with open_scene_checked(image_uri) as src:
         height, width = src.height, src.width
-        # Small scenes: one window of the scene's size, not a mostly-padding chip_sz window.
-        chip_sz = min(chip_sz, max(height, width))
-        overlap = min(overlap, chip_sz // 2)
-        stride = chip_sz - overlap
-        weight_1d = _blend_weights(chip_sz, overlap)
-        weight = np.outer(weight_1d, weight_1d)
-        rows, cols = _starts(height, chip_sz, stride), _starts(width, chip_sz, stride)
+        # A small scene gets one window of about its size, not a mostly-padding chip_sz one.
+        longest = -(-max(height, width) // SIZE_MULTIPLE) * SIZE_MULTIPLE
+        size = min(chip_sz, longest)
+        overlap = min(overlap, size // 2)
+        rows, cols = _starts(height, size, size - overlap), _starts(width, size, size - overlap)
+        row_weights = dict(zip(rows, _axis_weights(rows, height, size, overlap), strict=True))
+        col_weights = dict(zip(cols, _axis_weights(cols, width, size, overlap), strict=True))
+        row_cover = _coverage(height, rows, list(row_weights.values()))
+        col_cover = _coverage(width, cols, list(col_weights.values()))
         profile = {
             "driver": "GTiff",
             "width": width,
@@ -335,39 +556,45 @@ def predict_scene(
             "crs": src.crs,
             "transform": src.transform,
             "tiled": True,
-            "blockxsize": 256,
-            "blockysize": 256,
+            "blockxsize": SCENE_BLOCK,
+            "blockysize": SCENE_BLOCK,
             "compress": "deflate",
+            "predictor": 2,
         }
-        with atomic_output(out_uri) as path, rasterio.open(path, "w", **profile) as dst:
-            # Accumulators for the rows [row, row + chip_sz) of the current strip.
-            acc = np.zeros((chip_sz, width), dtype=np.float32)
-            wsum = np.zeros((chip_sz, width), dtype=np.float32)
-            bar = tqdm(
-                total=len(rows) * len(cols), desc=f"Predicting {os.path.basename(image_uri)}"
-            )
-            for r_i, row in enumerate(rows):
-                batch_size = predictor.options.batch_size
-                for c0 in range(0, len(cols), batch_size):
-                    batch_cols = cols[c0 : c0 + batch_size]
-                    images = np.stack([_read_padded(src, row, c, chip_sz) for c in batch_cols])
-                    probs = predictor.probabilities(images)
-                    for col, prob in zip(batch_cols, probs, strict=True):
-                        w = min(chip_sz, width - col)
-                        h = min(chip_sz, height - row)
-                        acc[:h, col : col + w] += prob[:h, :w] * weight[:h, :w]
-                        wsum[:h, col : col + w] += weight[:h, :w]
-                    bar.update(len(batch_cols))
-                last = r_i == len(rows) - 1
-                done = min(chip_sz, height - row) if last else rows[r_i + 1] - row
-                window = Window(0, row, width, done)
-                prob = np.divide(
-                    acc[:done], wsum[:done], out=np.zeros_like(acc[:done]), where=wsum[:done] > 0
+        batches = _prefetched(_scene_batches(image_uri, rows, cols, size, options.batch_size))
+        with (
+            atomic_output(out_uri) as path,
+            rasterio.open(path, "w", **profile) as dst,
+            tqdm(total=len(rows) * len(cols), desc=os.path.basename(image_uri), unit="win") as bar,
+        ):
+            # Weighted sums for scene rows [top, top + len(acc)); rows above top are written.
+            acc = np.zeros((size + SCENE_BLOCK, width), dtype=np.float32)
+            top = 0
+            for row, batch_cols, images in batches:
+                probs = _probabilities(model, torch.from_numpy(images), plan, options.tta)
+                wy = row_weights[row]
+                for col, prob in zip(batch_cols, probs.cpu().numpy(), strict=True):
+                    wx = col_weights[col]
+                    h, w = len(wy), len(wx)
+                    acc[row - top : row - top + h, col : col + w] += prob[:h, :w] * wy[:, None] * wx
+
+                bar.update(len(batch_cols))
+                if batch_cols[-1] != cols[-1]:
+                    continue  # the strip is not finished
+                next_row = rows[rows.index(row) + 1] if row != rows[-1] else None
+                # Rows above the next strip are final; write whole tiles of them.
+                end = (
+                    height
+                    if next_row is None
+                    else top + (next_row - top) // SCENE_BLOCK * SCENE_BLOCK
                 )
+                if end == top:
+                    continue
+                n = end - top
+                window = Window(0, top, width, n)
+                prob = acc[:n] / (row_cover[top:end, None] * col_cover[None, :])
                 dst.write(quantize(prob) * read_valid_mask(src, window), 1, window=window)
-                # Carry the overlap rows into the next strip's accumulators.
-                for buf in (acc, wsum):
-                    buf[: chip_sz - done] = buf[done:].copy()
-                    buf[chip_sz - done :] = 0
-            bar.close()
+                acc[:-n] = acc[n:].copy()
+                acc[-n:] = 0
+                top = end
     log.info("Wrote %s", out_uri)

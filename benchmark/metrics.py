@@ -14,14 +14,21 @@ import numpy as np
 import rasterio
 from affine import Affine
 
-from benchmark.imagery import read_valid_mask
+from benchmark.errors import InputError
+from benchmark.imagery import open_scene_checked, read_valid_mask
 from benchmark.split_scene import plan_windows
 
 WindowRasterizer = Callable[[Affine, tuple[int, int]], np.ndarray]
 
 
 def _ratio(num: int, den: int) -> float:
-    """Num / den, with 0 / 0 = 1 (nothing to find and nothing found is a perfect score)."""
+    """Num / den, with 0 / 0 = 1.
+
+    A denominator of 0 means there was nothing to get wrong: Jaccard and F1 of a scene with
+    no buildings and none predicted, precision with nothing predicted, recall with nothing to
+    find. 1.0 keeps such a scene from reading as a failure in per-scene tables; the overall
+    (micro) score is unaffected, as it only divides summed counts.
+    """
     return num / den if den else 1.0
 
 
@@ -69,9 +76,13 @@ class ConfusionCounts:
         return {**metrics, **asdict(self)}
 
 
-def count_confusion(pred: np.ndarray, truth: np.ndarray, valid: np.ndarray) -> ConfusionCounts:
-    """Counts over the ``valid`` pixels of boolean ``pred`` vs ``truth``."""
-    pred, truth = pred[valid].astype(bool), truth[valid].astype(bool)
+def count_confusion(
+    pred: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None
+) -> ConfusionCounts:
+    """Counts of boolean (0/1) ``pred`` vs ``truth`` over the ``valid`` pixels (all if None)."""
+    if valid is not None:
+        pred, truth = pred[valid], truth[valid]
+    pred, truth = pred.astype(bool), truth.astype(bool)
     tp = int(np.count_nonzero(pred & truth))
     fp = int(np.count_nonzero(pred & ~truth))
     fn = int(np.count_nonzero(~pred & truth))
@@ -113,9 +124,15 @@ def evaluate_scene(
     """
     pos = np.zeros(256, dtype=np.int64)
     neg = np.zeros(256, dtype=np.int64)
-    with rasterio.open(prob_uri) as prob_src, rasterio.open(image_uri) as img_src:
-        if (prob_src.height, prob_src.width) != (img_src.height, img_src.width):
-            raise ValueError(f"{prob_uri} and {image_uri} have different sizes")
+    with rasterio.open(prob_uri) as prob_src, open_scene_checked(image_uri) as img_src:
+        if prob_src.count != 1 or prob_src.dtypes[0] != "uint8":
+            raise InputError(f"{prob_uri}: expected one uint8 band of probabilities x 255")
+        same_grid = prob_src.transform.almost_equals(img_src.transform, precision=1e-9)
+        if prob_src.shape != img_src.shape or not same_grid:
+            raise InputError(
+                f"{prob_uri}: not on the grid of {image_uri} ({prob_src.width}x"
+                f"{prob_src.height} px vs {img_src.width}x{img_src.height}, or another transform)"
+            )
         for window in plan_windows(img_src.width, img_src.height, block_size):
             prob = prob_src.read(1, window=window)
             valid = read_valid_mask(img_src, window)
@@ -126,15 +143,21 @@ def evaluate_scene(
 
 
 def build_eval_report(per_scene: Mapping[str, ConfusionCounts]) -> dict:
-    """eval.json's metrics: overall (micro), per scene and per city (``area`` of ``area/id``)."""
+    """eval.json's metrics: overall (micro), per scene and per city (``area`` of ``area/id``).
+
+    ``mean_scene_jaccard`` (the macro average) is there to show how far it is from the score
+    the competition uses; it weighs a small scene as much as a large one.
+    """
     per_city: dict[str, ConfusionCounts] = {}
     for key, counts in per_scene.items():
         city = key.split("/")[0]
         per_city[city] = per_city.get(city, ConfusionCounts()) + counts
     overall = sum(per_scene.values(), ConfusionCounts())
+    scene_jaccards = [c.jaccard for c in per_scene.values()]
     return {
         "metric": "micro Jaccard of the building class over all valid pixels",
         "overall": overall.to_dict(),
+        "mean_scene_jaccard": float(np.mean(scene_jaccards)) if scene_jaccards else None,
         "per_city": {k: v.to_dict() for k, v in sorted(per_city.items())},
         "per_scene": {k: v.to_dict() for k, v in sorted(per_scene.items())},
     }

@@ -9,6 +9,7 @@ import csv
 import io
 import logging
 import math
+import os
 from collections.abc import Sequence
 
 import numpy as np
@@ -20,17 +21,34 @@ from rastervision.pipeline.file_system import file_to_str
 
 from benchmark.imagery import alpha_band
 from benchmark.inference import probability_to_mask
-from benchmark.metrics import WindowRasterizer, count_confusion
+from benchmark.metrics import ConfusionCounts, WindowRasterizer, evaluate_scene
 from benchmark.uris import atomic_output
 
 log = logging.getLogger(__name__)
 
-# Overlay colours: found buildings, false alarms, missed buildings.
-TP_COLOR, FP_COLOR, FN_COLOR = (0.1, 0.8, 0.2), (0.95, 0.2, 0.1), (0.1, 0.5, 1.0)
+# Overlay colours: found buildings, false alarms, missed buildings (distinct for most kinds of
+# colour blindness: green / magenta / blue, none of them the imagery's browns).
+TP_COLOR, FP_COLOR, FN_COLOR = (0.1, 0.85, 0.2), (1.0, 0.1, 0.75), (0.1, 0.45, 1.0)
+CHIP_PREVIEW_SIDE = 512
 
 
-def _read_decimated(src: rasterio.DatasetReader, bands: list[int], shape: tuple[int, int]):
+def _decimated_shape(src: rasterio.DatasetReader, max_side: int) -> tuple[int, int]:
+    scale = min(1.0, max_side / max(src.width, src.height))
+    return max(1, round(src.height * scale)), max(1, round(src.width * scale))
+
+
+def _read_decimated(
+    src: rasterio.DatasetReader, bands: list[int], shape: tuple[int, int]
+) -> np.ndarray:
     return src.read(bands, out_shape=(len(bands), *shape), resampling=Resampling.nearest)
+
+
+def _read_valid_decimated(src: rasterio.DatasetReader, shape: tuple[int, int]) -> np.ndarray:
+    """Where there is imagery, at ``shape`` (alpha 255, else GDAL's mask: nodata or internal)."""
+    alpha = alpha_band(src)
+    if alpha is not None:
+        return _read_decimated(src, [alpha], shape)[0] == 255
+    return src.dataset_mask(out_shape=shape) > 0
 
 
 def _save(fig: Figure, png_uri: str) -> None:
@@ -46,87 +64,128 @@ def plot_scene_overlay(
     png_uri: str,
     threshold: float = 0.5,
     max_side: int = 1200,
+    counts: ConfusionCounts | None = None,
 ) -> None:
-    """The scene with found (green), false (red) and missed (blue) building pixels."""
+    """The scene with found (green), false (magenta) and missed (blue) building pixels.
+
+    Args:
+        image_uri: the scene.
+        prob_uri: its uint8 probability raster (from ``predict_scene``).
+        rasterize_window: ``(transform, (h, w)) -> uint8 0/1`` true buildings.
+        png_uri: where to write the PNG.
+        threshold: decision threshold.
+        max_side: longest side of the picture in pixels.
+        counts: the scene's full-resolution counts at ``threshold`` for the title's Jaccard;
+            computed here (one streamed pass) if None. The picture itself is decimated.
+    """
+    if counts is None:
+        counts = evaluate_scene(prob_uri, image_uri, rasterize_window, (threshold,))[threshold]
     with rasterio.open(image_uri) as src, rasterio.open(prob_uri) as prob_src:
-        scale = min(1.0, max_side / max(src.width, src.height))
-        shape = (max(1, round(src.height * scale)), max(1, round(src.width * scale)))
+        shape = _decimated_shape(src, max_side)
         rgb = _read_decimated(src, [1, 2, 3], shape).transpose(1, 2, 0)
-        alpha = alpha_band(src)
-        valid = _read_decimated(src, [alpha], shape)[0] == 255 if alpha else np.ones(shape, bool)
+        valid = _read_valid_decimated(src, shape)
         prob = _read_decimated(prob_src, [1], shape)[0]
         transform = src.transform @ src.transform.scale(src.width / shape[1], src.height / shape[0])
     truth = rasterize_window(transform, shape).astype(bool)
     pred = probability_to_mask(prob, threshold).astype(bool)
-    jaccard = count_confusion(pred, truth, valid).jaccard
 
     image = rgb.astype(np.float32) / 255
+    image[~valid] = 0.5 * image[~valid] + 0.5  # no imagery: washed out
     for mask, color in (
         (pred & truth, TP_COLOR),
         (pred & ~truth, FP_COLOR),
         (~pred & truth, FN_COLOR),
     ):
-        image[mask & valid] = 0.45 * image[mask & valid] + 0.55 * np.array(color)
+        mask &= valid
+        image[mask] = 0.45 * image[mask] + 0.55 * np.array(color)
     fig = Figure(figsize=(10, 10 * shape[0] / shape[1] + 0.8))
     ax = fig.subplots()
-    ax.imshow(image)
+    ax.imshow(image, interpolation="nearest")
     ax.set_axis_off()
+    name = os.path.splitext(os.path.basename(prob_uri))[0]
     ax.set_title(
-        f"{prob_uri.rsplit('/', 1)[-1]}: Jaccard {jaccard:.3f} (threshold {threshold:.2f})"
+        f"{name}: Jaccard {counts.jaccard:.3f}, precision {counts.precision:.3f}, "
+        f"recall {counts.recall:.3f} (threshold {threshold:.2f})"
     )
     handles = [
-        Patch(color=TP_COLOR, label="building found"),
-        Patch(color=FP_COLOR, label="false building"),
-        Patch(color=FN_COLOR, label="building missed"),
+        Patch(color=TP_COLOR, label="building found (TP)"),
+        Patch(color=FP_COLOR, label="false building (FP)"),
+        Patch(color=FN_COLOR, label="building missed (FN)"),
     ]
-    ax.legend(handles=handles, loc="lower right", framealpha=0.8)
+    ax.legend(handles=handles, loc="lower right", framealpha=0.85)
     _save(fig, png_uri)
 
 
+def _numeric_columns(rows: list[dict[str, str]]) -> dict[str, list[float]]:
+    """Columns whose every value is a number (``train_time`` and the like are not)."""
+    columns = {}
+    for key in rows[0]:
+        try:
+            columns[key] = [float(r[key]) for r in rows]
+        except (TypeError, ValueError):
+            continue
+    return columns
+
+
 def plot_training_curves(log_csv_uri: str, png_uri: str) -> None:
-    """Losses and building metrics per epoch from Raster Vision's ``train/log.csv``."""
+    """Losses and building-class metrics per epoch from Raster Vision's ``train/log.csv``.
+
+    Plots what the log has: ``train_loss``/``val_loss`` and the ``Building_*`` (any case)
+    precision/recall/F1 columns, plus ``avg_f1``. A log without any of them is skipped with a
+    warning: a missing picture is no reason to fail ``eval``.
+    """
     rows = list(csv.DictReader(io.StringIO(file_to_str(log_csv_uri))))
     if not rows:
-        log.warning("%s is empty: no training curves", log_csv_uri)
+        log.warning("%s: no epochs logged, %s not written", log_csv_uri, png_uri)
         return
-    epochs = [int(r["epoch"]) + 1 for r in rows]
+    columns = _numeric_columns(rows)
+    epochs = columns.pop("epoch", list(range(len(rows))))
+    epochs = [e + 1 for e in epochs]  # RV counts epochs from 0
+    losses = [k for k in ("train_loss", "val_loss") if k in columns]
+    metrics = [k for k in columns if k.lower().startswith("building_") or k == "avg_f1"]
+    if not losses and not metrics:
+        log.warning("%s: no loss or building metric columns, %s not written", log_csv_uri, png_uri)
+        return
     fig = Figure(figsize=(11, 4))
     loss_ax, metric_ax = fig.subplots(1, 2)
-    for key in ("train_loss", "val_loss"):
-        if key in rows[0]:
-            loss_ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=key)
-    loss_ax.set_xlabel("epoch")
-    loss_ax.set_title("loss")
-    loss_ax.legend()
-    for key in rows[0]:
-        if key.lower().startswith("building_") and key.lower() != "building_support":
-            metric_ax.plot(epochs, [float(r[key]) for r in rows], marker="o", label=key)
-    metric_ax.set_xlabel("epoch")
-    metric_ax.set_title("validation chips, building class")
+    for ax, keys, title in (
+        (loss_ax, losses, "loss"),
+        (metric_ax, metrics, "validation chips"),
+    ):
+        for key in keys:
+            ax.plot(epochs, columns[key], marker="o", markersize=3, label=key)
+        ax.set_xlabel("epoch")
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        if keys:
+            ax.legend()
     metric_ax.set_ylim(0, 1)
-    metric_ax.legend()
     _save(fig, png_uri)
 
 
 def plot_chip_predictions(
     chip_uris: Sequence[str], mask_uris: Sequence[str], png_uri: str, max_chips: int = 8
 ) -> None:
-    """A grid of test chips with their predicted buildings tinted red."""
+    """A grid of test chips with their predicted buildings tinted and outlined."""
     pairs = list(zip(chip_uris, mask_uris, strict=True))[:max_chips]
     if not pairs:
+        log.warning("No chips to draw: %s not written", png_uri)
         return
     cols = min(4, len(pairs))
     rows = math.ceil(len(pairs) / cols)
-    fig = Figure(figsize=(4 * cols, 4 * rows))
+    fig = Figure(figsize=(4 * cols, 4.3 * rows))
     axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.set_axis_off()
     for ax, (chip_uri, mask_uri) in zip(axes.flat, pairs, strict=False):
-        with rasterio.open(chip_uri) as src, rasterio.open(mask_uri) as msrc:
-            shape = (min(src.height, 512), min(src.width, 512))
+        with rasterio.open(chip_uri) as src, rasterio.open(mask_uri) as mask_src:
+            shape = _decimated_shape(src, CHIP_PREVIEW_SIDE)
             image = _read_decimated(src, [1, 2, 3], shape).transpose(1, 2, 0) / 255.0
-            mask = _read_decimated(msrc, [1], shape)[0] == 1
-        image[mask] = 0.5 * image[mask] + 0.5 * np.array(FP_COLOR)
-        ax.imshow(image)
-        ax.set_title(chip_uri.rsplit("/", 1)[-1])
+            mask = _read_decimated(mask_src, [1], shape)[0] == 1
+        image[mask] = 0.65 * image[mask] + 0.35 * np.array(FP_COLOR)
+        ax.imshow(image, interpolation="nearest")
+        if mask.any() and not mask.all():
+            ax.contour(mask, levels=[0.5], colors=[FP_COLOR], linewidths=0.8)
+        name = os.path.splitext(os.path.basename(chip_uri))[0]
+        ax.set_title(f"{name}: {mask.mean():.0%} building", fontsize=10)
     _save(fig, png_uri)

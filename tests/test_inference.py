@@ -1,0 +1,281 @@
+"""Inference: execution plans, batched chips (bad ones, resume), windowed blended scenes."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from rasterio.enums import Compression
+from torch import nn
+
+import benchmark.inference as inference
+from benchmark.inference import (
+    InferenceOptions,
+    predict_chip_folder,
+    predict_probabilities,
+    predict_scene,
+    prepare_model,
+    probability_to_mask,
+    quantize,
+    select_execution,
+)
+from benchmark.stac import ChipRef
+from tests.rasters import TRANSFORM, rgba, write_raster
+
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+
+PLAIN = InferenceOptions(device="cpu", fast=False, batch_size=2, num_workers=0)
+
+
+def brightness_model(kernel: int) -> nn.Module:
+    """Building logit = local brightness (a ``kernel`` px box mean) above 0.5: both classes.
+
+    With zero padding, pixels near a window edge see darkness the whole image does not have,
+    so ``kernel > 1`` shows window seams; ``kernel == 1`` makes any tiling exact.
+    """
+    conv = nn.Conv2d(3, 2, kernel, padding=kernel // 2)
+    scale = 6.0
+    with torch.no_grad():
+        conv.weight[0] = -scale / (3 * kernel**2)
+        conv.weight[1] = scale / (3 * kernel**2)
+        conv.bias.copy_(torch.tensor([scale / 2, -scale / 2]))
+    return conv
+
+
+def pointwise_model() -> nn.Module:
+    return brightness_model(1)
+
+
+def conv_model() -> nn.Module:
+    return brightness_model(5)
+
+
+def whole_forward(model: nn.Module, rgb: np.ndarray) -> np.ndarray:
+    """P(building) of one (3, H, W) uint8 image in one forward pass, plain fp32."""
+    with torch.no_grad():
+        logits = model(torch.from_numpy(rgb[None]).float() / 255)
+    return logits.softmax(dim=1)[0, 1].numpy()
+
+
+def read_band(path: str | Path) -> np.ndarray:
+    with rasterio.open(path) as src:
+        return src.read(1)
+
+
+class TestSelectExecution:
+    def test_cuda_fast_uses_fp16_channels_last(self):
+        plan = select_execution("cuda", fast=True)
+        assert plan.is_cuda
+        assert plan.channels_last
+        assert plan.autocast_dtype == torch.float16
+
+    def test_cuda_plain_is_fp32(self):
+        plan = select_execution("cuda:1", fast=False)
+        assert plan.device == torch.device("cuda:1")
+        assert not plan.channels_last
+        assert plan.autocast_dtype is None
+
+    @pytest.mark.parametrize(("bf16", "dtype"), [(True, torch.bfloat16), (False, None)])
+    def test_cpu_fast_uses_bf16_only_where_native(self, bf16, dtype):
+        plan = select_execution("cpu", fast=True, cpu_bf16=bf16)
+        assert plan.device == torch.device("cpu")
+        assert plan.channels_last
+        assert plan.autocast_dtype == dtype
+
+    def test_auto_is_cpu_without_gpu(self, monkeypatch):
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        assert select_execution("auto", fast=False).device == torch.device("cpu")
+
+
+class TestPredictProbabilities:
+    images = rgba(64, 96, seed=3, notch=False)[None, :3].repeat(3, axis=0)
+
+    def test_matches_a_plain_forward_in_batches(self):
+        model = prepare_model(conv_model(), PLAIN)
+        probs = predict_probabilities(model, self.images, PLAIN)
+        assert probs.shape == (3, 64, 96)
+        assert probs.dtype == np.float32
+        np.testing.assert_allclose(probs[2], whole_forward(model, self.images[2]), atol=1e-6)
+
+    def test_fast_bf16_agrees_with_plain(self, monkeypatch):
+        monkeypatch.setattr(inference, "cpu_has_fast_bf16", lambda: True)
+        fast = InferenceOptions(device="cpu", fast=True, batch_size=2)
+        assert select_execution("cpu", fast=True).autocast_dtype == torch.bfloat16
+        plain = predict_probabilities(prepare_model(conv_model(), PLAIN), self.images, PLAIN)
+        quick = predict_probabilities(prepare_model(conv_model(), fast), self.images, fast)
+        np.testing.assert_allclose(quick, plain, atol=0.02)
+
+    def test_tta_undoes_each_transform(self):
+        # A pointwise model commutes with flips and rotations: TTA must give the same map
+        # (a wrongly inverted rotation would move pixels).
+        model = prepare_model(pointwise_model(), PLAIN)
+        tta = InferenceOptions(device="cpu", fast=False, tta=True)
+        np.testing.assert_allclose(
+            predict_probabilities(model, self.images, tta),
+            predict_probabilities(model, self.images, PLAIN),
+            atol=1e-6,
+        )
+
+    def test_refuses_float_images(self):
+        with pytest.raises(ValueError, match=r"uint8 \(B, 3, H, W\)"):
+            predict_probabilities(pointwise_model(), self.images.astype(np.float32), PLAIN)
+
+
+def test_probability_rule_is_strictly_above_threshold():
+    prob_u8 = quantize(np.array([0.0, 0.5, 0.502, 1.0], dtype=np.float32))
+    assert prob_u8.tolist() == [0, 128, 128, 255]
+    assert probability_to_mask(np.array([127, 128], np.uint8), 0.5).tolist() == [0, 1]
+    assert probability_to_mask(np.array([51, 52], np.uint8), 0.2).tolist() == [0, 1]
+
+
+@pytest.fixture
+def chip_dir(tmp_path: Path) -> tuple[list[ChipRef], dict[str, np.ndarray]]:
+    """Three good 64 px chips (nested and flat), a 2-band one, a 32 px one, a broken one."""
+    good = {
+        "aa01": rgba(64, 64, seed=1),  # alpha-0 notch
+        "bb02": rgba(64, 64, seed=2, notch=False),
+        "cc03": rgba(64, 64, seed=3, notch=False)[:3],  # RGB
+    }
+    chips = []
+    for chip_id, data in good.items():
+        uri = write_raster(tmp_path / "img" / chip_id / f"{chip_id}.tif", data, crs=None)
+        chips.append(ChipRef(chip_id, uri))
+    two_band = write_raster(tmp_path / "img" / "dd04.tif", rgba(64, 64)[:2], crs=None)
+    small = write_raster(tmp_path / "img" / "ee05.tif", rgba(32, 32), crs=None)
+    broken = tmp_path / "img" / "ff06.tif"
+    broken.write_bytes(b"II*\x00 not really a tiff")
+    chips += [ChipRef("dd04", two_band), ChipRef("ee05", small), ChipRef("ff06", str(broken))]
+    return chips, good
+
+
+class TestPredictChipFolder:
+    @pytest.mark.parametrize("num_workers", [0, 1])
+    def test_writes_masks_and_reports_bad_chips(self, tmp_path, chip_dir, num_workers):
+        chips, good = chip_dir
+        out = tmp_path / "out"
+        options = InferenceOptions(device="cpu", batch_size=2, num_workers=num_workers)
+        model = conv_model()
+        report = predict_chip_folder(model, chips, str(out), options, expected_size=64)
+
+        assert sorted(report.written) == sorted(good)
+        assert set(report.bad) == {"dd04", "ee05", "ff06"}
+        assert "2 band" in report.bad["dd04"]
+        assert "32x32 px, expected 64x64" in report.bad["ee05"]
+        assert "cannot read" in report.bad["ff06"]
+        assert sorted(p.name for p in out.iterdir()) == [f"{i}.tif" for i in sorted(good)]
+        for chip_id, data in good.items():
+            with rasterio.open(out / f"{chip_id}.tif") as src:
+                assert (src.count, src.dtypes[0], src.shape) == (1, "uint8", (64, 64))
+                assert src.crs is None
+                assert src.compression == Compression.deflate
+                mask = src.read(1)
+            expected = probability_to_mask(quantize(whole_forward(model, data[:3])), 0.5)
+            if len(data) == 4:
+                expected[data[3] == 0] = 0
+            np.testing.assert_array_equal(mask, expected)
+            assert 0 < mask.sum() < mask.size  # both classes: the comparison means something
+        assert not read_band(out / "aa01.tif")[:32, :32].any()  # alpha 0 -> 0
+
+    def test_rerun_skips_finished_chips_unless_overwrite(self, tmp_path, chip_dir, caplog):
+        chips, good = chip_dir
+        out = str(tmp_path / "out")
+        predict_chip_folder(conv_model(), chips, out, PLAIN, expected_size=64)
+        mtimes = {p.name: p.stat().st_mtime_ns for p in Path(out).iterdir()}
+
+        caplog.set_level("INFO", logger="benchmark.inference")
+        again = predict_chip_folder(conv_model(), chips, out, PLAIN, expected_size=64)
+        assert sorted(again.skipped) == sorted(good)
+        assert again.written == []
+        assert set(again.bad) == {"dd04", "ee05", "ff06"}  # still no output: tried again
+        assert "3 chip(s) already predicted" in caplog.text
+        assert {p.name: p.stat().st_mtime_ns for p in Path(out).iterdir()} == mtimes
+
+        redo = predict_chip_folder(
+            conv_model(), chips[:1], out, PLAIN, expected_size=64, overwrite=True
+        )
+        assert redo.written == ["aa01"]
+
+    def test_no_threshold_writes_quantized_probabilities(self, tmp_path, chip_dir):
+        chips, good = chip_dir
+        model = pointwise_model()
+        out = tmp_path / "prob"
+        predict_chip_folder(model, chips[1:2], str(out), PLAIN, threshold=None, expected_size=64)
+        expected = quantize(whole_forward(model, good["bb02"][:3]))
+        np.testing.assert_array_equal(read_band(out / "bb02.tif"), expected)
+
+    def test_report_times_the_model(self, tmp_path, chip_dir):
+        chips, _ = chip_dir
+        report = predict_chip_folder(conv_model(), chips, str(tmp_path), PLAIN, expected_size=64)
+        assert 0 < report.model_seconds <= report.wall_seconds
+        assert "3 written, 0 already done, 3 bad" in report.summary()
+
+
+@pytest.fixture
+def scene(tmp_path: Path) -> tuple[str, np.ndarray]:
+    """A 150 x 200 px georeferenced RGBA scene, alpha 0 in its top-left quarter."""
+    data = rgba(150, 200, seed=5)
+    return write_raster(tmp_path / "scene.tif", data), data
+
+
+class TestPredictScene:
+    def test_copies_the_grid_masks_no_data_and_tiles_exactly(self, tmp_path, scene):
+        uri, data = scene
+        model = pointwise_model()
+        out = tmp_path / "pred" / "scene.tif"
+        predict_scene(model, uri, str(out), PLAIN, chip_sz=64)
+        with rasterio.open(out) as src:
+            assert (src.count, src.dtypes[0], src.shape) == (1, "uint8", (150, 200))
+            assert src.crs.to_epsg() == 32636
+            assert src.transform == TRANSFORM
+            assert src.compression == Compression.deflate
+            assert src.block_shapes == [(256, 256)]
+            prob = src.read(1)
+        expected = quantize(whole_forward(model, data[:3])) * (data[3] == 255)
+        assert np.abs(prob.astype(int) - expected).max() <= 1
+        assert not prob[:75, :100].any()
+
+    def test_overlap_blending_leaves_no_seams(self, tmp_path, scene):
+        uri, data = scene
+        model = conv_model()
+        whole = quantize(whole_forward(model, data[:3])).astype(int) * (data[3] == 255)
+        errors = {}
+        for overlap in (0, 32):
+            out = tmp_path / f"o{overlap}.tif"
+            predict_scene(model, uri, str(out), PLAIN, chip_sz=64, overlap=overlap)
+            errors[overlap] = np.abs(read_band(out).astype(int) - whole).max()
+        assert errors[0] > 10  # window edges (zero padding) show without blending
+        assert errors[32] <= 2
+
+    def test_small_scene_one_window_and_tta(self, tmp_path):
+        data = rgba(40, 70, seed=6, notch=False)
+        uri = write_raster(tmp_path / "small.tif", data)
+        model = pointwise_model()
+        out = tmp_path / "small_pred.tif"
+        options = InferenceOptions(device="cpu", tta=True)
+        predict_scene(model, uri, str(out), options, chip_sz=1024)
+        expected = quantize(whole_forward(model, data[:3]))
+        assert np.abs(read_band(out).astype(int) - expected).max() <= 1
+
+    def test_existing_output_is_kept_unless_overwrite(self, tmp_path, scene, caplog):
+        uri, _ = scene
+        out = tmp_path / "p.tif"
+        predict_scene(pointwise_model(), uri, str(out), PLAIN, chip_sz=64)
+        mtime = out.stat().st_mtime_ns
+        caplog.set_level("INFO", logger="benchmark.inference")
+        predict_scene(pointwise_model(), uri, str(out), PLAIN, chip_sz=64)
+        assert out.stat().st_mtime_ns == mtime
+        assert "exists: skipped" in caplog.text
+        predict_scene(pointwise_model(), uri, str(out), PLAIN, chip_sz=64, overwrite=True)
+        assert out.stat().st_mtime_ns != mtime
+
+    def test_failed_read_leaves_no_output(self, tmp_path, monkeypatch):
+        uri = write_raster(tmp_path / "s.tif", rgba(100, 100))
+
+        def broken_read(*args, **kwargs):
+            raise OSError("disk on fire")
+
+        monkeypatch.setattr(inference, "_read_padded", broken_read)
+        with pytest.raises(OSError, match="disk on fire"):
+            predict_scene(pointwise_model(), uri, str(tmp_path / "out.tif"), PLAIN, chip_sz=64)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["s.tif"]
