@@ -14,8 +14,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import rasterio
+from affine import Affine
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
+from matplotlib.ticker import MaxNLocator
 from rasterio.enums import Resampling
 from rastervision.pipeline.file_system import file_to_str
 
@@ -85,7 +87,7 @@ def plot_scene_overlay(
         rgb = _read_decimated(src, [1, 2, 3], shape).transpose(1, 2, 0)
         valid = _read_valid_decimated(src, shape)
         prob = _read_decimated(prob_src, [1], shape)[0]
-        transform = src.transform @ src.transform.scale(src.width / shape[1], src.height / shape[0])
+        transform = src.transform @ Affine.scale(src.width / shape[1], src.height / shape[0])
     truth = rasterize_window(transform, shape).astype(bool)
     pred = probability_to_mask(prob, threshold).astype(bool)
 
@@ -155,6 +157,7 @@ def plot_training_curves(log_csv_uri: str, png_uri: str) -> None:
         for key in keys:
             ax.plot(epochs, columns[key], marker="o", markersize=3, label=key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_title(title)
         ax.grid(alpha=0.3)
         if keys:
