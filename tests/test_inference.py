@@ -1,6 +1,9 @@
 """Inference: execution plans, batched chips (bad ones, resume), windowed blended scenes."""
 
+import subprocess
+import tarfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,6 +23,7 @@ from benchmark.inference import (
     quantize,
     select_execution,
 )
+from benchmark.predict_folder import main
 from benchmark.stac import ChipRef
 from tests.rasters import TRANSFORM, rgba, write_raster
 
@@ -279,3 +283,56 @@ class TestPredictScene:
         with pytest.raises(OSError, match="disk on fire"):
             predict_scene(pointwise_model(), uri, str(tmp_path / "out.tif"), PLAIN, chip_sz=64)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["s.tif"]
+
+
+class TestPredictFolderCommand:
+    @staticmethod
+    def run(args: list[str], threshold: float = 0.5) -> int:
+        bundle = SimpleNamespace(model=pointwise_model(), threshold=threshold)
+        common = ["--chip-size", "64", "--num-workers", "0", "--no-fast"]
+        return main([*args, *common], load_bundle=lambda uri: bundle)
+
+    @pytest.fixture
+    def img_dir(self, tmp_path: Path) -> Path:
+        for i, chip_id in enumerate(["a1", "b2"]):
+            data = rgba(64, 64, seed=i, notch=False)
+            write_raster(tmp_path / "img" / chip_id / f"{chip_id}.tif", data, crs=None)
+        return tmp_path / "img"
+
+    def test_predicts_and_packs(self, tmp_path, img_dir):
+        tgz = tmp_path / "submission.tgz"
+        out = tmp_path / "out"
+        assert self.run(["b.zip", str(img_dir), str(out), "--pack", str(tgz)]) == 0
+        with tarfile.open(tgz) as tar:
+            assert tar.getnames() == ["a1.tif", "b2.tif"]
+        assert self.run(["b.zip", str(img_dir), str(out), "--pack", str(tgz)]) == 0  # resumes
+
+    def test_threshold_from_the_bundle_unless_given(self, tmp_path, img_dir):
+        self.run(["b.zip", str(img_dir), str(tmp_path / "low")], threshold=0.0)
+        self.run(["b.zip", str(img_dir), str(tmp_path / "high"), "--threshold", "0.999"])
+        assert read_band(tmp_path / "low" / "b2.tif").all()
+        assert not read_band(tmp_path / "high" / "b2.tif").any()
+
+    def test_bad_chips_exit_1_and_are_listed(self, tmp_path, img_dir, capsys):
+        write_raster(img_dir / "c3.tif", rgba(64, 64)[:2], crs=None)
+        assert self.run(["b.zip", str(img_dir), str(tmp_path / "out")]) == 1
+        last_line = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
+        assert last_line.startswith("error: 1 chip(s) not predicted: c3: 2 band(s)")
+        tgz = str(tmp_path / "s.tgz")
+        assert self.run(["b.zip", str(img_dir), str(tmp_path / "out"), "--pack", tgz]) == 2
+        assert "c3.tif: missing" in capsys.readouterr().err
+
+    def test_input_error_is_one_line_exit_2(self, tmp_path, capsys):
+        assert self.run(["b.zip", str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
+        err = capsys.readouterr().err
+        assert err == f"error: {tmp_path / 'nope'}: test image directory not found\n"
+
+    def test_threshold_must_be_a_probability(self, tmp_path):
+        with pytest.raises(SystemExit) as info:
+            self.run(["b.zip", str(tmp_path), str(tmp_path), "--threshold", "1.5"])
+        assert info.value.code == 2
+
+    def test_wrapper_script_help(self):
+        script = Path(__file__).parents[1] / "wb_scripts" / "predict"
+        done = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
+        assert "BUNDLE IMG_DIR OUT_DIR" in done.stdout
