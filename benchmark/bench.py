@@ -396,7 +396,6 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="*", choices=["predict", "rv", "preprocess", "train", "memory"]
     )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"
