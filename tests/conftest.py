@@ -1,0 +1,166 @@
+"""Shared fixtures: a local moto server standing in for AWS, and off-screen matplotlib.
+
+Tests that talk to "AWS" use ``aws_env`` and the ``aws`` marker. Every AWS client in the test
+and in any subprocess it starts (boto3, the aws CLI, GDAL's /vsis3/, Raster Vision) then talks
+to moto on 127.0.0.1, with fake credentials; HTTPS, which every real AWS endpoint needs, goes
+to a closed local port, so nothing can reach real AWS even by mistake.
+"""
+
+import base64
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+# Credential and endpoint sources that could point a client at a real account.
+AWS_LEAKS = (
+    "AWS_PROFILE",
+    "AWS_DEFAULT_PROFILE",
+    "AWS_SESSION_TOKEN",
+    "AWS_SECURITY_TOKEN",
+    "AWS_ROLE_ARN",
+    "AWS_WEB_IDENTITY_TOKEN_FILE",
+    "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+    "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    "AWS_NO_SIGN_REQUEST",
+)
+
+
+@pytest.fixture(autouse=True)
+def _offscreen_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test (or subprocess of one) opens a window or needs a display."""
+    monkeypatch.setenv("MPLBACKEND", "agg")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class MotoServer:
+    """A ``moto_server`` process on 127.0.0.1 that records the requests it is sent."""
+
+    host: str
+    port: int
+
+    @property
+    def url(self) -> str:
+        """The endpoint URL AWS clients are pointed at."""
+        return f"http://{self.host}:{self.port}"
+
+    def moto_api(self, path: str, payload: dict | None = None) -> bytes:
+        """POST to moto's own control API (``/moto-api/...``)."""
+        data = json.dumps(payload or {}).encode()
+        request = urllib.request.Request(f"{self.url}/moto-api/{path}", data=data, method="POST")
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.read()
+
+    def reset(self) -> None:
+        """Forget every bucket, job queue, job... and every recorded request."""
+        self.moto_api("reset")
+        self.moto_api("recorder/reset-recording")
+
+    def recorded_requests(self) -> list[dict]:
+        """The AWS requests sent since the last reset, oldest first (method, url, body text)."""
+        with urllib.request.urlopen(f"{self.url}/moto-api/recorder/download-recording") as resp:
+            lines = resp.read().decode().splitlines()
+        requests = [json.loads(line) for line in lines if line.strip()]
+        for request in requests:
+            if request.pop("body_encoded"):
+                request["body"] = base64.b64decode(request["body"]).decode(errors="replace")
+        return requests
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    """Start ``moto_server`` once for the session; stop it at the end.
+
+    A separate process, so moto's request recorder writes to a file of ours and moto's state
+    cannot leak into the tests' own imports. Batch jobs are only recorded, never run (there is
+    no Docker engine here, and the benchmark's jobs need a GPU anyway).
+    """
+    server = MotoServer("127.0.0.1", _free_port())
+    recording = tmp_path_factory.mktemp("moto") / "requests.jsonl"
+    env = {**os.environ, "MOTO_RECORDER_FILEPATH": str(recording)}
+    moto = Path(sys.executable).with_name("moto_server")
+    process = subprocess.Popen(
+        [str(moto), "-H", server.host, "-p", str(server.port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                server.moto_api("config", {"batch": {"use_docker": False}})
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start on {server.url}") from None
+                time.sleep(0.2)
+        server.moto_api("recorder/start-recording")
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch, moto_server: MotoServer, tmp_path: Path) -> MotoServer:
+    """Point every AWS client at a freshly reset moto server, with fake credentials."""
+    moto_server.reset()
+    for name in AWS_LEAKS:
+        monkeypatch.delenv(name, raising=False)
+    settings = {
+        "AWS_ENDPOINT_URL": moto_server.url,  # boto3, botocore and the aws CLI
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        # GDAL's /vsis3/ (rasterio) has its own settings.
+        "AWS_S3_ENDPOINT": f"{moto_server.host}:{moto_server.port}",
+        "AWS_HTTPS": "NO",
+        "AWS_VIRTUAL_HOSTING": "FALSE",
+        # Real AWS endpoints are HTTPS: send HTTPS to a closed port, moto stays direct.
+        "HTTPS_PROXY": "http://127.0.0.1:9",
+        "https_proxy": "http://127.0.0.1:9",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    return moto_server
+
+
+@pytest.fixture
+def s3_upload(aws_env: MotoServer) -> Callable[[Path, str], str]:
+    """A function copying a local directory tree to ``s3://bucket/prefix`` (made if needed)."""
+    s3 = boto3.client("s3")
+
+    def upload(local_dir: Path, uri: str) -> str:
+        bucket, _, prefix = uri.removeprefix("s3://").rstrip("/").partition("/")
+        with contextlib.suppress(s3.exceptions.BucketAlreadyOwnedByYou):
+            s3.create_bucket(Bucket=bucket)
+        for path in sorted(Path(local_dir).rglob("*")):
+            if path.is_file():
+                key = str(Path(prefix, path.relative_to(local_dir)))
+                s3.upload_file(str(path), bucket, key)
+        return uri.rstrip("/")
+
+    return upload
