@@ -17,13 +17,12 @@ from affine import Affine
 from pyproj import CRS, Transformer
 from rasterio.crs import CRS as RioCRS
 from rasterio.features import rasterize
-from rastervision.pipeline.file_system import file_exists, file_to_str
 from shapely.geometry import box, mapping, shape
 from shapely.ops import transform as transform_geometry
 
 from benchmark.constants import BUILDING
 from benchmark.errors import InputError
-from benchmark.uris import write_json
+from benchmark.uris import read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +90,7 @@ def _polygonal(geom: shapely.Geometry) -> shapely.Geometry | None:
 
 def read_building_labels(uri: str) -> tuple[list[shapely.Geometry], LabelReport]:
     """Building polygons of a GeoJSON file, valid, in EPSG:4326 (see the module docstring)."""
-    if not file_exists(uri):
-        raise InputError(f"{uri}: label file not found")
-    try:
-        data = json.loads(file_to_str(uri))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{uri}: not JSON ({exc})") from None
+    data = read_json(uri, what="label file")
     features = _features(data, uri)
     crs = _source_crs(data, uri)
     to_wgs84 = None

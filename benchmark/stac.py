@@ -27,6 +27,7 @@ from rastervision.pipeline.file_system import (
 )
 
 from benchmark.errors import InputError
+from benchmark.uris import read_json
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +67,7 @@ class _RVStacIO(DefaultStacIO):
 
 
 def _open_catalog(uri: str) -> pystac.Catalog:
-    if not file_exists(uri):
-        raise InputError(f"{uri}: STAC catalog not found")
-    try:
-        data = json.loads(file_to_str(uri))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InputError(f"{uri}: not JSON ({exc})") from None
+    data = read_json(uri, what="STAC catalog")
     if not isinstance(data, dict) or "stac_version" not in data or "links" not in data:
         raise InputError(f"{uri}: not a STAC catalog (no stac_version/links)")
     try:

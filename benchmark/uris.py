@@ -70,10 +70,13 @@ def uri_exists(uri: str) -> bool:
     return file_exists(uri, include_dir=False)
 
 
-def read_json(uri: str) -> Any:
-    """Parse the JSON at ``uri``; a missing file or bad JSON is an :class:`InputError`."""
+def read_json(uri: str, what: str = "file") -> Any:
+    """Parse the JSON at ``uri``; a missing file or bad JSON is an :class:`InputError`.
+
+    ``what`` names the file in the "not found" message (e.g. ``"STAC catalog"``).
+    """
     if not uri_exists(uri):
-        raise InputError(f"{uri}: file not found")
+        raise InputError(f"{uri}: {what} not found")
     try:
         return json.loads(file_to_str(uri))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:

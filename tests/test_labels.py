@@ -61,7 +61,7 @@ def test_crs_member_in_utm_is_honored(tmp_path):
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        ("{oops", "not JSON"),
+        ("{oops", "not valid JSON"),
         ('{"foo": 1}', "not GeoJSON"),
         ('{"type": "Point"}', "not GeoJSON building"),
     ],

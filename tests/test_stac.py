@@ -58,7 +58,7 @@ class TestBrokenCatalogs:
 
     def test_not_json(self, catalog, tmp_path):
         (tmp_path / "train_tier_1" / "catalog.json").write_text("<html>")
-        with pytest.raises(InputError, match=r"catalog\.json: not JSON"):
+        with pytest.raises(InputError, match=r"catalog\.json: not valid JSON"):
             read_training_scenes(catalog.catalog_uri)
 
     def test_not_stac(self, catalog, tmp_path):
