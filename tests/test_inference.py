@@ -10,6 +10,7 @@ import pytest
 import rasterio
 import torch
 from rasterio.enums import Compression
+from rastervision.pipeline.file_system import download_if_needed
 from torch import nn
 
 import benchmark.inference as inference
@@ -25,6 +26,7 @@ from benchmark.inference import (
 )
 from benchmark.predict_folder import main
 from benchmark.stac import ChipRef
+from benchmark.submission import pack_submission
 from tests.rasters import TRANSFORM, rgba, write_raster
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -336,3 +338,25 @@ class TestPredictFolderCommand:
         script = Path(__file__).parents[1] / "wb_scripts" / "predict"
         done = subprocess.run([str(script), "--help"], capture_output=True, text=True, check=True)
         assert "BUNDLE IMG_DIR OUT_DIR" in done.stdout
+
+
+@pytest.mark.aws
+def test_chips_on_s3_predict_resume_and_pack(tmp_path, s3_upload):
+    ids = ["a1", "b2", "c3"]
+    for i, chip_id in enumerate(ids):
+        write_raster(tmp_path / "img" / f"{chip_id}.tif", rgba(64, 64, seed=i), crs=None)
+    img_uri = s3_upload(tmp_path / "img", "s3://bench/test/img")
+    chips = [ChipRef(i, f"{img_uri}/{i}.tif") for i in ids]
+    out = "s3://bench/pred/masks"
+    options = InferenceOptions(device="cpu", batch_size=2, num_workers=1)
+
+    first = predict_chip_folder(pointwise_model(), chips, out, options, expected_size=64)
+    assert sorted(first.written) == ids
+    again = predict_chip_folder(pointwise_model(), chips, out, options, expected_size=64)
+    assert sorted(again.skipped) == ids
+
+    tgz = "s3://bench/pred/submission.tgz"
+    pack_submission(out, ids, tgz, size=64)
+    local = download_if_needed(tgz, str(tmp_path / "dl"))
+    with tarfile.open(local) as tar:
+        assert tar.getnames() == [f"{i}.tif" for i in ids]
