@@ -18,6 +18,7 @@ names match case-insensitively (``postprocess`` is ``POSTPROCESS``).
 
 import logging
 import os
+import re
 import shlex
 from dataclasses import dataclass
 
@@ -36,6 +37,8 @@ DRY_RUN_ENV = "BENCHMARK_BATCH_DRY_RUN"
 # AWS Batch accepts 1 to 10 attempts in a retry strategy.
 MAX_ATTEMPTS = 10
 PROFILE_TEMPLATE = ".rastervision/wbbenchmark"
+# What AWS Batch accepts as a job name.
+JOB_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
 
 @dataclass(frozen=True)
@@ -139,7 +142,8 @@ class BenchmarkBatchRunner(AWSBatchRunner):
         """Every job to submit, in order, with all settings resolved (nothing is submitted).
 
         Raises:
-            InputError: the config is not on S3, a command is unknown, or a setting is missing.
+            InputError: the config is not on S3, a command is unknown, a setting is missing or
+                the run name makes an invalid job name.
         """
         if not cfg_json_uri.startswith("s3://"):
             raise InputError(
@@ -152,6 +156,11 @@ class BenchmarkBatchRunner(AWSBatchRunner):
             cmd, args = self.build_cmd(
                 command, cfg_json_uri, pipeline, num_splits, pipeline_run_name=pipeline_run_name
             )
+            if not JOB_NAME.fullmatch(args["job_name"]):
+                raise InputError(
+                    f"{args['job_name']}: not an AWS Batch job name (at most 128 letters, digits,"
+                    " - and _); change --pipeline-run-name"
+                )
             device = "gpu" if args["use_gpu"] else "cpu"
             jobs.append(
                 BatchJob(

@@ -262,6 +262,13 @@ class TestErrors:
         with pytest.raises(InputError, match="cannot read a local pipeline config"):
             BenchmarkBatchRunner().run("/tmp/cfg.json", TinyPipeline(None, "/tmp"), ["score"])
 
+    def test_run_name_that_batch_refuses(self, aws_env, use_profile):
+        use_profile()
+        with pytest.raises(InputError, match=r"not an AWS Batch job name.*--pipeline-run-name"):
+            BenchmarkBatchRunner().run(
+                CFG, TinyPipeline(None, "/tmp"), ["score"], pipeline_run_name="my run"
+            )
+
     def test_unknown_command(self, aws_env, use_profile):
         use_profile()
         with pytest.raises(InputError, match="TinyPipeline has no command train; its commands"):
