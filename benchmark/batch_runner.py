@@ -78,7 +78,7 @@ def _profile_location() -> str:
     return os.path.join(config_dir, rv_config_.profile)
 
 
-def _missing_setting(key: str, problem: str) -> InputError:
+def _setting_error(key: str, problem: str) -> InputError:
     env_name = f"{AWS_BATCH}_{key}".upper()
     return InputError(
         f"Raster Vision profile '{rv_config_.profile}' ({_profile_location()}): [BATCH] {key} "
@@ -99,7 +99,7 @@ def batch_setting(key: str, default: str | None = None) -> str:
     if value:
         return value
     if default is None:
-        raise _missing_setting(key, "is not set")
+        raise _setting_error(key, "is not set")
     return default
 
 
@@ -107,7 +107,8 @@ def batch_attempts() -> int:
     """How many times AWS Batch may run each job (``[BATCH] attempts``, default 1)."""
     value = batch_setting("attempts", default="1")
     if not value.isdigit() or not 1 <= int(value) <= MAX_ATTEMPTS:
-        raise _missing_setting("attempts", f"is {value!r}, not a whole number from 1 to 10")
+        problem = f"is {value!r}, not a whole number from 1 to {MAX_ATTEMPTS}"
+        raise _setting_error("attempts", problem)
     return int(value)
 
 
