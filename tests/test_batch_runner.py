@@ -175,6 +175,28 @@ class TestRegister:
         assert registry_.get_runner("batch") is BenchmarkBatchRunner
 
 
+def test_profile_template_has_every_setting_rv_reads(monkeypatch):
+    monkeypatch.setenv("RV_CONFIG_DIR", str(REPO / ".rastervision"))
+    rv_config_.set_everett_config(profile="wbbenchmark")
+    try:
+        settings = rv_config_.get_config_dict(registry_.rv_config_schema)
+        (job,) = BenchmarkBatchRunner().plan_jobs(CFG, TinyPipeline(None, "/tmp"), ["fit"])
+    finally:
+        monkeypatch.delenv("RV_CONFIG_DIR")
+        rv_config_.set_everett_config()
+    wanted = {
+        f"{section}_{key}"
+        for section in ("batch", "aws_s3")
+        for key in registry_.rv_config_schema[section]
+    }
+    assert wanted <= set(settings)
+    assert (job.queue, job.job_def, job.attempts) == (
+        "RasterVisionGpuJobQueue",
+        "RasterVisionCustomPyTorchGpuJobDefinition",
+        3,
+    )
+
+
 class TestSubmit:
     def test_chain_of_jobs_with_retries(self, batch_resources, use_profile):
         use_profile()
