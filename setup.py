@@ -21,9 +21,10 @@ setup(
     install_requires=[
         # The plugin API (Pipeline.commands, register_config(plugin=...)) is 0.31's.
         "rastervision==0.31.1",
-        # torch 2.14 exports ONNX through the dynamo exporter, which needs these two.
-        "torch>=2.9",
-        "torchvision>=0.24",
+        # 2.4 is what the Raster Vision 0.31 Docker image ships; requirements.txt pins 2.14.
+        "torch>=2.4",
+        "torchvision>=0.19",
+        # torch >= 2.9 exports ONNX (which RV's train/bundle always do) with these two.
         "onnxscript>=0.5",
         "onnx-ir>=0.1",
         # U-Net / FPN on ResNet-18 and friends: RV's DeepLab offers only ResNet-50/101.
@@ -31,7 +32,7 @@ setup(
         "pystac>=1.10",
         "rasterio>=1.4",
         "shapely>=2.0",
-        "numpy>=2.0",
+        "numpy>=1.26",
         "matplotlib>=3.8",
         "tqdm>=4.66",
         # RV's S3 sync shells out to the aws CLI.

@@ -36,15 +36,6 @@ JOB_DEFS = {"cpu": "bench-cpu-def", "gpu": "bench-gpu-def"}
 BUCKET = "bench-batch"
 ROOT = f"s3://{BUCKET}/root"
 
-# Until the plugin shim calls benchmark.batch_runner.register, `rastervision run batch` is RV's
-# own runner: the tests that need ours are expected to fail (and must pass once it does).
-SHIM_REGISTERS = "batch_runner" in Path(rastervision.benchmark.__file__).read_text()
-needs_shim = pytest.mark.xfail(
-    not SHIM_REGISTERS,
-    reason="rastervision/benchmark/__init__.py does not call benchmark.batch_runner.register",
-    strict=True,
-)
-
 
 def profile_text(**batch: object) -> str:
     settings = {
@@ -170,7 +161,6 @@ class TestRegister:
         assert registry.get_runner("batch") is BenchmarkBatchRunner
         assert issubclass(BenchmarkBatchRunner, AWSBatchRunner)
 
-    @needs_shim
     def test_rastervision_uses_it(self):
         assert registry_.get_runner("batch") is BenchmarkBatchRunner
 
@@ -345,7 +335,6 @@ def scene_env(catalog) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@needs_shim
 def test_preprocess_command_from_the_readme(batch_resources, use_profile, catalog, tmp_path):
     use_profile()
     env = scene_env(catalog)
@@ -368,7 +357,6 @@ def test_preprocess_command_from_the_readme(batch_resources, use_profile, catalo
 
 
 @pytest.mark.slow
-@needs_shim
 def test_benchmark_command_from_the_readme(batch_resources, use_profile, catalog, tmp_path):
     use_profile()
     env = {

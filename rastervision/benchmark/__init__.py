@@ -14,7 +14,8 @@ def register_plugin(registry) -> None:
     """Register the benchmark configs with Raster Vision."""
     registry.set_plugin_version(PLUGIN_NAME, PLUGIN_VERSION)
 
-    from benchmark import cli_output
+    from benchmark import batch_runner, cli_output
 
     cli_output.install()
+    batch_runner.register(registry)
     import benchmark.registered_configs  # noqa: F401
