@@ -47,6 +47,7 @@ def _label_rasterizer(scene_cfg, image_uri: str) -> LabelRasterizer:
 def evaluate_validation(cfg: BenchmarkConfig) -> dict:
     """Evaluate every validation window; write ``eval.json`` and PNGs under ``cfg.eval_uri``."""
     sweeps: dict[str, dict[float, ConfusionCounts]] = {}
+    window_counts: dict[str, dict[float, ConfusionCounts]] = {}
     rasterizers = {}
     for scene in cfg.dataset.validation_scenes:
         image_uri = scene.raster_source.uris[0]
@@ -57,6 +58,7 @@ def evaluate_validation(cfg: BenchmarkConfig) -> dict:
             rasterizers[scene.id].window,
             thresholds=THRESHOLDS,
         )
+        window_counts[scene.id] = counts
         key = cfg.scene_keys[scene.id]
         total = sweeps.setdefault(key, {t: ConfusionCounts() for t in THRESHOLDS})
         for t in THRESHOLDS:
@@ -88,6 +90,7 @@ def evaluate_validation(cfg: BenchmarkConfig) -> dict:
             rasterizers[scene.id].window,
             f"{cfg.eval_uri}/{scene.id}.png",
             threshold=threshold,
+            counts=window_counts[scene.id][threshold],
         )
     log_csv = f"{cfg.train_uri}/log.csv"
     if uri_exists(log_csv):

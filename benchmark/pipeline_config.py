@@ -29,7 +29,8 @@ class InferenceConfig(Config):
     batch_sz: int = Field(4, gt=0, description="Windows or chips per forward pass.")
     fast: bool = Field(
         True,
-        description="CPU: channels_last + bf16 autocast; CUDA: fp16 AMP. False = plain fp32.",
+        description="CUDA: fp16 autocast + channels_last; CPU: channels_last, plus bf16 "
+        "autocast only where the CPU has native bf16 (slower without). False = plain fp32.",
     )
     tta: bool = Field(False, description="Average the 8 flips/rotations (8x the compute).")
 
