@@ -6,30 +6,16 @@ eval, bundle and POSTPROCESS exactly as a user runs them.
 """
 
 import json
-import os
-import subprocess
-import sys
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import rasterio
 
+from tests.cli import CHIP, run_whole_pipeline
 from tests.data.opencities import make_opencities_catalog
 
 pytestmark = pytest.mark.slow
-
-CHIP = 64
-
-
-def rastervision(*args: str, tmp_path: Path) -> subprocess.CompletedProcess:
-    """Run the rastervision CLI of this venv; fail the test with its output if it fails."""
-    env = {**os.environ, "MPLBACKEND": "agg"}
-    cmd = [sys.executable, "-m", "rastervision.pipeline.cli", "--tmpdir", str(tmp_path / "rvtmp")]
-    result = subprocess.run([*cmd, *args], capture_output=True, text=True, env=env)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result
 
 
 @pytest.fixture(scope="module")
@@ -37,28 +23,7 @@ def finished_run(tmp_path_factory) -> dict:
     tmp_path = tmp_path_factory.mktemp("e2e")
     catalog = make_opencities_catalog(tmp_path / "data", test_chip_size=CHIP)
     root = tmp_path / "out"
-    scene_args = [
-        "-a", "root_uri", str(root),
-        "-a", "train_stac_uri", catalog.catalog_uri,
-        "-a", "train_ids", catalog.train_keys[0],
-        "-a", "valid_ids", catalog.valid_keys[0],
-    ]  # fmt: skip
-    rastervision(
-        "run", "inprocess", "benchmark.experiments.split_images", "PREPROCESS",
-        *scene_args, "-a", "split_size", "64", tmp_path=tmp_path,
-    )  # fmt: skip
-    rastervision(
-        "run", "inprocess", "benchmark.experiments.benchmark",
-        "chip", "train", "predict", "eval", "bundle", "POSTPROCESS",
-        *scene_args,
-        "-a", "experiment_id", "tiny",
-        "-a", "test_stac_uri", catalog.test_catalog_uri,
-        "-a", "test_chip_size", str(CHIP),
-        "-a", "pretrained", "false",
-        "-a", "chip_sz", "32", "-a", "batch_sz", "2", "-a", "num_epochs", "1",
-        "-a", "predict_chip_sz", "48", "-a", "num_workers", "0",
-        tmp_path=tmp_path,
-    )  # fmt: skip
+    run_whole_pipeline(catalog, str(root), tmp_path)
     return {"root": root, "catalog": catalog}
 
 
