@@ -6,6 +6,7 @@ mask at all. Raster Vision does not treat alpha 0 as no-data, so we compute the 
 ourselves.
 """
 
+import os
 import warnings
 
 import numpy as np
@@ -15,6 +16,12 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
 from benchmark.errors import InputError
+
+# GDAL's block cache defaults to 5% of RAM and fills up when a huge scene is streamed through
+# it (1.2 GB on a 24 GB machine), which would break the bounded-memory promise of PREPROCESS
+# and scene prediction. 256 MB holds every block a window or strip needs; a GDAL_CACHEMAX set
+# by the user wins. Set before any raster is opened: GDAL reads it on first use.
+os.environ.setdefault("GDAL_CACHEMAX", "256")
 
 
 def open_scene_checked(
