@@ -25,7 +25,6 @@ import json
 import logging
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -68,15 +67,17 @@ def _timed(fn: Callable[[], object]) -> float:
 
 
 def _python(code: str, *args: str) -> tuple[float, float]:
-    """Run ``code`` in a fresh interpreter: (wall seconds, its peak RSS in MB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    """Run ``code`` in a fresh interpreter: (wall seconds, its own peak RSS in MB).
+
+    GNU time reports the child's own peak (``getrusage(RUSAGE_CHILDREN)`` would report the
+    largest of all children so far).
+    """
+    cmd = ["/usr/bin/time", "-f", "MAXRSS_KB=%M", sys.executable, "-c", code, *args]
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, *args], check=True, cwd=REPO)
+    result = subprocess.run(cmd, check=True, cwd=REPO, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - start
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    if peak <= before:
-        log.warning("peak RSS of this child is not above an earlier child's; reported as is")
-    return wall, peak / 1024
+    peak_kb = [line for line in result.stderr.splitlines() if line.startswith("MAXRSS_KB=")][-1]
+    return wall, int(peak_kb.removeprefix("MAXRSS_KB=")) / 1024
 
 
 def _rv(*args: str, tmp: Path) -> float:
