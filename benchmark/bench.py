@@ -341,6 +341,7 @@ predict_scene(model, sys.argv[1], sys.argv[2], InferenceOptions(fast=False), ove
 
 def measure_memory(out: Path, size: int) -> dict:
     """Peak RSS of PREPROCESS and of scene prediction on a ``size`` px scene, each in a process."""
+    shutil.rmtree(out / "big", ignore_errors=True)  # PREPROCESS would resume an earlier run
     scene = out / "big" / "big.tif"
     labels = out / "big" / "big.geojson"
     write_synthetic_scene(scene, size)
