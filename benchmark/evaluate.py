@@ -7,6 +7,7 @@ and overall (micro averaging, as the competition scores the test set), and draw 
 """
 
 import logging
+from functools import lru_cache
 
 import rasterio
 
@@ -37,11 +38,11 @@ def read_decision_threshold(cfg: BenchmarkConfig) -> float:
     return float(read_json(uri)["decision_threshold"])
 
 
-def _label_rasterizer(scene_cfg, image_uri: str) -> LabelRasterizer:
-    label_uri = scene_cfg.label_source.raster_source.vector_source.uris[0]
+@lru_cache(maxsize=8)
+def _label_rasterizer(label_uri: str, crs_wkt: str) -> LabelRasterizer:
+    """One rasterizer per scene: its windows share the label file and the CRS."""
     geoms, _ = read_building_labels(label_uri)
-    with rasterio.open(image_uri) as src:
-        return LabelRasterizer(geoms, src.crs)
+    return LabelRasterizer(geoms, crs_wkt)
 
 
 def evaluate_validation(cfg: BenchmarkConfig) -> dict:
@@ -51,7 +52,10 @@ def evaluate_validation(cfg: BenchmarkConfig) -> dict:
     rasterizers = {}
     for scene in cfg.dataset.validation_scenes:
         image_uri = scene.raster_source.uris[0]
-        rasterizers[scene.id] = _label_rasterizer(scene, image_uri)
+        label_uri = scene.label_source.raster_source.vector_source.uris[0]
+        with rasterio.open(image_uri) as src:
+            crs_wkt = src.crs.to_wkt()
+        rasterizers[scene.id] = _label_rasterizer(label_uri, crs_wkt)
         counts = evaluate_scene(
             f"{cfg.predict_uri}/{scene.id}.tif",
             image_uri,
