@@ -1,4 +1,4 @@
-"""Pictures of results: prediction overlays, training curves, test-chip previews.
+"""Pictures of results: prediction overlays, training curves, test-chip previews, window seams.
 
 Scenes are drawn from decimated reads (GDAL picks overview levels), so a picture of a
 40,000 px scene costs as much memory as the picture. Figures are drawn with matplotlib's
@@ -11,12 +11,13 @@ import logging
 import math
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import rasterio
 from affine import Affine
 from matplotlib.figure import Figure
-from matplotlib.patches import Patch
+from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 from rasterio.enums import Resampling
 from rastervision.pipeline.file_system import file_to_str
@@ -32,6 +33,9 @@ log = logging.getLogger(__name__)
 # colour blindness: green / magenta / blue, none of them the imagery's browns).
 TP_COLOR, FP_COLOR, FN_COLOR = (0.1, 0.85, 0.2), (1.0, 0.1, 0.75), (0.1, 0.45, 1.0)
 CHIP_PREVIEW_SIDE = 512
+# Window edges on probability maps: thin, and a colour no grey level can be mistaken for.
+EDGE_COLOR = (1.0, 0.55, 0.0)
+ZOOM_COLOR = (0.0, 0.9, 1.0)
 
 
 def _decimated_shape(src: rasterio.DatasetReader, max_side: int) -> tuple[int, int]:
@@ -191,4 +195,107 @@ def plot_chip_predictions(
             ax.contour(mask, levels=[0.5], colors=[FP_COLOR], linewidths=0.8)
         name = os.path.splitext(os.path.basename(chip_uri))[0]
         ax.set_title(f"{name}: {mask.mean():.0%} building", fontsize=10)
+    _save(fig, png_uri)
+
+
+@dataclass(frozen=True)
+class WindowedPrediction:
+    """One windowed prediction of a picture-sized crop, for :func:`plot_window_seams`."""
+
+    name: str  # how it was predicted, e.g. "no overlap"
+    note: str  # a second title line, e.g. its seam measure
+    prob: np.ndarray  # float (H, W) P(building)
+    row_edges: Sequence[int]  # window edges: a seam would lie between pixels e - 1 and e
+    col_edges: Sequence[int]
+
+
+def _draw_edges(ax, row_edges: Sequence[int], col_edges: Sequence[int]) -> None:
+    """Thin lines on the pixel boundaries where windows start or end."""
+    # Dashed: the line must not hide the seam it marks.
+    style = {"color": EDGE_COLOR, "linewidth": 0.7, "alpha": 0.8, "linestyle": (0, (4, 4))}
+    for edge in row_edges:
+        ax.axhline(edge - 0.5, **style)
+    for edge in col_edges:
+        ax.axvline(edge - 0.5, **style)
+
+
+def _zoom_box(difference: np.ndarray, side: int) -> tuple[int, int, int]:
+    """(row, col, side) of a square around the largest difference, inside the picture.
+
+    Blending changes a prediction most where a seam was, so that is where to look closely.
+    """
+    side = min(side, *difference.shape)
+    row, col = np.unravel_index(np.argmax(difference), difference.shape)
+    top = int(np.clip(row - side // 2, 0, difference.shape[0] - side))
+    left = int(np.clip(col - side // 2, 0, difference.shape[1] - side))
+    return top, left, side
+
+
+def _mark_box(ax, box: tuple[int, int, int]) -> None:
+    top, left, side = box
+    ax.add_patch(Rectangle((left - 0.5, top - 0.5), side, side, fill=False, color=ZOOM_COLOR))
+
+
+def _zoom_to(ax, box: tuple[int, int, int]) -> None:
+    top, left, side = box
+    ax.set_xlim(left - 0.5, left + side - 0.5)
+    ax.set_ylim(top + side - 0.5, top - 0.5)
+
+
+def plot_window_seams(
+    rgb: np.ndarray,
+    before: WindowedPrediction,
+    after: WindowedPrediction,
+    png_uri: str,
+    title: str,
+    zoom_side: int = 128,
+    max_difference: float = 0.5,
+) -> None:
+    """Two predictions of a crop side by side with their window edges, whole and zoomed.
+
+    Top: the imagery and both probability maps (grey: black = 0, white = 1; window edges in
+    orange). Bottom: where the two differ, and both maps zoomed (cyan box) on the largest
+    difference: a seam is a line or two of pixels, invisible in a picture of the whole crop.
+
+    Args:
+        rgb: uint8 (3, H, W) imagery of the crop.
+        before: e.g. the prediction in windows that only touch.
+        after: e.g. the prediction in overlapping, blended windows.
+        png_uri: where to write the PNG.
+        title: the figure's title.
+        zoom_side: side of the zoomed square in crop pixels.
+        max_difference: the difference colour scale's top (larger differences saturate).
+    """
+    height, width = before.prob.shape
+    panel_width = 6
+    fig = Figure(
+        figsize=(3 * panel_width, 2 * panel_width * height / width + 1.5), layout="constrained"
+    )
+    fig.suptitle(title)
+    axes = fig.subplots(2, 3)
+    difference = np.abs(after.prob - before.prob)
+    box = _zoom_box(difference, zoom_side)
+    axes[0, 0].imshow(rgb.transpose(1, 2, 0), interpolation="nearest")
+    axes[0, 0].set_title("imagery")
+    for col, run in enumerate((before, after), start=1):
+        for row in (0, 1):
+            ax = axes[row, col]
+            shown = ax.imshow(run.prob, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            _draw_edges(ax, run.row_edges, run.col_edges)
+        axes[0, col].set_title(f"{run.name}\n{run.note}")
+        axes[1, col].set_title(f"zoom (cyan box), {run.name}")
+        _zoom_to(axes[1, col], box)
+    fig.colorbar(shown, ax=axes[:, 2].tolist(), shrink=0.6, label="P(building)")
+    diff_shown = axes[1, 0].imshow(
+        difference, cmap="magma", vmin=0, vmax=max_difference, interpolation="nearest"
+    )
+    _draw_edges(axes[1, 0], before.row_edges, before.col_edges)
+    axes[1, 0].set_title("|difference| (edges: windows without overlap)")
+    fig.colorbar(diff_shown, ax=axes[1, 0], shrink=0.8, location="left")
+    for ax in axes[0]:
+        _mark_box(ax, box)
+    _mark_box(axes[1, 0], box)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
     _save(fig, png_uri)
