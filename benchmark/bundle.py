@@ -2,8 +2,9 @@
 
 The bundle is Raster Vision's ``bundle/model-bundle.zip`` (the learner's own bundle with the
 weights and the learner config, plus ``pipeline-config.json``) with one more member,
-``benchmark.json``: the decision threshold chosen by ``eval`` and what the model is. A bundle
-made without eval (or by plain RV) still loads, with threshold 0.5.
+``benchmark.json``: the decision threshold chosen by ``eval``, what the model is and the GSD
+it works at (``-a gsd``). A bundle made without eval (or by plain RV) still loads, with
+threshold 0.5 and no GSD.
 """
 
 import json
@@ -33,6 +34,7 @@ class LoadedBundle:
 
     model: nn.Module
     threshold: float = DEFAULT_THRESHOLD
+    gsd: float | None = None  # metres per pixel the model was trained at; None: scenes' own
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,8 +72,9 @@ def load_bundle(bundle_uri: str, tmp_dir: str | None = None) -> LoadedBundle:
             raise InputError(f"{bundle_uri}: not a zip file") from None
         model = load_learner_model(join(work_dir, LEARNER_BUNDLE_NAME), work_dir)
     threshold = float(info.get("threshold", DEFAULT_THRESHOLD))
-    log.info("Loaded %s (threshold %.3f)", bundle_uri, threshold)
-    return LoadedBundle(model=model, threshold=threshold, info=info)
+    gsd = info.get("gsd")
+    log.info("Loaded %s (threshold %.3f, gsd %s)", bundle_uri, threshold, gsd)
+    return LoadedBundle(model=model, threshold=threshold, gsd=gsd, info=info)
 
 
 def add_bundle_info(bundle_uri: str, info: dict[str, Any], tmp_dir: str) -> None:

@@ -10,6 +10,8 @@ import logging
 from functools import lru_cache
 
 import rasterio
+from rasterio.windows import Window
+from rastervision.core.data import SceneConfig
 
 from benchmark.bundle import DEFAULT_THRESHOLD
 from benchmark.labels import LabelRasterizer, read_building_labels
@@ -45,13 +47,25 @@ def _label_rasterizer(label_uri: str, crs_wkt: str) -> LabelRasterizer:
     return LabelRasterizer(geoms, crs_wkt)
 
 
+def _scored_grid(cfg: BenchmarkConfig, scene: SceneConfig) -> tuple[str, Window | None]:
+    """The image (and window of it) a validation window's prediction is on and scored against.
+
+    The window file PREPROCESS wrote, or for one resampled to a GSD, its place in the scene:
+    scores are always at the original resolution, comparable with and without ``-a gsd``.
+    """
+    native = cfg.native_windows.get(scene.id)
+    if native is None:
+        return scene.raster_source.uris[0], None
+    return native.image_uri, native.window
+
+
 def evaluate_validation(cfg: BenchmarkConfig) -> dict:
     """Evaluate every validation window; write ``eval.json`` and PNGs under ``cfg.eval_uri``."""
     sweeps: dict[str, dict[float, ConfusionCounts]] = {}
     window_counts: dict[str, dict[float, ConfusionCounts]] = {}
     rasterizers = {}
     for scene in cfg.dataset.validation_scenes:
-        image_uri = scene.raster_source.uris[0]
+        image_uri, window = _scored_grid(cfg, scene)
         label_uri = scene.label_source.raster_source.vector_source.uris[0]
         with rasterio.open(image_uri) as src:
             crs_wkt = src.crs.to_wkt()
@@ -61,6 +75,7 @@ def evaluate_validation(cfg: BenchmarkConfig) -> dict:
             image_uri,
             rasterizers[scene.id].window,
             thresholds=THRESHOLDS,
+            window=window,
         )
         window_counts[scene.id] = counts
         key = cfg.scene_keys[scene.id]
@@ -88,13 +103,15 @@ def evaluate_validation(cfg: BenchmarkConfig) -> dict:
     )
 
     for scene in cfg.dataset.validation_scenes:
+        image_uri, window = _scored_grid(cfg, scene)
         plot_scene_overlay(
-            scene.raster_source.uris[0],
+            image_uri,
             f"{cfg.predict_uri}/{scene.id}.tif",
             rasterizers[scene.id].window,
             f"{cfg.eval_uri}/{scene.id}.png",
             threshold=threshold,
             counts=window_counts[scene.id][threshold],
+            window=window,
         )
     log_csv = f"{cfg.train_uri}/log.csv"
     if uri_exists(log_csv):

@@ -90,6 +90,13 @@ def read_valid_mask(src: rasterio.DatasetReader, window: Window | None = None) -
     return np.ones((height, width), dtype=bool)
 
 
+def window_of_window(outer: Window, inner: Window) -> Window:
+    """``inner`` (in ``outer``'s own pixels) in the pixels of the raster ``outer`` is a part of."""
+    return Window(
+        outer.col_off + inner.col_off, outer.row_off + inner.row_off, inner.width, inner.height
+    )
+
+
 def read_rgb(src: rasterio.DatasetReader, window: Window | None = None) -> np.ndarray:
     """uint8 (3, H, W): bands 1-3 (the alpha band is not model input)."""
     return src.read([1, 2, 3], window=window)

@@ -5,7 +5,8 @@ code around it must add almost nothing: chips are decoded in a DataLoader worker
 windows in a reader thread while the model runs, outputs are quantized and written by a
 background thread, and the model runs in the fastest mode the hardware has (see
 :func:`select_execution`). Scenes are predicted one strip of windows at a time, so memory is
-bounded by a strip, not the scene.
+bounded by a strip, not the scene. A model trained at a common GSD (``-a gsd``, see
+:mod:`benchmark.gsd`) predicts at that GSD, and its outputs come back on the input's own grid.
 
 Probabilities are stored as uint8 ``round(255 * P(building))``; a pixel is a building when
 that value exceeds ``255 * threshold`` (:func:`probability_to_mask`), everywhere: folder
@@ -15,6 +16,7 @@ predict, POSTPROCESS, eval and the plots use that one rule.
 import logging
 import os
 import queue
+import tempfile
 import threading
 import time
 from collections import deque
@@ -27,13 +29,16 @@ from typing import Protocol, TypeVar
 import numpy as np
 import rasterio
 import torch
+import torch.nn.functional as F
 from rasterio.windows import Window
 from rastervision.pipeline.file_system import list_paths
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from benchmark.imagery import open_scene_checked, read_rgb, read_valid_mask
+from benchmark.gsd import GridMap, read_bands
+from benchmark.imagery import open_scene_checked, read_rgb, read_valid_mask, window_of_window
+from benchmark.split_scene import plan_windows
 from benchmark.submission import write_mask
 from benchmark.uris import TMP_PREFIX, atomic_output, is_s3, uri_exists
 
@@ -183,6 +188,30 @@ def _probabilities(
     return total / 8
 
 
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of float (B, C, H, W) to ``size`` (antialiased when shrinking)."""
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def _probabilities_at_scale(
+    model: nn.Module, images: torch.Tensor, plan: ExecutionPlan, tta: bool, scale: float
+) -> torch.Tensor:
+    """P(building) (B, H, W) for uint8 images, the model run on them resized by ``scale``.
+
+    How chips at one GSD meet a model trained at another: each chip is resized to the model's
+    GSD and the probabilities back to the chip's own size, so outputs keep the chip's grid
+    (1024 x 1024 in the competition) whatever the scale.
+    """
+    if scale == 1.0:
+        return _probabilities(model, images, plan, tta)
+    size = (images.shape[-2], images.shape[-1])
+    scaled = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+    x = images.to(plan.device, non_blocking=plan.is_cuda).float()
+    resized = _resize(x, scaled).round_().clamp_(0, 255).to(torch.uint8)
+    probs = _probabilities(model, resized, plan, tta)
+    return _resize(probs[:, None], size)[:, 0].clamp_(0, 1)
+
+
 def predict_probabilities(
     model: nn.Module, images_uint8: np.ndarray | torch.Tensor, options: InferenceOptions
 ) -> np.ndarray:
@@ -323,6 +352,7 @@ def predict_chip_folder(
     threshold: float | None = 0.5,
     expected_size: int = 1024,
     overwrite: bool = False,
+    input_scale: float = 1.0,
 ) -> ChipFolderReport:
     """Write ``{out_dir}/{id}.tif`` for every chip: its 0/1 building mask.
 
@@ -340,6 +370,8 @@ def predict_chip_folder(
         expected_size: chips must be this many pixels square.
         overwrite: redo chips whose output exists; otherwise they are skipped, which resumes an
             interrupted run (outputs are atomic, so an existing one is complete).
+        input_scale: resize factor of the chips for the model (chip GSD / the model's GSD,
+            see :func:`benchmark.gsd.gsd_scale`); outputs keep the chips' size.
 
     Returns:
         What was written, skipped and refused (bad chips: unreadable, not 3/4 bands, wrong
@@ -383,7 +415,8 @@ def predict_chip_folder(
                 log.warning("%s: %s (not predicted)", todo[i].uri, problem)
             if batch.indices:
                 t0 = time.perf_counter()
-                probs = _probabilities(model, batch.images, plan, options.tta).cpu().numpy()
+                probs = _probabilities_at_scale(model, batch.images, plan, options.tta, input_scale)
+                probs = probs.cpu().numpy()
                 report.model_seconds += time.perf_counter() - t0
                 for i, prob, valid in zip(batch.indices, probs, batch.valid.numpy(), strict=True):
                     uri = f"{out_dir}/{todo[i].id}.tif"
@@ -503,6 +536,33 @@ def _scene_batches(
                 )
 
 
+def _probability_profile(src: rasterio.DatasetReader, window: Window | None = None) -> dict:
+    """GeoTIFF profile of a probability raster on ``src``'s grid (or ``window`` of it)."""
+    window = window or Window(0, 0, src.width, src.height)
+    return {
+        "driver": "GTiff",
+        "width": int(window.width),
+        "height": int(window.height),
+        "count": 1,
+        "dtype": "uint8",
+        "crs": src.crs,
+        "transform": src.window_transform(window),
+        "tiled": True,
+        "blockxsize": SCENE_BLOCK,
+        "blockysize": SCENE_BLOCK,
+        "compress": "deflate",
+        "predictor": 2,
+    }
+
+
+def _output_exists(out_uri: str, overwrite: bool) -> bool:
+    """Whether ``out_uri`` is done already (outputs are atomic) and is to be kept."""
+    if not overwrite and uri_exists(out_uri):
+        log.info("%s exists: skipped", out_uri)
+        return True
+    return False
+
+
 def predict_scene(
     model: nn.Module,
     image_uri: str,
@@ -530,8 +590,7 @@ def predict_scene(
     """
     if overlap < 0:
         raise ValueError(f"overlap {overlap} must not be negative")
-    if not overwrite and uri_exists(out_uri):
-        log.info("%s exists: skipped", out_uri)
+    if _output_exists(out_uri, overwrite):
         return
     options = options or InferenceOptions()
     model = prepare_model(model, options)
@@ -547,20 +606,7 @@ def predict_scene(
         col_weights = dict(zip(cols, _axis_weights(cols, width, size, overlap), strict=True))
         row_cover = _coverage(height, rows, list(row_weights.values()))
         col_cover = _coverage(width, cols, list(col_weights.values()))
-        profile = {
-            "driver": "GTiff",
-            "width": width,
-            "height": height,
-            "count": 1,
-            "dtype": "uint8",
-            "crs": src.crs,
-            "transform": src.transform,
-            "tiled": True,
-            "blockxsize": SCENE_BLOCK,
-            "blockysize": SCENE_BLOCK,
-            "compress": "deflate",
-            "predictor": 2,
-        }
+        profile = _probability_profile(src)
         batches = _prefetched(_scene_batches(image_uri, rows, cols, size, options.batch_size))
         with (
             atomic_output(out_uri) as path,
@@ -598,3 +644,66 @@ def predict_scene(
                 acc[-n:] = 0
                 top = end
     log.info("Wrote %s", out_uri)
+
+
+def resample_probabilities_onto(
+    prob_uri: str, scene_uri: str, window: Window, out_uri: str, block_size: int = 1024
+) -> None:
+    """Write ``prob_uri`` onto the grid of ``window`` of ``scene_uri``, 0 outside its imagery.
+
+    ``prob_uri`` covers exactly the ground of the window (a resampled PREPROCESS window's
+    prediction, see :mod:`benchmark.gsd`). Probabilities are resampled bilinearly, block by
+    block, so memory is bounded by a block; the valid pixels are the scene's own.
+    """
+    with rasterio.open(prob_uri) as prob_src, open_scene_checked(scene_uri) as scene:
+        source = Window(0, 0, prob_src.width, prob_src.height)
+        back = GridMap(source, int(window.width), int(window.height))
+        with (
+            atomic_output(out_uri) as path,
+            rasterio.open(path, "w", **_probability_profile(scene, window)) as dst,
+        ):
+            for block in plan_windows(back.width, back.height, back.block_side(block_size)):
+                shape = (int(block.height), int(block.width))
+                prob = read_bands(prob_src, back.source_window(block), shape)[0]
+                valid = read_valid_mask(scene, window_of_window(window, block))
+                dst.write(prob * valid, 1, window=block)
+    log.info("Wrote %s (resampled from %s)", out_uri, prob_uri)
+
+
+def predict_resampled_window(
+    model: nn.Module,
+    image_uri: str,
+    scene_uri: str,
+    window: Window,
+    out_uri: str,
+    options: InferenceOptions | None = None,
+    chip_sz: int = 1024,
+    overlap: int = 0,
+    overwrite: bool = False,
+    tmp_dir: str | None = None,
+) -> None:
+    """Predict a window PREPROCESS resampled to a GSD; write it on the window's own grid.
+
+    The model runs on ``image_uri`` at its GSD (:func:`predict_scene`, into a temporary file)
+    and the probabilities are resampled back onto ``window`` of ``scene_uri``, 0 outside the
+    scene's imagery: the output has the grid :func:`predict_scene` gives the native window,
+    so ``eval`` scores it at the original resolution.
+
+    Args:
+        model: the network (prepared with ``options``).
+        image_uri: the resampled window (from PREPROCESS with ``-a gsd``).
+        scene_uri: the scene it was cut from.
+        window: where it sits in the scene, in scene pixels.
+        out_uri: where to write; skipped if it exists, unless ``overwrite``.
+        options: inference options (defaults if None).
+        chip_sz: prediction window side, in resampled pixels.
+        overlap: pixels shared by neighbouring prediction windows (resampled pixels).
+        overwrite: redo an existing output.
+        tmp_dir: where the prediction at the GSD is kept until resampled (system default).
+    """
+    if _output_exists(out_uri, overwrite):
+        return
+    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX, dir=tmp_dir) as work_dir:
+        at_gsd = os.path.join(work_dir, "at_gsd.tif")
+        predict_scene(model, image_uri, at_gsd, options, chip_sz, overlap, overwrite=True)
+        resample_probabilities_onto(at_gsd, scene_uri, window, out_uri)

@@ -13,9 +13,10 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio.windows import Window
 
 from benchmark.errors import InputError
-from benchmark.imagery import open_scene_checked, read_valid_mask
+from benchmark.imagery import open_scene_checked, read_valid_mask, window_of_window
 from benchmark.split_scene import plan_windows
 
 WindowRasterizer = Callable[[Affine, tuple[int, int]], np.ndarray]
@@ -112,6 +113,7 @@ def evaluate_scene(
     rasterize_window: WindowRasterizer,
     thresholds: Iterable[float] = (0.5,),
     block_size: int = 2048,
+    window: Window | None = None,
 ) -> dict[float, ConfusionCounts]:
     """Counts at each threshold for one scene, reading it block by block.
 
@@ -121,22 +123,30 @@ def evaluate_scene(
         rasterize_window: ``(transform, (h, w)) -> uint8 0/1`` true buildings.
         thresholds: decision thresholds to count at.
         block_size: block side; bounds memory.
+        window: the part of ``image_uri`` that ``prob_uri`` covers (None: all of it), e.g. a
+            window resampled to a GSD for the model, scored here at the scene's resolution.
     """
     pos = np.zeros(256, dtype=np.int64)
     neg = np.zeros(256, dtype=np.int64)
     with rasterio.open(prob_uri) as prob_src, open_scene_checked(image_uri) as img_src:
         if prob_src.count != 1 or prob_src.dtypes[0] != "uint8":
             raise InputError(f"{prob_uri}: expected one uint8 band of probabilities x 255")
-        same_grid = prob_src.transform.almost_equals(img_src.transform, precision=1e-9)
-        if prob_src.shape != img_src.shape or not same_grid:
+        region = window or Window(0, 0, img_src.width, img_src.height)
+        width, height = int(region.width), int(region.height)
+        transform = img_src.window_transform(region)
+        if prob_src.shape != (height, width) or not prob_src.transform.almost_equals(
+            transform, precision=1e-9
+        ):
+            where = image_uri if window is None else f"{image_uri} {window}"
             raise InputError(
-                f"{prob_uri}: not on the grid of {image_uri} ({prob_src.width}x"
-                f"{prob_src.height} px vs {img_src.width}x{img_src.height}, or another transform)"
+                f"{prob_uri}: not on the grid of {where} ({prob_src.width}x"
+                f"{prob_src.height} px vs {width}x{height}, or another transform)"
             )
-        for window in plan_windows(img_src.width, img_src.height, block_size):
-            prob = prob_src.read(1, window=window)
-            valid = read_valid_mask(img_src, window)
-            truth = rasterize_window(img_src.window_transform(window), prob.shape).astype(bool)
+        for block in plan_windows(width, height, block_size):
+            prob = prob_src.read(1, window=block)
+            in_image = window_of_window(region, block)
+            valid = read_valid_mask(img_src, in_image)
+            truth = rasterize_window(img_src.window_transform(in_image), prob.shape).astype(bool)
             pos += np.bincount(prob[valid & truth], minlength=256)
             neg += np.bincount(prob[valid & ~truth], minlength=256)
     return counts_from_histograms(pos, neg, list(thresholds))

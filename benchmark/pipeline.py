@@ -3,23 +3,48 @@
 RV 0.31's own ``predict`` holds whole scenes in memory and cannot write chips without
 georeferencing, and its ``eval`` reports no Jaccard. Ours predict by windows (validation
 scenes) and in batches (test chips), and evaluate with the competition's micro Jaccard.
+With ``-a gsd`` the model works at that GSD throughout, while every output keeps its input's
+own grid: validation predictions the scene's, test masks the chip's 1024 x 1024.
 """
 
 import logging
 import tempfile
 
+from rastervision.core.data import SceneConfig
 from rastervision.core.rv_pipeline import SemanticSegmentation
 from torch import nn
 
 from benchmark.aux.postprocess import write_submission
 from benchmark.bundle import add_bundle_info, load_learner_model
 from benchmark.evaluate import evaluate_validation, read_decision_threshold
-from benchmark.inference import InferenceOptions, predict_chip_folder, predict_scene
+from benchmark.gsd import gsd_scale
+from benchmark.inference import (
+    InferenceOptions,
+    predict_chip_folder,
+    predict_resampled_window,
+    predict_scene,
+)
 from benchmark.pipeline_config import BenchmarkConfig
 from benchmark.stac import ChipRef
 from benchmark.work_split import share_of_work
 
 log = logging.getLogger(__name__)
+
+
+def bundle_info(cfg: BenchmarkConfig) -> dict:
+    """``benchmark.json``: the threshold eval chose, the model and the GSD it works at.
+
+    The folder predict reads the threshold and the GSD from it (``--chip-gsd``), so a bundle
+    alone predicts as the pipeline did.
+    """
+    model = cfg.backend.model
+    return {
+        "experiment_id": cfg.experiment_id,
+        "threshold": read_decision_threshold(cfg),
+        "model": {"arch": model.arch, "encoder": model.encoder},
+        "class_names": list(cfg.dataset.class_config.names),
+        "gsd": cfg.gsd,
+    }
 
 
 class BenchmarkPipeline(SemanticSegmentation):
@@ -37,6 +62,25 @@ class BenchmarkPipeline(SemanticSegmentation):
         inf = self.config.inference
         return InferenceOptions(batch_size=inf.batch_sz, fast=inf.fast, tta=inf.tta)
 
+    def _predict_validation_window(
+        self, model: nn.Module, scene: SceneConfig, options: InferenceOptions
+    ) -> None:
+        """Probabilities of one validation window, on its grid in the scene (what eval scores).
+
+        A window PREPROCESS resampled to the GSD is predicted at the GSD and brought back.
+        """
+        cfg = self.config
+        image_uri, out_uri = scene.raster_source.uris[0], f"{cfg.predict_uri}/{scene.id}.tif"
+        sizes = {"chip_sz": cfg.inference.chip_sz, "overlap": cfg.inference.overlap}
+        native = cfg.native_windows.get(scene.id)
+        if native is None:
+            predict_scene(model, image_uri, out_uri, options, **sizes)
+            return
+        predict_resampled_window(
+            model, image_uri, native.image_uri, native.window, out_uri, options,
+            **sizes, tmp_dir=self.tmp_dir,
+        )  # fmt: skip
+
     def predict(self, split_ind: int = 0, num_splits: int = 1) -> None:
         """Write building probabilities for this split's validation windows and test chips."""
         cfg = self.config
@@ -47,14 +91,7 @@ class BenchmarkPipeline(SemanticSegmentation):
         model = self._load_model()
         options = self._inference_options()
         for scene in scenes:
-            predict_scene(
-                model,
-                scene.raster_source.uris[0],
-                f"{cfg.predict_uri}/{scene.id}.tif",
-                options,
-                chip_sz=cfg.inference.chip_sz,
-                overlap=cfg.inference.overlap,
-            )
+            self._predict_validation_window(model, scene, options)
         if chips:
             report = predict_chip_folder(
                 model,
@@ -63,6 +100,7 @@ class BenchmarkPipeline(SemanticSegmentation):
                 options,
                 threshold=None,
                 expected_size=cfg.test_chip_size,
+                input_scale=gsd_scale(cfg.test_chip_gsd, cfg.gsd),
             )
             log.info("Test chips: %s", report.summary())
 
@@ -71,18 +109,11 @@ class BenchmarkPipeline(SemanticSegmentation):
         evaluate_validation(self.config)
 
     def bundle(self) -> None:
-        """RV's bundle plus ``benchmark.json`` (the threshold eval chose, the model)."""
+        """RV's bundle plus ``benchmark.json`` (see :func:`bundle_info`)."""
         super().bundle()
         cfg = self.config
-        model = cfg.backend.model
-        info = {
-            "experiment_id": cfg.experiment_id,
-            "threshold": read_decision_threshold(cfg),
-            "model": {"arch": model.arch, "encoder": model.encoder},
-            "class_names": list(cfg.dataset.class_config.names),
-        }
         with tempfile.TemporaryDirectory(dir=self.tmp_dir) as tmp_dir:
-            add_bundle_info(cfg.get_model_bundle_uri(), info, tmp_dir)
+            add_bundle_info(cfg.get_model_bundle_uri(), bundle_info(cfg), tmp_dir)
 
     def POSTPROCESS(self) -> None:
         """Threshold the test-chip probabilities into submission masks and pack them."""

@@ -1,5 +1,6 @@
 """Config of the benchmark pipeline: chip, train, predict, eval, bundle, POSTPROCESS."""
 
+from rasterio.windows import Window
 from rastervision.core.rv_pipeline import SemanticSegmentationConfig
 from rastervision.pipeline.config import Config, Field, register_config
 from rastervision.pipeline.pipeline import Pipeline
@@ -14,6 +15,26 @@ class TestChipConfig(Config):
 
     id: str = Field(..., description="Chip id: the submission file is {id}.tif.")
     uri: str = Field(..., description="The chip's GeoTIFF (local or s3://).")
+
+
+@register_config("benchmark_native_window", plugin=PLUGIN)
+class NativeWindowConfig(Config):
+    """Where a window PREPROCESS resampled to a GSD sits in its scene, at the scene's pixels.
+
+    Predictions of the resampled window are brought back onto this grid, and ``eval`` scores
+    them there (the scene's own valid pixels against the labels), at the original resolution.
+    """
+
+    image_uri: str = Field(..., description="The scene's GeoTIFF.")
+    col_off: int = Field(..., ge=0, description="First column of the window in the scene.")
+    row_off: int = Field(..., ge=0, description="First row of the window in the scene.")
+    width: int = Field(..., gt=0, description="Window width in scene pixels.")
+    height: int = Field(..., gt=0, description="Window height in scene pixels.")
+
+    @property
+    def window(self) -> Window:
+        """The window, for rasterio reads of ``image_uri``."""
+        return Window(self.col_off, self.row_off, self.width, self.height)
 
 
 @register_config("benchmark_inference", plugin=PLUGIN)
@@ -50,6 +71,20 @@ class BenchmarkConfig(SemanticSegmentationConfig):
     )
     test_chips: list[TestChipConfig] = Field([], description="Chips to predict for submission.")
     test_chip_size: int = Field(CHIP_SIZE, gt=0, description="Side of every test chip.")
+    gsd: float | None = Field(
+        None, gt=0, description="Metres per pixel of the windows (None: each scene's own)."
+    )
+    test_chip_gsd: float | None = Field(
+        None,
+        gt=0,
+        description="Metres per pixel of the test chips; with gsd, chips are resized to gsd "
+        "for the model and the outputs back to the chip size (None: predicted as they are).",
+    )
+    native_windows: dict[str, NativeWindowConfig] = Field(
+        {},
+        description="Validation window (RV scene id) resampled to gsd -> its grid in the "
+        "scene, where its prediction is written and scored. Empty without a gsd.",
+    )
     inference: InferenceConfig = Field(InferenceConfig(), description="Prediction settings.")
     tune_threshold: bool = Field(
         False,

@@ -20,6 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 from rasterio.enums import Resampling
+from rasterio.windows import Window
 from rastervision.pipeline.file_system import file_to_str
 
 from benchmark.imagery import alpha_band
@@ -38,23 +39,31 @@ EDGE_COLOR = (1.0, 0.55, 0.0)
 ZOOM_COLOR = (0.0, 0.9, 1.0)
 
 
-def _decimated_shape(src: rasterio.DatasetReader, max_side: int) -> tuple[int, int]:
-    scale = min(1.0, max_side / max(src.width, src.height))
-    return max(1, round(src.height * scale)), max(1, round(src.width * scale))
+def _decimated_shape(area: rasterio.DatasetReader | Window, max_side: int) -> tuple[int, int]:
+    """(H, W) of a picture of a raster (or a window of one) at most ``max_side`` px a side."""
+    scale = min(1.0, max_side / max(area.width, area.height))
+    return max(1, round(area.height * scale)), max(1, round(area.width * scale))
 
 
 def _read_decimated(
-    src: rasterio.DatasetReader, bands: list[int], shape: tuple[int, int]
+    src: rasterio.DatasetReader,
+    bands: list[int],
+    shape: tuple[int, int],
+    window: Window | None = None,
 ) -> np.ndarray:
-    return src.read(bands, out_shape=(len(bands), *shape), resampling=Resampling.nearest)
+    return src.read(
+        bands, window=window, out_shape=(len(bands), *shape), resampling=Resampling.nearest
+    )
 
 
-def _read_valid_decimated(src: rasterio.DatasetReader, shape: tuple[int, int]) -> np.ndarray:
+def _read_valid_decimated(
+    src: rasterio.DatasetReader, shape: tuple[int, int], window: Window | None = None
+) -> np.ndarray:
     """Where there is imagery, at ``shape`` (alpha 255, else GDAL's mask: nodata or internal)."""
     alpha = alpha_band(src)
     if alpha is not None:
-        return _read_decimated(src, [alpha], shape)[0] == 255
-    return src.dataset_mask(out_shape=shape) > 0
+        return _read_decimated(src, [alpha], shape, window)[0] == 255
+    return src.dataset_mask(window=window, out_shape=shape) > 0
 
 
 def _save(fig: Figure, png_uri: str) -> None:
@@ -71,6 +80,7 @@ def plot_scene_overlay(
     threshold: float = 0.5,
     max_side: int = 1200,
     counts: ConfusionCounts | None = None,
+    window: Window | None = None,
 ) -> None:
     """The scene with found (green), false (magenta) and missed (blue) building pixels.
 
@@ -83,15 +93,20 @@ def plot_scene_overlay(
         max_side: longest side of the picture in pixels.
         counts: the scene's full-resolution counts at ``threshold`` for the title's Jaccard;
             computed here (one streamed pass) if None. The picture itself is decimated.
+        window: the part of ``image_uri`` the probabilities cover (None: all of it).
     """
     if counts is None:
-        counts = evaluate_scene(prob_uri, image_uri, rasterize_window, (threshold,))[threshold]
+        swept = evaluate_scene(prob_uri, image_uri, rasterize_window, (threshold,), window=window)
+        counts = swept[threshold]
     with rasterio.open(image_uri) as src, rasterio.open(prob_uri) as prob_src:
-        shape = _decimated_shape(src, max_side)
-        rgb = _read_decimated(src, [1, 2, 3], shape).transpose(1, 2, 0)
-        valid = _read_valid_decimated(src, shape)
+        region = window or Window(0, 0, src.width, src.height)
+        shape = _decimated_shape(region, max_side)
+        rgb = _read_decimated(src, [1, 2, 3], shape, region).transpose(1, 2, 0)
+        valid = _read_valid_decimated(src, shape, region)
         prob = _read_decimated(prob_src, [1], shape)[0]
-        transform = src.transform @ Affine.scale(src.width / shape[1], src.height / shape[0])
+        transform = src.window_transform(region) @ Affine.scale(
+            region.width / shape[1], region.height / shape[0]
+        )
     truth = rasterize_window(transform, shape).astype(bool)
     pred = probability_to_mask(prob, threshold).astype(bool)
 

@@ -3,7 +3,9 @@
 Runs without Raster Vision's pipeline: load ``bundle/model-bundle.zip``, predict every
 ``*.tif`` under the image folder (``{id}/{id}.tif`` or flat) into ``{OUT_DIR}/{id}.tif``
 (single band uint8, 1 = building), optionally validate and pack ``submission.tgz``. A re-run
-skips chips already predicted, so an interrupted run resumes.
+skips chips already predicted, so an interrupted run resumes. Test chips carry no
+georeferencing, so their GSD is not known here: ``--chip-gsd`` gives it, and a bundle trained
+at a GSD (``-a gsd``) then sees each chip resized to its GSD, as the pipeline's predict does.
 
 Exit status: 0 done, 1 some chips could not be predicted (listed), 2 bad input (one line).
 """
@@ -16,13 +18,14 @@ from typing import Any
 
 from benchmark.constants import CHIP_SIZE
 from benchmark.errors import InputError
+from benchmark.gsd import gsd_scale
 from benchmark.inference import ChipFolderReport, InferenceOptions, predict_chip_folder
 from benchmark.stac import list_test_chips
 from benchmark.submission import pack_submission
 
 log = logging.getLogger(__name__)
 
-BundleLoader = Callable[[str], Any]  # uri -> object with .model (nn.Module) and .threshold
+BundleLoader = Callable[[str], Any]  # uri -> object with .model (nn.Module), .threshold, .gsd
 
 
 def _probability(value: str) -> float:
@@ -30,6 +33,23 @@ def _probability(value: str) -> float:
     if not 0.0 <= threshold < 1.0:
         raise argparse.ArgumentTypeError(f"{value} is not in [0, 1)")
     return threshold
+
+
+def _metres(value: str) -> float:
+    metres = float(value)
+    if not metres > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of metres")
+    return metres
+
+
+def _chip_scale(chip_gsd: float | None, model_gsd: float | None) -> float:
+    """Resize factor of the chips for the model; ``--chip-gsd`` needs a bundle with a GSD."""
+    if chip_gsd is not None and model_gsd is None:
+        raise InputError(
+            "--chip-gsd: the bundle records no gsd (its model was trained at each scene's own "
+            "resolution), so there is no GSD to resize the chips to"
+        )
+    return gsd_scale(chip_gsd, model_gsd)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--chip-size", type=int, default=CHIP_SIZE, help=f"chips' side in px (default {CHIP_SIZE})"
     )
+    parser.add_argument(
+        "--chip-gsd",
+        type=_metres,
+        default=None,
+        metavar="M",
+        help="the chips' metres per pixel: a bundle trained at a gsd sees them resized to it, "
+        "masks keep the chip size (default: chips as they are)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -78,7 +106,11 @@ def predict_folder(args: argparse.Namespace, load_bundle: BundleLoader) -> ChipF
     chips = list_test_chips(test_img_dir=args.img_dir)
     bundle = load_bundle(args.bundle)
     threshold = bundle.threshold if args.threshold is None else args.threshold
-    log.info("%d test chips in %s; threshold %.3f", len(chips), args.img_dir, threshold)
+    scale = _chip_scale(args.chip_gsd, bundle.gsd)
+    log.info(
+        "%d test chips in %s; threshold %.3f; resized x%.3f for the model",
+        len(chips), args.img_dir, threshold, scale,
+    )  # fmt: skip
     options = InferenceOptions(
         device=args.device,
         fast=args.fast,
@@ -95,6 +127,7 @@ def predict_folder(args: argparse.Namespace, load_bundle: BundleLoader) -> ChipF
         threshold=threshold,
         expected_size=args.chip_size,
         overwrite=args.overwrite,
+        input_scale=scale,
     )
     if args.pack:
         pack_submission(args.out_dir, [c.id for c in chips], args.pack, size=args.chip_size)

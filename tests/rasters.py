@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
+from affine import Affine
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.transform import from_origin
 
@@ -16,12 +17,13 @@ def write_raster(
     data: np.ndarray,
     crs: str | None = "EPSG:32636",
     nodata: float | None = None,
+    transform: Affine = TRANSFORM,
     **profile,
 ) -> str:
     """Write (bands, H, W) ``data`` as a GeoTIFF and return its path as a string."""
     count, height, width = data.shape
     path.parent.mkdir(parents=True, exist_ok=True)
-    georef = {"crs": crs, "transform": TRANSFORM} if crs else {}
+    georef = {"crs": crs, "transform": transform} if crs else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(

@@ -1,4 +1,4 @@
-"""Inference: execution plans, batched chips (bad ones, resume), windowed blended scenes."""
+"""Inference: execution plans, batched chips (bad ones, resume, GSD), windowed blended scenes."""
 
 import subprocess
 import tarfile
@@ -10,6 +10,7 @@ import pytest
 import rasterio
 import torch
 from rasterio.enums import Compression
+from rasterio.windows import Window
 from rastervision.pipeline.file_system import download_if_needed
 from torch import nn
 
@@ -18,6 +19,7 @@ from benchmark.inference import (
     InferenceOptions,
     predict_chip_folder,
     predict_probabilities,
+    predict_resampled_window,
     predict_scene,
     prepare_model,
     probability_to_mask,
@@ -25,7 +27,8 @@ from benchmark.inference import (
     select_execution,
 )
 from benchmark.predict_folder import main
-from benchmark.stac import ChipRef
+from benchmark.split_scene import split_scene
+from benchmark.stac import ChipRef, SceneRef
 from benchmark.submission import pack_submission
 from tests.rasters import TRANSFORM, rgba, write_raster
 
@@ -67,6 +70,22 @@ def whole_forward(model: nn.Module, rgb: np.ndarray) -> np.ndarray:
 def read_band(path: str | Path) -> np.ndarray:
     with rasterio.open(path) as src:
         return src.read(1)
+
+
+def smooth_rgba(height: int, width: int) -> np.ndarray:
+    """RGBA of smooth waves (resampling barely changes them), alpha 0 in the top-left quarter."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    gray = (40 + 90 * (1 + np.sin(cols / 15) * np.cos(rows / 20))).astype(np.uint8)
+    data = np.concatenate([np.repeat(gray[None], 3, axis=0), np.full_like(gray[None], 255)])
+    data[:, : height // 2, : width // 2] = 0
+    return data
+
+
+def record_input_sizes(model: nn.Module) -> list[tuple[int, int]]:
+    """The (H, W) of every batch ``model`` is run on, from now on."""
+    sizes = []
+    model.register_forward_hook(lambda m, inputs, out: sizes.append(tuple(inputs[0].shape[-2:])))
+    return sizes
 
 
 class TestSelectExecution:
@@ -210,6 +229,39 @@ class TestPredictChipFolder:
         expected = quantize(whole_forward(model, good["bb02"][:3]))
         np.testing.assert_array_equal(read_band(out / "bb02.tif"), expected)
 
+    @pytest.mark.parametrize(("scale", "side"), [(0.75, 48), (1.5, 96)])
+    def test_chips_resized_for_the_model_come_back_at_their_size(
+        self, tmp_path, chip_dir, scale, side
+    ):
+        chips, good = chip_dir
+        model = pointwise_model()
+        sizes = record_input_sizes(model)
+        out = tmp_path / "out"
+        report = predict_chip_folder(
+            model, chips, str(out), PLAIN, expected_size=64, input_scale=scale
+        )
+        assert sorted(report.written) == sorted(good)
+        assert set(sizes) == {(side, side)}
+        for chip_id, data in good.items():
+            mask = read_band(out / f"{chip_id}.tif")
+            assert mask.shape == (64, 64) and mask.dtype == np.uint8
+            assert set(np.unique(mask)) == {0, 1}
+            if len(data) == 4:
+                assert not mask[data[3] == 0].any()
+
+    def test_resized_smooth_chip_keeps_its_buildings(self, tmp_path):
+        data = smooth_rgba(64, 64)
+        chip = ChipRef("s1", write_raster(tmp_path / "s1.tif", data, crs=None))
+        masks = {}
+        for scale in (1.0, 0.75):
+            out = tmp_path / str(scale)
+            predict_chip_folder(
+                pointwise_model(), [chip], str(out), PLAIN, expected_size=64, input_scale=scale
+            )
+            masks[scale] = read_band(out / "s1.tif")
+        assert 0 < masks[1.0].sum() < masks[1.0].size
+        assert (masks[1.0] != masks[0.75]).mean() < 0.03  # only some roof edges move
+
     def test_report_times_the_model(self, tmp_path, chip_dir):
         chips, _ = chip_dir
         report = predict_chip_folder(conv_model(), chips, str(tmp_path), PLAIN, expected_size=64)
@@ -287,10 +339,47 @@ class TestPredictScene:
         assert sorted(p.name for p in tmp_path.iterdir()) == ["s.tif"]
 
 
+class TestPredictResampledWindow:
+    @pytest.mark.parametrize("gsd", [0.1, 0.05])  # the scene is at 7.5 cm
+    def test_prediction_at_the_gsd_comes_back_on_the_window_grid(self, tmp_path, gsd):
+        data = smooth_rgba(150, 200)
+        scene_uri = write_raster(tmp_path / "scene.tif", data)
+        labels = tmp_path / "labels.geojson"
+        labels.write_text('{"type": "FeatureCollection", "features": []}')
+        split = split_scene(
+            SceneRef("kam", "s1", scene_uri, str(labels)), str(tmp_path / "split"), 100, gsd=gsd
+        )
+        model = pointwise_model()
+        native = quantize(whole_forward(model, data[:3])).astype(int) * (data[3] == 255)
+        far_from_no_data = np.ones(native.shape, dtype=bool)
+        far_from_no_data[:78, :103] = False  # where resampling mixes no-data into imagery
+        for i, w in enumerate(split.windows):
+            window = Window(w.col_off, w.row_off, w.width, w.height)
+            out = tmp_path / "pred" / f"{i}.tif"
+            predict_resampled_window(model, w.uri, scene_uri, window, str(out), PLAIN, chip_sz=64)
+            with rasterio.open(out) as prob_src, rasterio.open(scene_uri) as scene_src:
+                assert prob_src.shape == (w.height, w.width)
+                assert prob_src.transform.almost_equals(scene_src.window_transform(window), 1e-9)
+                assert prob_src.crs == scene_src.crs and prob_src.dtypes[0] == "uint8"
+                prob = prob_src.read(1).astype(int)
+            rows, cols = window.toslices()
+            assert not prob[data[3, rows, cols] == 0].any()  # the scene's own no-data
+            far = far_from_no_data[rows, cols]
+            assert np.abs(prob - native[rows, cols])[far].max() <= 8
+
+    def test_existing_output_is_kept(self, tmp_path, scene, caplog):
+        uri, _ = scene
+        out = tmp_path / "p.tif"
+        out.write_bytes(b"done before")
+        caplog.set_level("INFO", logger="benchmark.inference")
+        predict_resampled_window(pointwise_model(), uri, uri, Window(0, 0, 200, 150), str(out))
+        assert out.read_bytes() == b"done before" and "exists: skipped" in caplog.text
+
+
 class TestPredictFolderCommand:
     @staticmethod
-    def run(args: list[str], threshold: float = 0.5) -> int:
-        bundle = SimpleNamespace(model=pointwise_model(), threshold=threshold)
+    def run(args: list[str], threshold: float = 0.5, gsd: float | None = None, model=None) -> int:
+        bundle = SimpleNamespace(model=model or pointwise_model(), threshold=threshold, gsd=gsd)
         common = ["--chip-size", "64", "--num-workers", "0", "--no-fast"]
         return main([*args, *common], load_bundle=lambda uri: bundle)
 
@@ -314,6 +403,21 @@ class TestPredictFolderCommand:
         self.run(["b.zip", str(img_dir), str(tmp_path / "high"), "--threshold", "0.999"])
         assert read_band(tmp_path / "low" / "b2.tif").all()
         assert not read_band(tmp_path / "high" / "b2.tif").any()
+
+    def test_chip_gsd_resizes_chips_to_the_bundle_gsd(self, tmp_path, img_dir):
+        model = pointwise_model()
+        sizes = record_input_sizes(model)
+        args = ["b.zip", str(img_dir), str(tmp_path / "out"), "--chip-gsd", "0.075"]
+        assert self.run(args, gsd=0.1, model=model) == 0
+        assert set(sizes) == {(48, 48)}
+        assert read_band(tmp_path / "out" / "a1.tif").shape == (64, 64)
+
+    def test_chip_gsd_needs_a_bundle_with_a_gsd(self, tmp_path, img_dir, capsys):
+        args = ["b.zip", str(img_dir), str(tmp_path / "out"), "--chip-gsd", "0.075"]
+        assert self.run(args) == 2
+        assert capsys.readouterr().err.startswith("error: --chip-gsd: the bundle records no gsd")
+        with pytest.raises(SystemExit):
+            self.run(["b.zip", str(img_dir), str(tmp_path), "--chip-gsd", "-1"])
 
     def test_bad_chips_exit_1_and_are_listed(self, tmp_path, img_dir, capsys):
         write_raster(img_dir / "c3.tif", rgba(64, 64)[:2], crs=None)

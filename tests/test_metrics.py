@@ -7,6 +7,7 @@ import pytest
 import shapely
 from affine import Affine
 from rasterio.features import rasterize
+from rasterio.windows import Window
 
 from benchmark.errors import InputError
 from benchmark.inference import probability_to_mask
@@ -111,6 +112,19 @@ class TestEvaluateScene:
             assert swept[t] == count_confusion(probability_to_mask(prob, t), truth, valid)
         assert sum(swept[0.5].astuple()) == valid.sum()  # alpha-0 pixels are not scored
         assert 0 < swept[0.5].jaccard < 1
+
+    def test_a_window_of_the_scene_is_scored_on_its_grid(self, scored_scene, tmp_path):
+        """As eval scores a window that was resampled to a GSD: in the scene, at its pixels."""
+        image_uri, _, rasterize_window, prob, truth, valid = scored_scene
+        window = Window(30, 20, 70, 50)
+        rows, cols = window.toslices()
+        transform = TRANSFORM * Affine.translation(30, 20)
+        part = write_raster(tmp_path / "part.tif", prob[None, rows, cols], transform=transform)
+        swept = evaluate_scene(part, image_uri, rasterize_window, (0.5,), 16, window=window)
+        expected = probability_to_mask(prob[rows, cols], 0.5)
+        assert swept[0.5] == count_confusion(expected, truth[rows, cols], valid[rows, cols])
+        with pytest.raises(InputError, match=r"not on the grid of .*scene\.tif Window\(col_off=31"):
+            evaluate_scene(part, image_uri, rasterize_window, window=Window(31, 20, 70, 50))
 
     def test_probabilities_on_another_grid_are_refused(self, scored_scene, tmp_path):
         image_uri, _, rasterize_window, prob, _, _ = scored_scene

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import rasterio
 from matplotlib.image import imread
+from rasterio.windows import Window
 
 import benchmark.plots as plots
 from benchmark.metrics import ConfusionCounts
@@ -36,15 +38,28 @@ class TestSceneOverlay:
         shapes = []
         read = plots._read_decimated
 
-        def recording_read(src, bands, shape):
+        def recording_read(src, bands, shape, window=None):
             shapes.append(shape)
-            return read(src, bands, shape)
+            return read(src, bands, shape, window)
 
         monkeypatch.setattr(plots, "_read_decimated", recording_read)
         png = tmp_path / "out" / "overlay.png"
         plot_scene_overlay(image_uri, prob_uri, box_rasterizer(BOXES), str(png), max_side=80)
         assert png_shape(png)[2] in (3, 4)
         assert set(shapes) == {(60, 80)}  # never the full-resolution scene
+
+    def test_window_of_a_scene(self, tmp_path, scene_and_prob):
+        image_uri, prob_uri = scene_and_prob
+        window = Window(80, 60, 80, 60)  # the quarter with imagery
+        with rasterio.open(prob_uri) as src:
+            part = src.read(window=window)
+            transform = src.window_transform(window)
+        part_uri = write_raster(tmp_path / "part.tif", part, transform=transform)
+        png = tmp_path / "w.png"
+        plot_scene_overlay(
+            image_uri, part_uri, box_rasterizer(BOXES), str(png), max_side=40, window=window
+        )
+        assert png_shape(png)[2] in (3, 4)
 
     def test_given_counts_set_the_title(self, tmp_path, scene_and_prob):
         image_uri, prob_uri = scene_and_prob

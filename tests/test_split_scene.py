@@ -5,7 +5,7 @@ import boto3
 import numpy as np
 import pytest
 import rasterio
-from rasterio.enums import ColorInterp
+from rasterio.enums import ColorInterp, Resampling
 from rasterio.windows import Window
 
 from benchmark.errors import InputError
@@ -215,7 +215,77 @@ class TestResume:
         _check_windows_match_source(split, scene.image_uri)
 
 
-def test_reads_and_writes_are_bounded_by_the_block_size(tmp_path, monkeypatch):
+class TestSplitAtGsd:
+    @pytest.mark.parametrize("gsd", [0.1, 0.05])  # 7.5 cm shrunk and enlarged
+    def test_windows_are_resampled_in_place(self, tmp_path, gsd):
+        data = rgba(40, 60)  # the top-left 20x30 is alpha 0
+        data[3, 30:, 50:] = 0
+        scene = _scene(tmp_path, data)
+        out = tmp_path / "out"
+        split = split_scene(scene, str(out), split_size=24, block_size=8, gsd=gsd)
+        native = split_scene(scene, str(tmp_path / "native"), split_size=24)
+        assert [_window(w) for w in split.windows] == [_window(w) for w in native.windows]
+        assert split.gsd == gsd and read_scene_split(str(out), gsd) == split
+        with rasterio.open(scene.image_uri) as src:
+            for w in split.windows:
+                window = _window(w)
+                shape = (round(w.height * 0.075 / gsd), round(w.width * 0.075 / gsd))
+                with rasterio.open(w.uri) as dst:
+                    assert dst.shape == shape and dst.res == pytest.approx((gsd, gsd))
+                    assert tuple(dst.bounds) == pytest.approx(src.window_bounds(window))
+                    assert (dst.crs, dst.colorinterp) == (src.crs, src.colorinterp)
+                    bilinear = src.read(
+                        [1, 2, 3],
+                        window=window,
+                        out_shape=(3, *shape),
+                        resampling=Resampling.bilinear,
+                    )
+                    alpha = src.read(4, window=window, out_shape=shape)  # nearest
+                    np.testing.assert_array_equal(dst.read([1, 2, 3]), bilinear)  # block by block
+                    np.testing.assert_array_equal(dst.read(4), alpha)
+                assert w.valid_pixels == (alpha == 255).sum() > 0
+
+    def test_internal_mask_is_resampled_too(self, tmp_path):
+        mask = np.random.default_rng(3).random((30, 30)) > 0.2
+        mask[:15, :15] = False
+        scene = _scene(tmp_path, rgba(30, 30, seed=3, notch=False)[:3], mask=mask)
+        split = split_scene(scene, str(tmp_path / "out"), split_size=15, block_size=4, gsd=0.1)
+        assert len(split.windows) == 3
+        with rasterio.open(scene.image_uri) as src:
+            for w in split.windows:
+                expected = src.read_masks(1, window=_window(w), out_shape=(11, 11))
+                with rasterio.open(w.uri) as dst:
+                    np.testing.assert_array_equal(dst.read_masks(1), expected)
+                assert w.valid_pixels == (expected == 255).sum()
+
+    def test_a_split_at_another_gsd_is_refused_not_reused(self, tmp_path):
+        scene = _scene(tmp_path, rgba(40, 40))
+        out = tmp_path / "out"
+        split_scene(scene, str(out), split_size=20)
+        mtimes = {p: os.stat(out / p).st_mtime_ns for p in _outputs(out)}
+        asked = r"manifest\.json: windows at its own resolution, not at 0\.1 m GSD as asked"
+        with pytest.raises(InputError, match=asked):
+            split_scene(scene, str(out), split_size=20, gsd=0.1)
+        assert {p: os.stat(out / p).st_mtime_ns for p in _outputs(out)} == mtimes
+        split_scene(scene, str(tmp_path / "g"), split_size=20, gsd=0.1)
+        with pytest.raises(InputError, match=r"windows at 0\.1 m GSD, not at its own resolution"):
+            read_scene_split(str(tmp_path / "g"))
+
+    def test_windows_left_at_another_gsd_are_rewritten(self, tmp_path, caplog):
+        scene = _scene(tmp_path, rgba(40, 40, notch=False))
+        out = tmp_path / "out"
+        split_scene(scene, str(out), split_size=20, gsd=0.1)
+        os.remove(out / "manifest.json")  # killed before the end
+        with caplog.at_level("WARNING", logger="benchmark.split_scene"):
+            split = split_scene(scene, str(out), split_size=20, gsd=0.05)
+        assert "s1_3.tif holds another window" in caplog.text
+        for w in split.windows:
+            with rasterio.open(w.uri) as dst:
+                assert dst.shape == (30, 30)
+
+
+@pytest.mark.parametrize("gsd", [None, 0.3, 0.05])
+def test_reads_and_writes_are_bounded_by_the_block_size(tmp_path, monkeypatch, gsd):
     scene = _scene(tmp_path, rgba(64, 64))
     sizes = []
 
@@ -233,9 +303,9 @@ def test_reads_and_writes_are_bounded_by_the_block_size(tmp_path, monkeypatch):
     spy(rasterio.io.DatasetReader, "read_masks")
     spy(rasterio.io.DatasetWriter, "write")
     out = tmp_path / "out"
-    split_scene(scene, str(out), split_size=64, block_size=16)
+    split_scene(scene, str(out), split_size=64, block_size=16, gsd=gsd)
     os.remove(out / "manifest.json")  # the re-run reads back the existing window too
-    split_scene(scene, str(out), split_size=64, block_size=16)
+    split_scene(scene, str(out), split_size=64, block_size=16, gsd=gsd)
     assert {name for name, *_ in sizes} == {"read", "write"}
     assert max(h * w for _, h, w in sizes) <= 16 * 16
 

@@ -32,4 +32,4 @@ class SplitImages(Pipeline):
         log.info("PREPROCESS split %d/%d: %s", split_ind + 1, num_splits, [s.key for s in scenes])
         for scene in scenes:
             out_dir = scene_split_dir(cfg.split_dir, scene.area, scene.id)
-            split_scene(scene.to_ref(), out_dir, split_size=cfg.split_size)
+            split_scene(scene.to_ref(), out_dir, split_size=cfg.split_size, gsd=cfg.gsd)

@@ -59,6 +59,11 @@ class SplitImagesConfig(PipelineConfig):
     split_size: int = Field(
         9000, gt=0, description="Maximum window side in pixels (the original's 9000)."
     )
+    gsd: float | None = Field(
+        None,
+        gt=0,
+        description="Metres per pixel to resample the windows to; None keeps each scene's own.",
+    )
 
     def get_config_uri(self) -> str:
         """Keep PREPROCESS's config apart from the benchmark's in a shared root."""

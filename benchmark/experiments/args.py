@@ -37,7 +37,15 @@ class SceneArgs(BaseModel):
         list(VALID_IDS), description="Validation scenes as area/id,... (default: original's)."
     )
     split_dir: str | None = Field(
-        None, description="Where PREPROCESS writes scene windows (default {root_uri}/split_images)."
+        None,
+        description="Where PREPROCESS writes scene windows (default {root_uri}/split_images, "
+        "or {root_uri}/split_images_gsd{gsd} with a gsd).",
+    )
+    gsd: float | None = Field(
+        None,
+        gt=0,
+        description="Ground sample distance (metres per pixel) to resample every scene window "
+        "to, for training and prediction (default: each scene's own, as the original).",
     )
 
     @field_validator("train_ids", "valid_ids", mode="before")
@@ -46,8 +54,15 @@ class SceneArgs(BaseModel):
         return parse_scene_ids(value)
 
     def get_split_dir(self) -> str:
-        """The scene-window directory, defaulting to ``{root_uri}/split_images``."""
-        return self.split_dir or f"{self.root_uri.rstrip('/')}/split_images"
+        """The scene-window directory, by default ``{root_uri}/split_images[_gsd{gsd}]``.
+
+        Windows at different GSDs get different default directories, so a run at one GSD
+        never finds (and refuses) the windows of a run at another.
+        """
+        if self.split_dir:
+            return self.split_dir
+        suffix = "" if self.gsd is None else f"_gsd{self.gsd:g}"
+        return f"{self.root_uri.rstrip('/')}/split_images{suffix}"
 
 
 def parse_args(model: type[ArgsT], args: dict[str, Any]) -> ArgsT:

@@ -1,7 +1,7 @@
 """The benchmark experiment: chip, train, predict, eval, bundle, POSTPROCESS.
 
-Run PREPROCESS (``benchmark.experiments.split_images``) first, with the same ``root_uri`` and
-scene ids, then::
+Run PREPROCESS (``benchmark.experiments.split_images``) first, with the same ``root_uri``,
+scene ids and ``gsd``, then::
 
     rastervision run local benchmark.experiments.benchmark \
         chip train predict eval bundle POSTPROCESS \
@@ -15,6 +15,7 @@ argument, documented on :class:`BenchmarkArgs`.
 
 import logging
 import random
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
@@ -38,7 +39,12 @@ from benchmark.aux.preprocess_config import scene_split_dir
 from benchmark.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
 from benchmark.experiments.args import SceneArgs, parse_args
 from benchmark.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
-from benchmark.pipeline_config import BenchmarkConfig, InferenceConfig, TestChipConfig
+from benchmark.pipeline_config import (
+    BenchmarkConfig,
+    InferenceConfig,
+    NativeWindowConfig,
+    TestChipConfig,
+)
 from benchmark.split_scene import read_scene_split
 from benchmark.stac import list_test_chips, read_training_scenes, select_scenes
 
@@ -89,6 +95,12 @@ class BenchmarkArgs(SceneArgs):
     tta: bool = Field(False, description="8-fold flip/rotate test-time augmentation.")
     tune_threshold: bool = Field(False, description="Pick the threshold on validation scenes.")
     test_chip_size: int = Field(1024, gt=0, description="Expected test chip side.")
+    test_chip_gsd: float | None = Field(
+        None,
+        gt=0,
+        description="Test chips' metres per pixel (unknown: they carry no georeferencing); "
+        "with gsd, chips are resized to gsd for the model (default: predicted as they are).",
+    )
 
     @model_validator(mode="after")
     def _check_random_sizes(self) -> "BenchmarkArgs":
@@ -96,13 +108,29 @@ class BenchmarkArgs(SceneArgs):
             raise ValueError("random_sz_min must be below random_sz_max")
         return self
 
+    @model_validator(mode="after")
+    def _check_test_chip_gsd(self) -> "BenchmarkArgs":
+        if self.test_chip_gsd is not None and self.gsd is None:
+            raise ValueError("test_chip_gsd needs gsd (the GSD the model works at)")
+        return self
 
-def _scene_configs(args: BenchmarkArgs, keys: list[str]) -> tuple[list[SceneConfig], dict]:
-    """RV scenes for every PREPROCESS window of the scenes ``keys``, and window -> scene key."""
-    scenes, scene_keys = [], {}
+
+@dataclass
+class _Windows:
+    """PREPROCESS's windows of some scenes, as RV scenes, and what each belongs to."""
+
+    scenes: list[SceneConfig] = field(default_factory=list)
+    scene_keys: dict[str, str] = field(default_factory=dict)  # window id -> area/id
+    native: dict[str, NativeWindowConfig] = field(default_factory=dict)  # resampled only
+
+
+def _scene_configs(args: BenchmarkArgs, keys: list[str]) -> _Windows:
+    """RV scenes for every PREPROCESS window (at ``args.gsd``) of the scenes ``keys``."""
+    windows = _Windows()
     for key in keys:
         area, scene_id = key.split("/")
-        split = read_scene_split(scene_split_dir(args.get_split_dir(), area, scene_id))
+        split_dir = scene_split_dir(args.get_split_dir(), area, scene_id)
+        split = read_scene_split(split_dir, args.gsd)
         vector_source = GeoJSONVectorSourceConfig(
             uris=[split.label_uri],
             transformers=[ClassInferenceTransformerConfig(default_class_id=BUILDING)],
@@ -115,15 +143,23 @@ def _scene_configs(args: BenchmarkArgs, keys: list[str]) -> tuple[list[SceneConf
         )
         for window in split.windows:
             window_id = window.uri.rsplit("/", 1)[-1].removesuffix(".tif")
-            scenes.append(
+            windows.scenes.append(
                 SceneConfig(
                     id=window_id,
                     raster_source=RasterioSourceConfig(uris=[window.uri], channel_order=[0, 1, 2]),
                     label_source=label_source,
                 )
             )
-            scene_keys[window_id] = key
-    return scenes, scene_keys
+            windows.scene_keys[window_id] = key
+            if split.gsd is not None:
+                windows.native[window_id] = NativeWindowConfig(
+                    image_uri=split.image_uri,
+                    col_off=window.col_off,
+                    row_off=window.row_off,
+                    width=window.width,
+                    height=window.height,
+                )
+    return windows
 
 
 def _chip_options(
@@ -177,8 +213,8 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
     catalog = read_training_scenes(args.train_stac_uri)
     train_keys = [s.key for s in select_scenes(catalog, args.train_ids, args.train_stac_uri)]
     valid_keys = [s.key for s in select_scenes(catalog, args.valid_ids, args.train_stac_uri)]
-    train_scenes, train_map = _scene_configs(args, train_keys)
-    valid_scenes, valid_map = _scene_configs(args, valid_keys)
+    train, valid = _scene_configs(args, train_keys), _scene_configs(args, valid_keys)
+    train_scenes, valid_scenes = train.scenes, valid.scenes
     if args.test:
         train_scenes = rng.sample(train_scenes, min(3, len(train_scenes)))
         valid_scenes = rng.sample(valid_scenes, min(3, len(valid_scenes)))
@@ -216,9 +252,12 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
         ),
         backend=backend,
         chip_options=_chip_options(args, train_scenes, valid_scenes),
-        scene_keys={**train_map, **valid_map},
+        scene_keys={**train.scene_keys, **valid.scene_keys},
         test_chips=_test_chips(args),
         test_chip_size=args.test_chip_size,
+        gsd=args.gsd,
+        test_chip_gsd=args.test_chip_gsd,
+        native_windows={s.id: valid.native[s.id] for s in valid_scenes if s.id in valid.native},
         inference=InferenceConfig(
             chip_sz=args.predict_chip_sz,
             overlap=args.predict_overlap,

@@ -3,7 +3,7 @@
 Run with::
 
     rastervision run local benchmark.experiments.split_images PREPROCESS \
-        -a root_uri ROOT -a train_stac_uri CATALOG [-a train_ids area/id,...] [-s 8]
+        -a root_uri ROOT -a train_stac_uri CATALOG [-a train_ids area/id,...] [-a gsd 0.1] [-s 8]
 """
 
 from typing import Any
@@ -27,7 +27,7 @@ def get_config(runner: str, **kwargs: Any) -> SplitImagesConfig:
     Args:
         runner: RV runner name (unused: the same config serves every runner).
         **kwargs: the ``-a`` arguments: ``root_uri`` (required), ``train_stac_uri``,
-            ``train_ids``, ``valid_ids``, ``split_dir``, ``split_size``.
+            ``train_ids``, ``valid_ids``, ``split_dir``, ``split_size``, ``gsd``.
     """
     args = parse_args(SplitImagesArgs, kwargs)
     catalog = read_training_scenes(args.train_stac_uri)
@@ -39,4 +39,5 @@ def get_config(runner: str, **kwargs: Any) -> SplitImagesConfig:
         scenes=[SceneSourceConfig.from_ref(s) for s in scenes],
         split_dir=args.get_split_dir(),
         split_size=args.split_size,
+        gsd=args.gsd,
     )
