@@ -47,6 +47,8 @@ log = logging.getLogger(__name__)
 # Output tiles of scene probability rasters; strips are written in multiples of it, so no
 # compressed tile is ever written twice.
 SCENE_BLOCK = 256
+# Columns normalized and written at a time when a strip of scene rows is final.
+WRITE_COLUMNS = 16 * SCENE_BLOCK
 # U-Net-style encoders downsample 5 times: window sides must be multiples of 2 ** 5.
 SIZE_MULTIPLE = 32
 # Chip outputs waiting for the writer thread, in batches: bounds memory if writing stalls.
@@ -563,6 +565,30 @@ def _output_exists(out_uri: str, overwrite: bool) -> bool:
     return False
 
 
+def _write_final_rows(
+    src: rasterio.DatasetReader,
+    dst: rasterio.io.DatasetWriter,
+    acc: np.ndarray,
+    top: int,
+    n: int,
+    row_cover: np.ndarray,
+    col_cover: np.ndarray,
+) -> None:
+    """Write the first ``n`` rows of ``acc`` (scene rows from ``top``), then shift the rest up.
+
+    The rows are normalized by the window coverage and masked by the scene's imagery. Works
+    in column blocks: on a 40,000 px wide scene a whole strip's float temporaries (division,
+    clipping, rounding, validity mask) would cost several hundred MB at once.
+    """
+    for col in range(0, acc.shape[1], WRITE_COLUMNS):
+        cols = slice(col, col + WRITE_COLUMNS)
+        window = Window(col, top, acc[:n, cols].shape[1], n)
+        prob = acc[:n, cols] / (row_cover[top : top + n, None] * col_cover[None, cols])
+        dst.write(quantize(prob) * read_valid_mask(src, window), 1, window=window)
+        acc[:-n, cols] = acc[n:, cols]  # numpy buffers the overlapping copy, one block at a time
+        acc[-n:, cols] = 0
+
+
 def predict_scene(
     model: nn.Module,
     image_uri: str,
@@ -636,12 +662,7 @@ def predict_scene(
                 )
                 if end == top:
                     continue
-                n = end - top
-                window = Window(0, top, width, n)
-                prob = acc[:n] / (row_cover[top:end, None] * col_cover[None, :])
-                dst.write(quantize(prob) * read_valid_mask(src, window), 1, window=window)
-                acc[:-n] = acc[n:].copy()
-                acc[-n:] = 0
+                _write_final_rows(src, dst, acc, top, end - top, row_cover, col_cover)
                 top = end
     log.info("Wrote %s", out_uri)
 

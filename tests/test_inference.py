@@ -277,7 +277,12 @@ def scene(tmp_path: Path) -> tuple[str, np.ndarray]:
 
 
 class TestPredictScene:
-    def test_copies_the_grid_masks_no_data_and_tiles_exactly(self, tmp_path, scene):
+    @pytest.mark.parametrize("write_columns", [None, 48])  # 48: blocks end mid-scene
+    def test_copies_the_grid_masks_no_data_and_tiles_exactly(
+        self, tmp_path, scene, monkeypatch, write_columns
+    ):
+        if write_columns:
+            monkeypatch.setattr("benchmark.inference.WRITE_COLUMNS", write_columns)
         uri, data = scene
         model = pointwise_model()
         out = tmp_path / "pred" / "scene.tif"
