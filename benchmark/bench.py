@@ -23,8 +23,6 @@ demo first.
 import argparse
 import json
 import logging
-import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -38,7 +36,8 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmark.measure import REPO, describe_machine, run_rastervision
+
 SAMPLE = REPO / "data" / "kampala_sample"
 CATALOG = SAMPLE / "train_tier_1" / "catalog.json"
 VALID_IMAGE = SAMPLE / "train_tier_1" / "kam" / "8a5983" / "8a5983.tif"
@@ -78,13 +77,6 @@ def _python(code: str, *args: str) -> tuple[float, float]:
     wall = time.perf_counter() - start
     peak_kb = [line for line in result.stderr.splitlines() if line.startswith("MAXRSS_KB=")][-1]
     return wall, int(peak_kb.removeprefix("MAXRSS_KB=")) / 1024
-
-
-def _rv(*args: str, tmp: Path) -> float:
-    cmd = [sys.executable, "-m", "rastervision.pipeline.cli", "--tmpdir", str(tmp), *args]
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def ensure_bundle(out: Path) -> Path:
@@ -191,7 +183,9 @@ def measure_rv_predict(bundle: Path, out: Path, ours_s_per_chip: float, n_chips:
     """Stock ``rastervision predict``, one call per georeferenced chip, vs our folder predict."""
     chips = make_chips(out, n_chips, georeferenced=True)
     walls = [
-        _rv("predict", str(bundle), c.uri, str(out / "rv_pred" / c.id), tmp=out / "rvtmp")
+        run_rastervision(
+            "predict", str(bundle), c.uri, str(out / "rv_pred" / c.id), tmp=out / "rvtmp"
+        )
         for c in chips
     ]
     rv_per_chip = sum(walls) / len(walls)
@@ -271,7 +265,7 @@ def measure_preprocess(out: Path, size: int) -> dict:
     }
     walls = {}
     for splits in (1, 2):
-        walls[splits] = _rv(
+        walls[splits] = run_rastervision(
             "run", "local", "benchmark.experiments.split_images", "PREPROCESS",
             "-a", "root_uri", str(out / "pre" / f"s{splits}"), "-a", "train_stac_uri", catalog,
             "-a", "train_ids", keys[0], "-a", "valid_ids", keys[1],
@@ -355,20 +349,6 @@ def measure_memory(out: Path, size: int) -> dict:
         "predict_40k_s": pred_s,
         "peak_rss_mb_predict_40k": pred_mb,
     }
-
-
-def describe_machine() -> str:
-    """One line about where the numbers come from."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
 
 
 def markdown_table(results: dict) -> str:

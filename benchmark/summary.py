@@ -10,21 +10,36 @@ import sys
 from benchmark.uris import read_json, uri_exists
 
 
+def read_run_config(root_uri: str, experiment_id: str) -> dict:
+    """The pipeline config a run saved: where each of its commands wrote its outputs."""
+    return read_json(f"{root_uri.rstrip('/')}/pipeline-config/{experiment_id}.json")
+
+
+def describe_scores(report: dict) -> str:
+    """The eval report's headline: micro Jaccard, precision, recall and threshold."""
+    overall = report["overall"]
+    return (
+        f"validation micro Jaccard {overall['jaccard']:.4f} "
+        f"(precision {overall['precision']:.3f}, recall {overall['recall']:.3f}, "
+        f"threshold {report['decision_threshold']:.2f})"
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """``N min N s``: how the README reports run times."""
+    whole = round(seconds)
+    return f"{whole // 60} min {whole % 60} s"
+
+
 def summarize(root_uri: str, experiment_id: str) -> list[str]:
     """Lines naming the bundle, the eval report with its Jaccard, the submission and PNGs."""
-    cfg = read_json(f"{root_uri.rstrip('/')}/pipeline-config/{experiment_id}.json")
+    cfg = read_run_config(root_uri, experiment_id)
     bundle = f"{cfg['bundle_uri']}/model-bundle.zip"
     eval_json = f"{cfg['eval_uri']}/eval.json"
     lines = [f"model bundle:    {bundle}" + ("" if uri_exists(bundle) else "  (missing)")]
     if uri_exists(eval_json):
         report = read_json(eval_json)
-        overall = report["overall"]
-        lines.append(
-            f"eval report:     {eval_json}\n"
-            f"  validation micro Jaccard {overall['jaccard']:.4f} "
-            f"(precision {overall['precision']:.3f}, recall {overall['recall']:.3f}, "
-            f"threshold {report['decision_threshold']:.2f})"
-        )
+        lines.append(f"eval report:     {eval_json}\n  {describe_scores(report)}")
         lines.append(f"  overlays:      {cfg['eval_uri']}/*.png")
     else:
         lines.append(f"eval report:     {eval_json}  (missing)")
@@ -44,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     lines = summarize(args.root_uri, args.experiment_id)
     if args.seconds is not None:
-        lines.insert(0, f"finished in {args.seconds // 60} min {args.seconds % 60} s")
+        lines.insert(0, f"finished in {format_duration(args.seconds)}")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
 

@@ -1,0 +1,45 @@
+"""What the measuring scripts share (``wb_scripts/bench``, ``wb_scripts/ablation``).
+
+Both time the real ``rastervision`` CLI in child processes, as a user runs it, and say which
+machine their numbers come from.
+"""
+
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_rastervision(*args: str, tmp: Path, output: IO[str] | None = None) -> float:
+    """Run ``rastervision --tmpdir TMP ARGS...`` in a child process; its wall time in seconds.
+
+    A child process gives each run RV's real start-up, plugin loading and a clean state.
+    Its stdout and stderr go to ``output`` (discarded without one). A failing run raises
+    :class:`subprocess.CalledProcessError`.
+    """
+    cmd = [sys.executable, "-m", "rastervision.pipeline.cli", "--tmpdir", str(tmp), *args]
+    sink = output if output is not None else subprocess.DEVNULL
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
+    return time.perf_counter() - start
+
+
+def describe_machine() -> str:
+    """One line about where the numbers come from."""
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
