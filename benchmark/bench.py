@@ -239,6 +239,7 @@ def measure_preprocess(out: Path, size: int) -> dict:
     from benchmark.split_scene import plan_windows, split_scene
     from benchmark.stac import read_training_scenes
 
+    shutil.rmtree(out / "pre", ignore_errors=True)  # PREPROCESS would resume an earlier run
     catalog, keys = _synthetic_catalog(out / "pre", size)
     scene = read_training_scenes(catalog)[keys[0]]
     split_size = size // 2
