@@ -31,12 +31,14 @@ def _color() -> list[A.BasicTransform]:
     ]
 
 
-def build_aug_transform(preset: str, img_sz: int) -> dict:
+def build_aug_transform(preset: str, img_sz: int, seed: int | None = None) -> dict:
     """Serialized albumentations transform for ``preset`` (RV's ``DataConfig.aug_transform``).
 
     Args:
         preset: one of :data:`AUG_PRESETS`; each includes the ones before it (but ``none``).
         img_sz: chip side in pixels, the output size of the scale jitter.
+        seed: seed of the transform's own random state (albumentations ignores the global
+            seeds); None draws a new one each time the transform is built.
     """
     if preset not in AUG_PRESETS:
         raise InputError(f"unknown augmentation preset {preset!r}: choose one of {AUG_PRESETS}")
@@ -49,4 +51,7 @@ def build_aug_transform(preset: str, img_sz: int) -> dict:
         transforms.append(
             A.RandomResizedCrop(size=(img_sz, img_sz), scale=(0.5, 1.0), ratio=(0.8, 1.25), p=0.5)
         )
-    return A.to_dict(A.Compose(transforms))
+    spec = A.to_dict(A.Compose(transforms))
+    # to_dict leaves the seed out, from_dict passes it back to Compose.
+    spec["transform"]["seed"] = seed
+    return spec

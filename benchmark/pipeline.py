@@ -8,8 +8,11 @@ own grid: validation predictions the scene's, test masks the chip's 1024 x 1024.
 """
 
 import logging
+import random
 import tempfile
 
+import numpy as np
+import torch
 from rastervision.core.data import SceneConfig
 from rastervision.core.rv_pipeline import SemanticSegmentation
 from torch import nn
@@ -47,6 +50,18 @@ def bundle_info(cfg: BenchmarkConfig) -> dict:
     }
 
 
+def seed_random_generators(seed: int) -> None:
+    """Seed every generator RV's chip and train draw from, so a run can be repeated.
+
+    RV samples random chip windows with Python's ``random``, initializes weights and shuffles
+    batches with torch's generator (which also seeds the DataLoader workers) and seeds none of
+    them. The augmentation has its own seed (:func:`benchmark.augmentation.build_aug_transform`).
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 class BenchmarkPipeline(SemanticSegmentation):
     """Semantic segmentation of buildings, ending in a competition submission."""
 
@@ -54,6 +69,16 @@ class BenchmarkPipeline(SemanticSegmentation):
     split_commands = ["chip", "predict"]
     gpu_commands = ["train", "predict"]
     config: BenchmarkConfig
+
+    def chip(self, split_ind: int = 0, num_splits: int = 1) -> None:
+        """RV's chip, seeded (each split its own seed, so splits draw different windows)."""
+        seed_random_generators(self.config.seed + split_ind)
+        super().chip(split_ind, num_splits)
+
+    def train(self) -> None:
+        """RV's train, seeded: the same chips give the same model (up to thread scheduling)."""
+        seed_random_generators(self.config.seed)
+        super().train()
 
     def _load_model(self) -> nn.Module:
         return load_learner_model(f"{self.config.train_uri}/model-bundle.zip", self.tmp_dir)

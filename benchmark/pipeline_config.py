@@ -66,6 +66,11 @@ class BenchmarkConfig(SemanticSegmentationConfig):
     """
 
     experiment_id: str = Field(..., description="Names this run's outputs under each command.")
+    seed: int = Field(
+        0,
+        description="Seeds Python's, NumPy's and torch's random generators before chip (plus "
+        "the split index) and train: RV's chip windows, initial weights and batch order.",
+    )
     scene_keys: dict[str, str] = Field(
         ..., description="RV scene id (a window) -> its catalog scene, area/id."
     )

@@ -5,7 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.data.opencities import FixtureCatalog
+from tests.data.opencities import FixtureCatalog, cli_args
 
 CHIP = 64  # test chip side in the generated catalogs
 EXPERIMENT = "tiny"
@@ -24,12 +24,7 @@ def run_whole_pipeline(catalog: FixtureCatalog, root: str, tmp_path: Path, **uri
 
     ``uris`` may override ``train_stac_uri`` and ``test_stac_uri`` (e.g. with s3:// copies).
     """
-    scene_args = [
-        "-a", "root_uri", root,
-        "-a", "train_stac_uri", uris.get("train_stac_uri", catalog.catalog_uri),
-        "-a", "train_ids", catalog.train_keys[0],
-        "-a", "valid_ids", catalog.valid_keys[0],
-    ]  # fmt: skip
+    scene_args = cli_args(catalog.scene_args(root, uris.get("train_stac_uri")))
     rastervision(
         "run", "inprocess", "benchmark.experiments.split_images", "PREPROCESS",
         *scene_args, "-a", "split_size", "64", tmp_path=tmp_path,

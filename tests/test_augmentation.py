@@ -22,3 +22,13 @@ def test_presets_round_trip_and_keep_image_and_mask_aligned(preset):
 def test_unknown_preset():
     with pytest.raises(InputError, match="'heavy'"):
         build_aug_transform("heavy", 32)
+
+
+def test_a_seeded_transform_repeats_itself_after_serialization():
+    image = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    runs = []
+    for _ in range(2):
+        transform = A.from_dict(build_aug_transform("scale", 32, seed=7))
+        runs.append([transform(image=image)["image"] for _ in range(5)])
+    for first, second in zip(*runs, strict=True):
+        np.testing.assert_array_equal(first, second)

@@ -140,13 +140,7 @@ def test_bundle_gives_the_folder_predict_its_gsd(tmp_path, monkeypatch):
 def test_predict_and_eval_at_a_gsd_score_at_the_scenes_resolution(tmp_path, monkeypatch):
     """PREPROCESS at 0.1 m, then the pipeline's own predict and eval (no training needed)."""
     catalog = make_opencities_catalog(tmp_path / "data", test_chip_size=64)
-    scene_args = {
-        "root_uri": str(tmp_path / "out"),
-        "train_stac_uri": catalog.catalog_uri,
-        "train_ids": catalog.train_keys[0],
-        "valid_ids": catalog.valid_keys[0],
-        "gsd": "0.1",
-    }
+    scene_args = {**catalog.scene_args(str(tmp_path / "out")), "gsd": "0.1"}
     preprocess = split_images.get_config("inprocess", **scene_args, split_size="64")
     preprocess.build(str(tmp_path)).PREPROCESS()
     split_dir = tmp_path / "out" / "split_images_gsd0.1"

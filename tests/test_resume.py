@@ -11,7 +11,7 @@ import pytest
 import rasterio
 
 from benchmark.split_scene import read_scene_split
-from tests.data.opencities import make_opencities_catalog
+from tests.data.opencities import cli_args, make_opencities_catalog
 
 pytestmark = pytest.mark.slow
 
@@ -20,9 +20,7 @@ def _preprocess(catalog, root, tmp_path) -> subprocess.Popen:
     cmd = [
         sys.executable, "-m", "rastervision.pipeline.cli", "--tmpdir", str(tmp_path / "rv"),
         "run", "inprocess", "benchmark.experiments.split_images", "PREPROCESS",
-        "-a", "root_uri", str(root), "-a", "train_stac_uri", catalog.catalog_uri,
-        "-a", "train_ids", catalog.train_keys[0], "-a", "valid_ids", catalog.valid_keys[0],
-        "-a", "split_size", "64",
+        *cli_args(catalog.scene_args(str(root))), "-a", "split_size", "64",
     ]  # fmt: skip
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 

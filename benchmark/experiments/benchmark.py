@@ -225,7 +225,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
     data = SemanticSegmentationImageDataConfig(
         img_sz=args.chip_sz,
         num_workers=args.num_workers,
-        aug_transform=build_aug_transform(args.aug, args.chip_sz),
+        aug_transform=build_aug_transform(args.aug, args.chip_sz, seed=args.seed),
     )
     backend = PyTorchSemanticSegmentationConfig(
         data=data,
@@ -245,6 +245,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
     return BenchmarkConfig(
         root_uri=args.root_uri,
         experiment_id=experiment_id,
+        seed=args.seed,
         dataset=DatasetConfig(
             class_config=class_config,
             train_scenes=train_scenes,

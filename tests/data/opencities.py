@@ -52,6 +52,20 @@ class FixtureCatalog:
         """Every scene, training then validation."""
         return self.train_keys + self.valid_keys
 
+    def scene_args(self, root_uri: str, train_stac_uri: str | None = None) -> dict[str, str]:
+        """Experiment arguments for this catalog: its first training and validation scenes."""
+        return {
+            "root_uri": root_uri,
+            "train_stac_uri": train_stac_uri or self.catalog_uri,
+            "train_ids": self.train_keys[0],
+            "valid_ids": self.valid_keys[0],
+        }
+
+
+def cli_args(args: dict[str, str]) -> list[str]:
+    """Experiment arguments as the ``rastervision`` CLI takes them: ``-a key value ...``."""
+    return [item for key, value in args.items() for item in ("-a", key, value)]
+
 
 def _link(rel: str, href: str) -> dict:
     return {"rel": rel, "href": href, "type": "application/json"}
