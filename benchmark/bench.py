@@ -9,8 +9,9 @@ demo first.
   prepared model, batch, threads and chips; the bare loop gets pre-decoded tensors).
 - speedup_vs_rv_predict: stock ``rastervision predict`` (one call per chip, as a user would, on
   georeferenced copies of the chips) / ours, per chip, same bundle.
-- cpu_fast_path_speedup / cpu_fast_path_jaccard_delta: our fast path vs plain fp32 on the same
-  chips; Jaccard of the validation scene with each.
+- cpu_fast_path_speedup / cpu_fast_path_jaccard_delta: our fast path (ONNX Runtime, or bf16
+  autocast where the CPU has it) vs plain fp32 PyTorch on the same chips; Jaccard of the
+  validation scene with each.
 - preprocess_vs_raw_ratio: PREPROCESS throughput / a bare rasterio read-and-write of the same
   windows with the same compression. preprocess_split_speedup: ``-s 2`` vs ``-s 1``, local runner.
 - train_overhead_ratio: RV's training loop per chip / a bare forward+backward+step loop on the
@@ -129,13 +130,13 @@ def measure_predict(bundle: Path, out: Path, n_chips: int) -> dict:
     from benchmark.labels import LabelRasterizer, read_building_labels
     from benchmark.metrics import evaluate_scene
 
-    model = load_bundle(str(bundle)).model
+    network = load_bundle(str(bundle)).model
     chips = make_chips(out, n_chips, georeferenced=False)
     results: dict = {}
     per_chip = {}
     for fast in (True, False):
         options = InferenceOptions(fast=fast, batch_size=2)
-        model = prepare_model(model, options)
+        model = prepare_model(network, options)  # the fast one may run in ONNX Runtime
         plan = select_execution(options.device, options.fast)
         images = []
         for chip in chips:

@@ -38,6 +38,7 @@ from tqdm.auto import tqdm
 
 from benchmark.gsd import GridMap, read_bands
 from benchmark.imagery import open_scene_checked, read_rgb, read_valid_mask, window_of_window
+from benchmark.onnx_runtime import onnx_runtime_available, run_with_onnx_runtime
 from benchmark.split_scene import plan_windows
 from benchmark.submission import write_mask
 from benchmark.uris import TMP_PREFIX, atomic_output, is_s3, uri_exists
@@ -91,11 +92,12 @@ class InferenceOptions:
 
 @dataclass(frozen=True)
 class ExecutionPlan:
-    """Device, memory layout and reduced precision chosen for inference."""
+    """Device, runtime, memory layout and reduced precision chosen for inference."""
 
     device: torch.device
     channels_last: bool
     autocast_dtype: torch.dtype | None
+    onnx_runtime: bool = False  # the network runs in ONNX Runtime (CPU), not PyTorch
 
     @property
     def is_cuda(self) -> bool:
@@ -114,18 +116,23 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def select_execution(
-    device: str = "auto", fast: bool = True, cpu_bf16: bool | None = None
+    device: str = "auto",
+    fast: bool = True,
+    cpu_bf16: bool | None = None,
+    onnx_runtime: bool | None = None,
 ) -> ExecutionPlan:
-    """Pick the execution mode; pure given ``cpu_bf16``, so every branch is testable on a CPU.
+    """Pick the execution mode; pure given its arguments, so every branch is testable on a CPU.
 
     CUDA, fast: channels_last + fp16 autocast (cuDNN's fastest kernels; cudnn.benchmark is set
-    by :func:`prepare_model`). CPU, fast: channels_last (oneDNN's preferred layout) + bf16
-    autocast only where the CPU has native bf16. ``fast=False``: plain fp32, contiguous.
+    by :func:`prepare_model`). CPU with native bf16, fast: channels_last + bf16 autocast. Other
+    CPUs, fast: ONNX Runtime in fp32 where it is installed (:mod:`benchmark.onnx_runtime`),
+    else PyTorch channels_last (oneDNN's preferred layout). ``fast=False``: plain fp32 PyTorch.
 
     Args:
         device: "auto", "cpu", "cuda" or "cuda:N".
         fast: use the fast path.
         cpu_bf16: whether the CPU has native bf16; None = ask the CPU.
+        onnx_runtime: whether ONNX Runtime is installed; None = look for it.
     """
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -134,25 +141,29 @@ def select_execution(
         return ExecutionPlan(dev, channels_last=False, autocast_dtype=None)
     if dev.type == "cuda":
         return ExecutionPlan(dev, channels_last=True, autocast_dtype=torch.float16)
-    has_bf16 = cpu_has_fast_bf16() if cpu_bf16 is None else cpu_bf16
-    return ExecutionPlan(
-        dev, channels_last=True, autocast_dtype=torch.bfloat16 if has_bf16 else None
-    )
+    if cpu_has_fast_bf16() if cpu_bf16 is None else cpu_bf16:
+        return ExecutionPlan(dev, channels_last=True, autocast_dtype=torch.bfloat16)
+    if onnx_runtime_available() if onnx_runtime is None else onnx_runtime:
+        return ExecutionPlan(dev, channels_last=False, autocast_dtype=None, onnx_runtime=True)
+    return ExecutionPlan(dev, channels_last=True, autocast_dtype=None)
 
 
 def prepare_model(model: nn.Module, options: InferenceOptions) -> nn.Module:
-    """Put ``model`` in eval mode on the chosen device and layout (idempotent).
+    """Put ``model`` in eval mode on the chosen device, layout and runtime (idempotent).
 
-    Also sets torch's CPU thread count (``options.num_threads``) and cuDNN autotuning.
+    Also sets torch's CPU thread count (``options.num_threads``) and cuDNN autotuning. For ONNX
+    Runtime the network is exported here (a few seconds): prepare once, predict many times.
     """
     plan = select_execution(options.device, options.fast)
     if options.num_threads:
         torch.set_num_threads(options.num_threads)
     if plan.is_cuda:
         torch.backends.cudnn.benchmark = True  # fixed input sizes: autotune once, reuse
+    log.info("Inference on %s (threads %d)", plan, torch.get_num_threads())
+    if plan.onnx_runtime:
+        return run_with_onnx_runtime(model, torch.get_num_threads())
     model = model.eval().to(plan.device)
     memory_format = torch.channels_last if plan.channels_last else torch.contiguous_format
-    log.info("Inference on %s (threads %d)", plan, torch.get_num_threads())
     return model.to(memory_format=memory_format)
 
 

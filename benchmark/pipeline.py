@@ -26,6 +26,7 @@ from benchmark.inference import (
     predict_chip_folder,
     predict_resampled_window,
     predict_scene,
+    prepare_model,
 )
 from benchmark.pipeline_config import BenchmarkConfig
 from benchmark.stac import ChipRef
@@ -113,8 +114,8 @@ class BenchmarkPipeline(SemanticSegmentation):
         chips = share_of_work(cfg.test_chips, split_ind, num_splits)
         if not scenes and not chips:
             return
-        model = self._load_model()
         options = self._inference_options()
+        model = prepare_model(self._load_model(), options)  # once for every window and chip
         for scene in scenes:
             self._predict_validation_window(model, scene, options)
         if chips:

@@ -50,8 +50,9 @@ class InferenceConfig(Config):
     batch_sz: int = Field(4, gt=0, description="Windows or chips per forward pass.")
     fast: bool = Field(
         True,
-        description="CUDA: fp16 autocast + channels_last; CPU: channels_last, plus bf16 "
-        "autocast only where the CPU has native bf16 (slower without). False = plain fp32.",
+        description="CUDA: fp16 autocast + channels_last; CPU with native bf16: bf16 autocast "
+        "+ channels_last; other CPUs: ONNX Runtime (PyTorch channels_last without it). "
+        "False = plain fp32 PyTorch.",
     )
     tta: bool = Field(False, description="Average the 8 flips/rotations (8x the compute).")
 

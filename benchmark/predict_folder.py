@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-fast",
         dest="fast",
         action="store_false",
-        help="plain fp32 (default: channels_last + bf16/fp16 autocast where the hardware has it)",
+        help="plain fp32 PyTorch (default: CUDA fp16 autocast; CPU bf16 autocast where native, "
+        "else ONNX Runtime)",
     )
     parser.add_argument("--tta", action="store_true", help="average 8 flips/rotations (8x time)")
     parser.add_argument(

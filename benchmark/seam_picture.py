@@ -28,7 +28,7 @@ from torch import nn
 
 from benchmark.errors import InputError
 from benchmark.imagery import open_scene_checked, read_rgb, read_valid_mask
-from benchmark.inference import InferenceOptions, predict_scene
+from benchmark.inference import InferenceOptions, predict_scene, prepare_model
 from benchmark.plots import WindowedPrediction, plot_window_seams
 from benchmark.uris import write_json
 
@@ -199,15 +199,15 @@ def seam_picture(
         "runs": {},
     }
     runs = []
+    options = options or InferenceOptions()
+    model = prepare_model(model, options)  # once for both runs
     with tempfile.TemporaryDirectory() as tmp_dir:
         crop_path = os.path.join(tmp_dir, "crop.tif")
         write_crop(scene_uri, crop, crop_path)
         with rasterio.open(crop_path) as src:
             rgb, valid = read_rgb(src), read_valid_mask(src)
         for key, run_overlap in (("no_overlap", 0), ("blended", overlap)):
-            run, measure = _predict_run(
-                model, crop_path, valid, chip_sz, run_overlap, options or InferenceOptions()
-            )
+            run, measure = _predict_run(model, crop_path, valid, chip_sz, run_overlap, options)
             runs.append(run)
             report["runs"][key] = {
                 "overlap": run_overlap,

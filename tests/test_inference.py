@@ -103,10 +103,22 @@ class TestSelectExecution:
 
     @pytest.mark.parametrize(("bf16", "dtype"), [(True, torch.bfloat16), (False, None)])
     def test_cpu_fast_uses_bf16_only_where_native(self, bf16, dtype):
-        plan = select_execution("cpu", fast=True, cpu_bf16=bf16)
+        plan = select_execution("cpu", fast=True, cpu_bf16=bf16, onnx_runtime=False)
         assert plan.device == torch.device("cpu")
         assert plan.channels_last
         assert plan.autocast_dtype == dtype
+        assert not plan.onnx_runtime
+
+    def test_cpu_fast_without_bf16_runs_onnx_runtime_where_installed(self):
+        plan = select_execution("cpu", fast=True, cpu_bf16=False, onnx_runtime=True)
+        assert plan.onnx_runtime
+        assert not plan.channels_last
+        assert plan.autocast_dtype is None
+
+    def test_native_bf16_and_gpus_stay_in_pytorch(self):
+        assert not select_execution("cpu", fast=True, cpu_bf16=True, onnx_runtime=True).onnx_runtime
+        assert not select_execution("cuda", fast=True, onnx_runtime=True).onnx_runtime
+        assert not select_execution("cpu", fast=False, onnx_runtime=True).onnx_runtime
 
     def test_auto_is_cpu_without_gpu(self, monkeypatch):
         monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

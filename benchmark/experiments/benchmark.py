@@ -91,7 +91,9 @@ class BenchmarkArgs(SceneArgs):
     predict_chip_sz: int = Field(1024, gt=0, description="Scene prediction window side.")
     predict_overlap: int = Field(0, ge=0, description="Overlap of prediction windows (pixels).")
     predict_batch_sz: int = Field(4, gt=0, description="Prediction batch size.")
-    fast: bool = Field(True, description="Fast inference path (bf16 / AMP).")
+    fast: bool = Field(
+        True, description="Fast inference path (CUDA fp16; CPU native bf16, else ONNX Runtime)."
+    )
     tta: bool = Field(False, description="8-fold flip/rotate test-time augmentation.")
     tune_threshold: bool = Field(False, description="Pick the threshold on validation scenes.")
     test_chip_size: int = Field(1024, gt=0, description="Expected test chip side.")
