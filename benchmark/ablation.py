@@ -10,9 +10,10 @@ instead of training their own, so the one change is all that differs. Each varia
 ``{out}/logs/{variant}.log``. Writes ``{out}/results.json`` and ``{out}/results.md`` (the
 README's table) and names the best variant.
 
-One scene each way is a small sample, and each variant runs once (Raster Vision draws its
-chips, initial weights and batch order anew): a few points of Jaccard are noise, and the tuned
-threshold is chosen on the scene it is scored on.
+One scene each way is a small sample, and each variant runs once with the experiment's seed
+(the same chips, initial weights and batch order on a re-run, other ones with ``-- -a seed N``):
+a few points of Jaccard are noise, and the tuned threshold is chosen on the scene it is scored
+on.
 """
 
 import argparse

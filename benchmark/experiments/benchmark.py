@@ -28,7 +28,6 @@ from rastervision.core.data import (
     RasterizedSourceConfig,
     RasterizerConfig,
     SceneConfig,
-    SemanticSegmentationLabelSourceConfig,
 )
 from rastervision.core.rv_pipeline import SemanticSegmentationChipOptions, WindowSamplingConfig
 from rastervision.pytorch_backend import PyTorchSemanticSegmentationConfig
@@ -38,6 +37,7 @@ from benchmark.augmentation import build_aug_transform
 from benchmark.aux.preprocess_config import scene_split_dir
 from benchmark.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
 from benchmark.experiments.args import SceneArgs, parse_args
+from benchmark.label_source import NoDataAsBackgroundLabelSourceConfig
 from benchmark.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
 from benchmark.pipeline_config import (
     BenchmarkConfig,
@@ -137,11 +137,9 @@ def _scene_configs(args: BenchmarkArgs, keys: list[str]) -> _Windows:
             uris=[split.label_uri],
             transformers=[ClassInferenceTransformerConfig(default_class_id=BUILDING)],
         )
-        label_source = SemanticSegmentationLabelSourceConfig(
-            raster_source=RasterizedSourceConfig(
-                vector_source=vector_source,
-                rasterizer_config=RasterizerConfig(background_class_id=NO_BUILDING),
-            )
+        labels = RasterizedSourceConfig(
+            vector_source=vector_source,
+            rasterizer_config=RasterizerConfig(background_class_id=NO_BUILDING),
         )
         for window in split.windows:
             window_id = window.uri.rsplit("/", 1)[-1].removesuffix(".tif")
@@ -149,7 +147,9 @@ def _scene_configs(args: BenchmarkArgs, keys: list[str]) -> _Windows:
                 SceneConfig(
                     id=window_id,
                     raster_source=RasterioSourceConfig(uris=[window.uri], channel_order=[0, 1, 2]),
-                    label_source=label_source,
+                    label_source=NoDataAsBackgroundLabelSourceConfig(
+                        raster_source=labels, image_uri=window.uri
+                    ),
                 )
             )
             windows.scene_keys[window_id] = key
