@@ -11,7 +11,13 @@ mostly red tile roofs and the validation scene mostly blue-grey metal ones; a mo
 saw a blue roof misses most of them.
 """
 
+import os
+import random
+from typing import Any
+
 import albumentations as A
+import numpy as np
+import torch
 
 from benchmark.errors import InputError
 
@@ -31,14 +37,12 @@ def _color() -> list[A.BasicTransform]:
     ]
 
 
-def build_aug_transform(preset: str, img_sz: int, seed: int | None = None) -> dict:
+def build_aug_transform(preset: str, img_sz: int) -> dict:
     """Serialized albumentations transform for ``preset`` (RV's ``DataConfig.aug_transform``).
 
     Args:
         preset: one of :data:`AUG_PRESETS`; each includes the ones before it (but ``none``).
         img_sz: chip side in pixels, the output size of the scale jitter.
-        seed: seed of the transform's own random state (albumentations ignores the global
-            seeds); None draws a new one each time the transform is built.
     """
     if preset not in AUG_PRESETS:
         raise InputError(f"unknown augmentation preset {preset!r}: choose one of {AUG_PRESETS}")
@@ -51,7 +55,32 @@ def build_aug_transform(preset: str, img_sz: int, seed: int | None = None) -> di
         transforms.append(
             A.RandomResizedCrop(size=(img_sz, img_sz), scale=(0.5, 1.0), ratio=(0.8, 1.25), p=0.5)
         )
-    spec = A.to_dict(A.Compose(transforms))
-    # to_dict leaves the seed out, from_dict passes it back to Compose.
-    spec["transform"]["seed"] = seed
-    return spec
+    return A.to_dict(A.Compose(transforms))
+
+
+class ProcessSeededTransform:
+    """An albumentations transform whose random state is seeded once in each process.
+
+    Albumentations keeps its own random state and ignores the global seeds. A ``seed`` given to
+    ``A.Compose`` does not help: it seeds every child transform alike, so a horizontal and a
+    vertical flip would always fire together; and DataLoader workers, forked from one process,
+    would all replay the same draws. Here the whole transform shares one generator, seeded with
+    ``seed`` in the main process and, in a DataLoader worker, with torch's seed for that worker
+    (torch derives it from the main process's generator, which the pipeline seeds): repeatable,
+    and each worker draws its own augmentations.
+    """
+
+    def __init__(self, transform: A.BaseCompose, seed: int) -> None:
+        """Wrap ``transform`` (RV's training transform) to be seeded from ``seed``."""
+        self.transform = transform
+        self.seed = seed
+        self._seeded_in: int | None = None  # the process whose seed the state holds
+
+    def __call__(self, **data: Any) -> dict[str, Any]:
+        """Apply the transform (RV calls it as ``transform(image=..., mask=...)``)."""
+        if self._seeded_in != os.getpid():
+            worker = torch.utils.data.get_worker_info()
+            seed = self.seed if worker is None else worker.seed % 2**32
+            self.transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+            self._seeded_in = os.getpid()
+        return self.transform(**data)

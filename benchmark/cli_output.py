@@ -5,7 +5,10 @@ Installed by the plugin shim when Raster Vision loads plugins:
 - an uncaught :class:`~benchmark.errors.InputError` prints ``error: <one line>`` instead of a
   traceback (``rastervision -v`` brings the traceback back); the exit status stays 1;
 - our loggers (``benchmark.*``) print through Raster Vision's handler at its verbosity, so our
-  progress lines look like RV's and ``-v`` turns on our debug lines too.
+  progress lines look like RV's and ``-v`` turns on our debug lines too;
+- the ONNX version converter's warnings only show with ``-v``: RV's train and bundle export
+  ONNX asking for operator set 15, torch >= 2.9 writes 18, and the failed conversion down to
+  15 prints a traceback although the export is complete (the model keeps set 18).
 """
 
 import logging
@@ -15,6 +18,7 @@ from types import TracebackType
 from benchmark.errors import InputError
 
 RV_LOGGER = "rastervision"
+ONNX_VERSION_CONVERTER_LOGGER = "onnxscript.version_converter"
 
 
 def _verbosity() -> int:
@@ -46,9 +50,19 @@ class _ToRasterVisionLog(logging.Handler):
             rv_log.handle(record)
 
 
+class _OnlyWhenVerbose(logging.Filter):
+    """Let records through only with ``rastervision -v`` (read when each record comes)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _verbosity() > 1
+
+
 def install() -> None:
-    """Install the exception hook and route ``benchmark.*`` logs through RV's logger."""
+    """Install the exception hook, route ``benchmark.*`` logs, quiet the ONNX converter."""
     sys.excepthook = _excepthook
+    converter_log = logging.getLogger(ONNX_VERSION_CONVERTER_LOGGER)
+    if not any(isinstance(f, _OnlyWhenVerbose) for f in converter_log.filters):
+        converter_log.addFilter(_OnlyWhenVerbose())
     log = logging.getLogger("benchmark")
     if not any(isinstance(h, _ToRasterVisionLog) for h in log.handlers):
         log.addHandler(_ToRasterVisionLog())

@@ -56,7 +56,8 @@ def seed_random_generators(seed: int) -> None:
 
     RV samples random chip windows with Python's ``random``, initializes weights and shuffles
     batches with torch's generator (which also seeds the DataLoader workers) and seeds none of
-    them. The augmentation has its own seed (:func:`benchmark.augmentation.build_aug_transform`).
+    them. The augmentation has a random state of its own, seeded by
+    :class:`benchmark.augmentation.ProcessSeededTransform`.
     """
     random.seed(seed)
     np.random.seed(seed)

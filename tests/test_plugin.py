@@ -56,3 +56,20 @@ def test_any_module_imports_first(module):
         [sys.executable, "-c", f"import benchmark.{module}"], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+def test_onnx_version_conversion_noise_shows_only_when_verbose():
+    code = (
+        "import logging\n"
+        "import rastervision.pipeline\n"
+        "from rastervision.pipeline import rv_config_\n"
+        "logging.basicConfig()\n"
+        "converter = logging.getLogger('onnxscript.version_converter')\n"
+        "converter.warning('quiet by default')\n"
+        "rv_config_.set_verbosity(verbosity=2)\n"
+        "converter.warning('shown with -v')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "quiet by default" not in result.stderr
+    assert "shown with -v" in result.stderr

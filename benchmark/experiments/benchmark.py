@@ -31,11 +31,11 @@ from rastervision.core.data import (
 )
 from rastervision.core.rv_pipeline import SemanticSegmentationChipOptions, WindowSamplingConfig
 from rastervision.pytorch_backend import PyTorchSemanticSegmentationConfig
-from rastervision.pytorch_learner import SemanticSegmentationImageDataConfig
 
 from benchmark.augmentation import build_aug_transform
 from benchmark.aux.preprocess_config import scene_split_dir
 from benchmark.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
+from benchmark.data_config import BenchmarkImageDataConfig
 from benchmark.experiments.args import SceneArgs, parse_args
 from benchmark.label_source import NoDataAsBackgroundLabelSourceConfig
 from benchmark.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
@@ -224,10 +224,11 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
     class_config = ClassConfig(
         names=list(CLASS_NAMES), colors=list(CLASS_COLORS), null_class=CLASS_NAMES[NO_BUILDING]
     )
-    data = SemanticSegmentationImageDataConfig(
+    data = BenchmarkImageDataConfig(
         img_sz=args.chip_sz,
         num_workers=args.num_workers,
-        aug_transform=build_aug_transform(args.aug, args.chip_sz, seed=args.seed),
+        aug_transform=build_aug_transform(args.aug, args.chip_sz),
+        seed=args.seed,
     )
     backend = PyTorchSemanticSegmentationConfig(
         data=data,
