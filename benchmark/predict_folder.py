@@ -108,6 +108,12 @@ def predict_folder(args: argparse.Namespace, load_bundle: BundleLoader) -> ChipF
     bundle = load_bundle(args.bundle)
     threshold = bundle.threshold if args.threshold is None else args.threshold
     scale = _chip_scale(args.chip_gsd, bundle.gsd)
+    if bundle.gsd is not None and args.chip_gsd is None:
+        log.warning(
+            "The bundle's model works at %g m per pixel and the chips are predicted as they "
+            "are: give their resolution with --chip-gsd M to resize them to the model's",
+            bundle.gsd,
+        )
     log.info(
         "%d test chips in %s; threshold %.3f; resized x%.3f for the model",
         len(chips), args.img_dir, threshold, scale,

@@ -429,6 +429,11 @@ class TestPredictFolderCommand:
         assert set(sizes) == {(48, 48)}
         assert read_band(tmp_path / "out" / "a1.tif").shape == (64, 64)
 
+    def test_a_bundle_with_a_gsd_warns_without_chip_gsd(self, tmp_path, img_dir, caplog):
+        assert self.run(["b.zip", str(img_dir), str(tmp_path / "out")], gsd=0.3) == 0
+        assert "works at 0.3 m per pixel" in caplog.text
+        assert "--chip-gsd" in caplog.text
+
     def test_chip_gsd_needs_a_bundle_with_a_gsd(self, tmp_path, img_dir, capsys):
         args = ["b.zip", str(img_dir), str(tmp_path / "out"), "--chip-gsd", "0.075"]
         assert self.run(args) == 2
