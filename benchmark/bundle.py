@@ -2,9 +2,10 @@
 
 The bundle is Raster Vision's ``bundle/model-bundle.zip`` (the learner's own bundle with the
 weights and the learner config, plus ``pipeline-config.json``) with one more member,
-``benchmark.json``: the decision threshold chosen by ``eval``, what the model is and the GSD
-it works at (``-a gsd``). A bundle made without eval (or by plain RV) still loads, with
-threshold 0.5 and no GSD.
+``benchmark.json``: the decision threshold chosen by ``eval``, what the model is, the GSD
+it works at (``-a gsd``) and the prediction windows (``-a predict_chip_sz``, ``-a
+predict_overlap``). A bundle made without eval (or by plain RV) still loads, with threshold
+0.5, no GSD and whole-chip prediction.
 """
 
 import json
@@ -35,6 +36,8 @@ class LoadedBundle:
     model: nn.Module
     threshold: float = DEFAULT_THRESHOLD
     gsd: float | None = None  # metres per pixel the model was trained at; None: scenes' own
+    window: int | None = None  # the pipeline's prediction window side; None: whole chips
+    overlap: int = 0  # and the windows' overlap
     info: dict[str, Any] = field(default_factory=dict)
 
 
@@ -71,10 +74,19 @@ def load_bundle(bundle_uri: str, tmp_dir: str | None = None) -> LoadedBundle:
         except zipfile.BadZipFile:
             raise InputError(f"{bundle_uri}: not a zip file") from None
         model = load_learner_model(join(work_dir, LEARNER_BUNDLE_NAME), work_dir)
-    threshold = float(info.get("threshold", DEFAULT_THRESHOLD))
-    gsd = info.get("gsd")
-    log.info("Loaded %s (threshold %.3f, gsd %s)", bundle_uri, threshold, gsd)
-    return LoadedBundle(model=model, threshold=threshold, gsd=gsd, info=info)
+    loaded = LoadedBundle(
+        model=model,
+        threshold=float(info.get("threshold", DEFAULT_THRESHOLD)),
+        gsd=info.get("gsd"),
+        window=info.get("predict_window"),
+        overlap=int(info.get("predict_overlap", 0)),
+        info=info,
+    )
+    log.info(
+        "Loaded %s (threshold %.3f, gsd %s, prediction window %s, overlap %d)",
+        bundle_uri, loaded.threshold, loaded.gsd, loaded.window, loaded.overlap,
+    )  # fmt: skip
+    return loaded
 
 
 def add_bundle_info(bundle_uri: str, info: dict[str, Any], tmp_dir: str) -> None:

@@ -207,7 +207,13 @@ def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 
 def _probabilities_at_scale(
-    model: nn.Module, images: torch.Tensor, plan: ExecutionPlan, tta: bool, scale: float
+    model: nn.Module,
+    images: torch.Tensor,
+    plan: ExecutionPlan,
+    tta: bool,
+    scale: float,
+    window: int | None = None,
+    overlap: int = 0,
 ) -> torch.Tensor:
     """P(building) (B, H, W) for uint8 images, the model run on them resized by ``scale``.
 
@@ -215,13 +221,19 @@ def _probabilities_at_scale(
     GSD and the probabilities back to the chip's own size, so outputs keep the chip's grid
     (1024 x 1024 in the competition) whatever the scale.
     """
+
+    def run(batch: torch.Tensor) -> torch.Tensor:
+        if window is None:
+            return _probabilities(model, batch, plan, tta)
+        return _windowed_probabilities(model, batch, plan, tta, window, overlap)
+
     if scale == 1.0:
-        return _probabilities(model, images, plan, tta)
+        return run(images)
     size = (images.shape[-2], images.shape[-1])
     scaled = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
     x = images.to(plan.device, non_blocking=plan.is_cuda).float()
     resized = _resize(x, scaled).round_().clamp_(0, 255).to(torch.uint8)
-    probs = _probabilities(model, resized, plan, tta)
+    probs = run(resized)
     return _resize(probs[:, None], size)[:, 0].clamp_(0, 1)
 
 
@@ -242,6 +254,72 @@ def predict_probabilities(
         for batch in images.split(options.batch_size)
     ]
     return torch.cat(parts).numpy()
+
+
+# ----------------------------------------------------------------------------- windows
+
+
+def _starts(length: int, size: int, stride: int) -> list[int]:
+    """Window origins on one axis: every pixel covered, the last window flush with the end."""
+    if length <= size:
+        return [0]
+    return [*range(0, length - size, stride), length - size]
+
+
+def _axis_weights(starts: list[int], length: int, size: int, overlap: int) -> list[np.ndarray]:
+    """Each window's 1-D blend weights on one axis, clipped to the scene.
+
+    A raised-cosine ramp across the overlap fades out a window's edges toward its neighbours
+    (where a CNN's zero padding makes it least accurate) and sums with the neighbour's ramp
+    to 1, so the blend has no seam. Edges on the scene border keep full weight: there the
+    padding is the same as for the whole scene, and no other window covers them.
+    """
+    ramp = np.sin(0.5 * np.pi * (np.arange(overlap, dtype=np.float32) + 0.5) / max(overlap, 1))
+    ramp **= 2
+    weights = []
+    for i, start in enumerate(starts):
+        w = np.ones(size, dtype=np.float32)
+        if overlap and i > 0:
+            w[:overlap] = ramp
+        if overlap and i < len(starts) - 1:
+            w[size - overlap :] = ramp[::-1]
+        weights.append(w[: min(size, length - start)])
+    return weights
+
+
+def _coverage(length: int, starts: list[int], weights: list[np.ndarray]) -> np.ndarray:
+    """Sum of the windows' 1-D weights over each pixel of one axis (the blend's normalizer)."""
+    total = np.zeros(length, dtype=np.float32)
+    for start, w in zip(starts, weights, strict=True):
+        total[start : start + len(w)] += w
+    return total
+
+
+@torch.inference_mode()
+def _windowed_probabilities(
+    model: nn.Module, images: torch.Tensor, plan: ExecutionPlan, tta: bool, size: int, overlap: int
+) -> torch.Tensor:
+    """P(building) (B, H, W) of uint8 images run in ``size`` px windows, blended as scenes are.
+
+    A model trained on small chips can be best at that size: run on a whole 1024 px chip it
+    sees more context than it ever learned from. Images no larger than ``size`` run whole.
+    """
+    height, width = images.shape[-2:]
+    if max(height, width) <= size:
+        return _probabilities(model, images, plan, tta)
+    overlap = min(overlap, size // 2)
+    rows, cols = _starts(height, size, size - overlap), _starts(width, size, size - overlap)
+    row_weights = _axis_weights(rows, height, size, overlap)
+    col_weights = _axis_weights(cols, width, size, overlap)
+    total = torch.zeros(images.shape[0], height, width, device=plan.device)
+    for row, wy in zip(rows, row_weights, strict=True):
+        for col, wx in zip(cols, col_weights, strict=True):
+            h, w = len(wy), len(wx)
+            prob = _probabilities(model, images[:, :, row : row + h, col : col + w], plan, tta)
+            weight = torch.from_numpy(wy[:, None] * wx).to(plan.device)
+            total[:, row : row + h, col : col + w] += prob * weight
+    cover = np.outer(_coverage(height, rows, row_weights), _coverage(width, cols, col_weights))
+    return total / torch.from_numpy(cover).to(plan.device)
 
 
 # ----------------------------------------------------------------------------- test chips
@@ -366,6 +444,8 @@ def predict_chip_folder(
     expected_size: int = 1024,
     overwrite: bool = False,
     input_scale: float = 1.0,
+    window_sz: int | None = None,
+    overlap: int = 0,
 ) -> ChipFolderReport:
     """Write ``{out_dir}/{id}.tif`` for every chip: its 0/1 building mask.
 
@@ -385,6 +465,9 @@ def predict_chip_folder(
             interrupted run (outputs are atomic, so an existing one is complete).
         input_scale: resize factor of the chips for the model (chip GSD / the model's GSD,
             see :func:`benchmark.gsd.gsd_scale`); outputs keep the chips' size.
+        window_sz: run chips larger than this (after resizing) in windows of this side,
+            blended like a scene's (see :func:`predict_scene`); None runs whole chips.
+        overlap: pixels shared by neighbouring windows.
 
     Returns:
         What was written, skipped and refused (bad chips: unreadable, not 3/4 bands, wrong
@@ -428,7 +511,9 @@ def predict_chip_folder(
                 log.warning("%s: %s (not predicted)", todo[i].uri, problem)
             if batch.indices:
                 t0 = time.perf_counter()
-                probs = _probabilities_at_scale(model, batch.images, plan, options.tta, input_scale)
+                probs = _probabilities_at_scale(
+                    model, batch.images, plan, options.tta, input_scale, window_sz, overlap
+                )
                 probs = probs.cpu().numpy()
                 report.model_seconds += time.perf_counter() - t0
                 for i, prob, valid in zip(batch.indices, probs, batch.valid.numpy(), strict=True):
@@ -446,42 +531,6 @@ def predict_chip_folder(
 
 
 # ----------------------------------------------------------------------------- scenes
-
-
-def _starts(length: int, size: int, stride: int) -> list[int]:
-    """Window origins on one axis: every pixel covered, the last window flush with the end."""
-    if length <= size:
-        return [0]
-    return [*range(0, length - size, stride), length - size]
-
-
-def _axis_weights(starts: list[int], length: int, size: int, overlap: int) -> list[np.ndarray]:
-    """Each window's 1-D blend weights on one axis, clipped to the scene.
-
-    A raised-cosine ramp across the overlap fades out a window's edges toward its neighbours
-    (where a CNN's zero padding makes it least accurate) and sums with the neighbour's ramp
-    to 1, so the blend has no seam. Edges on the scene border keep full weight: there the
-    padding is the same as for the whole scene, and no other window covers them.
-    """
-    ramp = np.sin(0.5 * np.pi * (np.arange(overlap, dtype=np.float32) + 0.5) / max(overlap, 1))
-    ramp **= 2
-    weights = []
-    for i, start in enumerate(starts):
-        w = np.ones(size, dtype=np.float32)
-        if overlap and i > 0:
-            w[:overlap] = ramp
-        if overlap and i < len(starts) - 1:
-            w[size - overlap :] = ramp[::-1]
-        weights.append(w[: min(size, length - start)])
-    return weights
-
-
-def _coverage(length: int, starts: list[int], weights: list[np.ndarray]) -> np.ndarray:
-    """Sum of the windows' 1-D weights over each pixel of one axis (the blend's normalizer)."""
-    total = np.zeros(length, dtype=np.float32)
-    for start, w in zip(starts, weights, strict=True):
-        total[start : start + len(w)] += w
-    return total
 
 
 def _read_padded(src: rasterio.DatasetReader, row: int, col: int, size: int) -> np.ndarray:

@@ -36,10 +36,10 @@ log = logging.getLogger(__name__)
 
 
 def bundle_info(cfg: BenchmarkConfig) -> dict:
-    """``benchmark.json``: the threshold eval chose, the model and the GSD it works at.
+    """``benchmark.json``: the threshold eval chose, the model, its GSD and prediction windows.
 
-    The folder predict reads the threshold and the GSD from it (``--chip-gsd``), so a bundle
-    alone predicts as the pipeline did.
+    The folder predict reads the threshold, the GSD (``--chip-gsd``) and the windows from it,
+    so a bundle alone predicts as the pipeline did.
     """
     model = cfg.backend.model
     return {
@@ -48,6 +48,8 @@ def bundle_info(cfg: BenchmarkConfig) -> dict:
         "model": {"arch": model.arch, "encoder": model.encoder},
         "class_names": list(cfg.dataset.class_config.names),
         "gsd": cfg.gsd,
+        "predict_window": cfg.inference.chip_sz,
+        "predict_overlap": cfg.inference.overlap,
     }
 
 
@@ -128,6 +130,8 @@ class BenchmarkPipeline(SemanticSegmentation):
                 threshold=None,
                 expected_size=cfg.test_chip_size,
                 input_scale=gsd_scale(cfg.test_chip_gsd, cfg.gsd),
+                window_sz=cfg.inference.chip_sz,
+                overlap=cfg.inference.overlap,
             )
             log.info("Test chips: %s", report.summary())
 

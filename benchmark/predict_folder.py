@@ -25,7 +25,8 @@ from benchmark.submission import pack_submission
 
 log = logging.getLogger(__name__)
 
-BundleLoader = Callable[[str], Any]  # uri -> object with .model (nn.Module), .threshold, .gsd
+# uri -> object with .model (nn.Module), .threshold, .gsd, .window, .overlap (LoadedBundle)
+BundleLoader = Callable[[str], Any]
 
 
 def _probability(value: str) -> float:
@@ -40,6 +41,20 @@ def _metres(value: str) -> float:
     if not metres > 0:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number of metres")
     return metres
+
+
+def _pixels(value: str) -> int:
+    pixels = int(value)
+    if pixels < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a number of pixels")
+    return pixels
+
+
+def _side(value: str) -> int:
+    side = _pixels(value)
+    if side == 0:
+        raise argparse.ArgumentTypeError("a window needs at least one pixel a side")
+    return side
 
 
 def _chip_scale(chip_gsd: float | None, model_gsd: float | None) -> float:
@@ -98,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="the chips' metres per pixel: a bundle trained at a gsd sees them resized to it, "
         "masks keep the chip size (default: chips as they are)",
     )
+    parser.add_argument(
+        "--window",
+        type=_side,
+        default=None,
+        metavar="PX",
+        help="run chips in blended windows of this side, in the model's pixels (default: the "
+        "bundle's prediction window; whole chips for a bundle that records none)",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=_pixels,
+        default=None,
+        metavar="PX",
+        help="pixels shared by neighbouring windows (default: the bundle's)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
@@ -135,6 +165,8 @@ def predict_folder(args: argparse.Namespace, load_bundle: BundleLoader) -> ChipF
         expected_size=args.chip_size,
         overwrite=args.overwrite,
         input_scale=scale,
+        window_sz=bundle.window if args.window is None else args.window,
+        overlap=bundle.overlap if args.overlap is None else args.overlap,
     )
     if args.pack:
         pack_submission(args.out_dir, [c.id for c in chips], args.pack, size=args.chip_size)

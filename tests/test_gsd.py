@@ -150,7 +150,7 @@ def test_predict_and_eval_at_a_gsd_score_at_the_scenes_resolution(tmp_path, monk
 
     cfg = benchmark.get_config(
         "inprocess", **scene_args, experiment_id="g", test_stac_uri=catalog.test_catalog_uri,
-        test_chip_size="64", test_chip_gsd="0.075", pretrained="false", predict_chip_sz="32",
+        test_chip_size="64", test_chip_gsd="0.075", pretrained="false", predict_chip_sz="48",
         fast="false",  # PyTorch runs the model, so the hook below sees its input sizes
     )  # fmt: skip
     cfg.update()
@@ -174,11 +174,12 @@ def test_predict_and_eval_at_a_gsd_score_at_the_scenes_resolution(tmp_path, monk
     for chip_id in catalog.test_chip_ids:
         with rasterio.open(tmp_path / "out" / "predict" / "g" / "test" / f"{chip_id}.tif") as c:
             assert c.shape == (64, 64)
-    assert (48, 48) in seen  # test chips at 7.5 cm resized to the model's 10 cm
+    assert (48, 48) in seen  # test chips at 7.5 cm resized to the model's 10 cm, one window
 
     pipeline.eval()
     overall = json.loads((tmp_path / "out" / "eval" / "g" / "eval.json").read_text())["overall"]
     scored = overall["tp"] + overall["fp"] + overall["fn"] + overall["tn"]
     assert scored == native_valid  # every valid pixel of the scene, at its own resolution
     assert sorted(p.name for p in (tmp_path / "out" / "eval" / "g").glob("*.png"))
-    assert bundle_info(cfg)["gsd"] == 0.1
+    info = bundle_info(cfg)
+    assert (info["gsd"], info["predict_window"], info["predict_overlap"]) == (0.1, 48, 0)

@@ -187,6 +187,28 @@ def chip_dir(tmp_path: Path) -> tuple[list[ChipRef], dict[str, np.ndarray]]:
 
 
 class TestPredictChipFolder:
+    @pytest.mark.parametrize(("window", "overlap"), [(24, 0), (24, 6), (40, 16)])
+    def test_windows_of_a_pointwise_model_give_the_whole_chip(self, tmp_path, window, overlap):
+        rng = np.random.default_rng(7)
+        chips = []
+        for chip_id in ("w1", "w2", "w3"):
+            data = rng.integers(0, 255, (3, 64, 64), dtype=np.uint8)
+            chips.append(ChipRef(chip_id, write_raster(tmp_path / f"{chip_id}.tif", data, None)))
+        model = pointwise_model()
+        sizes = record_input_sizes(model)
+        whole, windowed = tmp_path / "whole", tmp_path / "windowed"
+        predict_chip_folder(model, chips, str(whole), PLAIN, threshold=None, expected_size=64)
+        predict_chip_folder(
+            model, chips, str(windowed), PLAIN, threshold=None, expected_size=64,
+            window_sz=window, overlap=overlap,
+        )  # fmt: skip
+        assert set(sizes) == {(64, 64), (window, window)}
+        for chip in chips:
+            diff = read_band(whole / f"{chip.id}.tif").astype(int) - read_band(
+                windowed / f"{chip.id}.tif"
+            )
+            assert np.abs(diff).max() <= 1  # blending weights sum to 1: rounding only
+
     @pytest.mark.parametrize("num_workers", [0, 1])
     def test_writes_masks_and_reports_bad_chips(self, tmp_path, chip_dir, num_workers):
         chips, good = chip_dir
@@ -395,8 +417,16 @@ class TestPredictResampledWindow:
 
 class TestPredictFolderCommand:
     @staticmethod
-    def run(args: list[str], threshold: float = 0.5, gsd: float | None = None, model=None) -> int:
-        bundle = SimpleNamespace(model=model or pointwise_model(), threshold=threshold, gsd=gsd)
+    def run(
+        args: list[str],
+        threshold: float = 0.5,
+        gsd: float | None = None,
+        model=None,
+        window: int | None = None,
+    ) -> int:
+        bundle = SimpleNamespace(
+            model=model or pointwise_model(), threshold=threshold, gsd=gsd, window=window, overlap=8
+        )
         common = ["--chip-size", "64", "--num-workers", "0", "--no-fast"]
         return main([*args, *common], load_bundle=lambda uri: bundle)
 
@@ -433,6 +463,18 @@ class TestPredictFolderCommand:
         assert self.run(["b.zip", str(img_dir), str(tmp_path / "out")], gsd=0.3) == 0
         assert "works at 0.3 m per pixel" in caplog.text
         assert "--chip-gsd" in caplog.text
+
+    def test_chips_run_in_the_bundles_windows_unless_told(self, tmp_path, img_dir):
+        model = pointwise_model()
+        sizes = record_input_sizes(model)
+        assert self.run(["b.zip", str(img_dir), str(tmp_path / "a")], window=32, model=model) == 0
+        assert set(sizes) == {(32, 32)}  # 64 px chips, 32 px windows overlapping by 8
+        sizes.clear()
+        args = ["b.zip", str(img_dir), str(tmp_path / "b"), "--window", "48", "--overlap", "0"]
+        assert self.run(args, window=32, model=model) == 0
+        assert set(sizes) == {(48, 48)}
+        with pytest.raises(SystemExit):
+            self.run(["b.zip", str(img_dir), str(tmp_path / "c"), "--window", "0"])
 
     def test_chip_gsd_needs_a_bundle_with_a_gsd(self, tmp_path, img_dir, capsys):
         args = ["b.zip", str(img_dir), str(tmp_path / "out"), "--chip-gsd", "0.075"]
