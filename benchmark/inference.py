@@ -54,6 +54,8 @@ WRITE_COLUMNS = 16 * SCENE_BLOCK
 SIZE_MULTIPLE = 32
 # Chip outputs waiting for the writer thread, in batches: bounds memory if writing stalls.
 MAX_PENDING_BATCHES = 2
+# Scheduling priority (nice) of the chip decoder and writer, which run beside the model.
+BACKGROUND_NICENESS = 10
 
 T = TypeVar("T")
 
@@ -413,6 +415,27 @@ def _collate_chips(items: list[tuple[int, np.ndarray | None, np.ndarray | None, 
     )
 
 
+def _run_in_background() -> None:
+    """Lower the calling thread's scheduling priority (Linux: per thread; elsewhere: no-op).
+
+    Decoding and writing chips costs ~0.08 s of CPU per 1024 px chip, yet on a machine whose
+    cores all run the model it slowed the model by ~0.25 s per chip: each preemption stalls
+    a multi-threaded operator until its last thread is back. At a low priority the decoder
+    and writer run in the gaps the model's threads leave.
+    """
+    try:
+        thread = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, thread) + BACKGROUND_NICENESS
+        os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
+
+
+def _start_decoder(worker_id: int) -> None:
+    """DataLoader worker start-up: chip decoding is background work."""
+    _run_in_background()
+
+
 def _existing_outputs(out_dir: str) -> set[str]:
     """Names of finished ``.tif`` files in ``out_dir``: one listing, not a request per chip."""
     if is_s3(out_dir):
@@ -499,10 +522,13 @@ def predict_chip_folder(
         collate_fn=_collate_chips,
         pin_memory=plan.is_cuda,
         prefetch_factor=2 if options.num_workers else None,
+        worker_init_fn=_start_decoder,
     )
     pending: deque[Future] = deque()
     with (
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="chip-writer") as writer,
+        ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="chip-writer", initializer=_run_in_background
+        ) as writer,
         tqdm(total=len(todo), desc="Predicting chips", unit="chip") as bar,
     ):
         for batch in loader:

@@ -1,7 +1,10 @@
 """Inference: execution plans, batched chips (bad ones, resume, GSD), windowed blended scenes."""
 
+import os
 import subprocess
+import sys
 import tarfile
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -187,6 +190,21 @@ def chip_dir(tmp_path: Path) -> tuple[list[ChipRef], dict[str, np.ndarray]]:
 
 
 class TestPredictChipFolder:
+    @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice: Linux")
+    def test_writing_runs_at_background_priority(self, tmp_path, chip_dir, monkeypatch):
+        chips, good = chip_dir
+        niceness = []
+        write = inference._write_chip_output
+
+        def recording_write(*args):
+            niceness.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+            write(*args)
+
+        monkeypatch.setattr(inference, "_write_chip_output", recording_write)
+        predict_chip_folder(pointwise_model(), chips, str(tmp_path / "o"), PLAIN, expected_size=64)
+        base = os.getpriority(os.PRIO_PROCESS, 0)
+        assert niceness == [min(19, base + inference.BACKGROUND_NICENESS)] * len(good)
+
     @pytest.mark.parametrize(("window", "overlap"), [(24, 0), (24, 6), (40, 16)])
     def test_windows_of_a_pointwise_model_give_the_whole_chip(self, tmp_path, window, overlap):
         rng = np.random.default_rng(7)
