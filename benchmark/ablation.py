@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
+from benchmark.cli_output import log_like_rastervision
 from benchmark.measure import REPO, describe_machine, run_rastervision
 from benchmark.summary import describe_scores, format_duration, read_run_config
 from benchmark.uris import read_json
@@ -470,8 +471,6 @@ def make_setup(args: argparse.Namespace, extra: dict[str, str]) -> Setup:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the selected variants, write and print the table, name the best."""
-    from rastervision.pipeline import rv_config_
-
     parser = build_parser()
     args = parser.parse_args(argv)
     benchmark_args, preprocess_args = experiment_arg_names()
@@ -487,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         variants = select_variants(supported_variants(VARIANTS, benchmark_args), only, trained)
     except ValueError as exc:
         parser.error(str(exc))
-    rv_config_.set_verbosity()  # RV's INFO logging, which our benchmark.* loggers go through
+    log_like_rastervision()
     setup.out.mkdir(parents=True, exist_ok=True)
     preprocessor = Preprocessor(setup, preprocess_args)
     log.info("Ablation of %s in %s", ", ".join(v.name for v in variants), setup.out)

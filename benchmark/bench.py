@@ -37,6 +37,7 @@ import rasterio
 import torch
 from rasterio.windows import Window
 
+from benchmark.cli_output import log_like_rastervision
 from benchmark.measure import REPO, describe_machine, run_rastervision
 
 SAMPLE = REPO / "data" / "kampala_sample"
@@ -380,6 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="*", choices=["predict", "rv", "preprocess", "train", "memory"]
     )
     args = parser.parse_args(argv)
+    log_like_rastervision()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"

@@ -6,6 +6,8 @@ Installed by the plugin shim when Raster Vision loads plugins:
   traceback (``rastervision -v`` brings the traceback back); the exit status stays 1;
 - our loggers (``benchmark.*``) print through Raster Vision's handler at its verbosity, so our
   progress lines look like RV's and ``-v`` turns on our debug lines too;
+- our own commands (``wb_scripts/predict``, the seam picture) log the same way through
+  :func:`log_like_rastervision`;
 - the ONNX version converter's warnings only show with ``-v``: RV's train and bundle export
   ONNX asking for operator set 15, torch >= 2.9 writes 18, and the failed conversion down to
   15 prints a traceback although the export is complete (the model keeps set 18).
@@ -67,3 +69,16 @@ def install() -> None:
     if not any(isinstance(h, _ToRasterVisionLog) for h in log.handlers):
         log.addHandler(_ToRasterVisionLog())
         log.setLevel(logging.DEBUG)
+
+
+def log_like_rastervision(verbose: bool = False) -> None:
+    """Log our own commands as the ``rastervision`` CLI does: RV's format, each line once.
+
+    Importing Raster Vision gives its logger a handler and loads this plugin (which routes
+    ``benchmark.*`` there, see :func:`install`); a root handler on top, as
+    ``logging.basicConfig`` adds, would print every record two or three times.
+    """
+    from rastervision.pipeline import rv_config_
+    from rastervision.pipeline.verbosity import Verbosity
+
+    rv_config_.set_verbosity(Verbosity.VERBOSE if verbose else Verbosity.NORMAL)

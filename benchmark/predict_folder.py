@@ -16,6 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from benchmark.cli_output import log_like_rastervision
 from benchmark.constants import CHIP_SIZE
 from benchmark.errors import InputError
 from benchmark.gsd import gsd_scale
@@ -23,7 +24,7 @@ from benchmark.inference import ChipFolderReport, InferenceOptions, predict_chip
 from benchmark.stac import list_test_chips
 from benchmark.submission import pack_submission
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("benchmark.predict_folder")  # also when run as __main__
 
 # uri -> object with .model (nn.Module), .threshold, .gsd, .window, .overlap (LoadedBundle)
 BundleLoader = Callable[[str], Any]
@@ -176,10 +177,7 @@ def predict_folder(args: argparse.Namespace, load_bundle: BundleLoader) -> ChipF
 def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = None) -> int:
     """Run the command; ``load_bundle`` replaces :func:`benchmark.bundle.load_bundle` (tests)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    log_like_rastervision(args.verbose)
     if load_bundle is None:
         from benchmark.bundle import load_bundle  # imports Raster Vision's learner: slow
     try:

@@ -26,6 +26,7 @@ import rasterio
 from rasterio.windows import Window
 from torch import nn
 
+from benchmark.cli_output import log_like_rastervision
 from benchmark.errors import InputError
 from benchmark.imagery import open_scene_checked, read_rgb, read_valid_mask
 from benchmark.inference import InferenceOptions, predict_scene, prepare_model
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = None) -> int:
     """Run the command; ``load_bundle`` replaces :func:`benchmark.bundle.load_bundle` (tests)."""
     args = build_parser().parse_args(argv)
+    log_like_rastervision()
     if load_bundle is None:
         from benchmark.bundle import load_bundle  # imports Raster Vision's learner: slow
     region = None

@@ -73,3 +73,23 @@ def test_onnx_version_conversion_noise_shows_only_when_verbose():
     assert result.returncode == 0, result.stderr
     assert "quiet by default" not in result.stderr
     assert "shown with -v" in result.stderr
+
+
+def test_our_commands_print_each_log_line_once():
+    """``wb_scripts/predict`` and the other scripts log as ``rastervision`` does, once a line."""
+    code = (
+        "import logging\n"
+        "from benchmark.cli_output import log_like_rastervision\n"
+        "log = logging.getLogger('benchmark.predict_folder')\n"
+        "log_like_rastervision()\n"
+        "log.info('chips predicted')\n"
+        "log.debug('hidden details')\n"
+        "log_like_rastervision(verbose=True)\n"
+        "log.debug('verbose details')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("chips predicted") == 1
+    assert "benchmark.predict_folder: INFO - chips predicted" in result.stderr
+    assert "hidden details" not in result.stderr
+    assert result.stderr.count("verbose details") == 1
