@@ -12,6 +12,12 @@ from benchmark.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
 from benchmark.pipeline_config import InferenceConfig
 
 
+def run_python(*lines: str) -> subprocess.CompletedProcess:
+    """Run lines of Python in a fresh interpreter: logging and hooks set up as a user's are."""
+    code = "".join(f"{line}\n" for line in lines)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
 def test_plugin_is_discovered_with_a_version():
     assert registry_.get_plugin_version("rastervision.benchmark") == 0
 
@@ -36,12 +42,11 @@ def test_bad_loss_is_rejected_when_the_config_is_validated():
 
 
 def test_input_errors_print_one_line_without_traceback():
-    code = (
-        "import rastervision.pipeline\n"
-        "from benchmark.errors import InputError\n"
-        "raise InputError('data/x.json: not a STAC catalog')\n"
+    result = run_python(
+        "import rastervision.pipeline",
+        "from benchmark.errors import InputError",
+        "raise InputError('data/x.json: not a STAC catalog')",
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 1
     assert result.stderr == "error: data/x.json: not a STAC catalog\n"
 
@@ -52,24 +57,21 @@ def test_input_errors_print_one_line_without_traceback():
 )
 def test_any_module_imports_first(module):
     """Loading the plugin while one of our modules is half-imported must not be a cycle."""
-    result = subprocess.run(
-        [sys.executable, "-c", f"import benchmark.{module}"], capture_output=True, text=True
-    )
+    result = run_python(f"import benchmark.{module}")
     assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_onnx_version_conversion_noise_shows_only_when_verbose():
-    code = (
-        "import logging\n"
-        "import rastervision.pipeline\n"
-        "from rastervision.pipeline import rv_config_\n"
-        "logging.basicConfig()\n"
-        "converter = logging.getLogger('onnxscript.version_converter')\n"
-        "converter.warning('quiet by default')\n"
-        "rv_config_.set_verbosity(verbosity=2)\n"
-        "converter.warning('shown with -v')\n"
+    result = run_python(
+        "import logging",
+        "import rastervision.pipeline",
+        "from rastervision.pipeline import rv_config_",
+        "logging.basicConfig()",
+        "converter = logging.getLogger('onnxscript.version_converter')",
+        "converter.warning('quiet by default')",
+        "rv_config_.set_verbosity(verbosity=2)",
+        "converter.warning('shown with -v')",
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "quiet by default" not in result.stderr
     assert "shown with -v" in result.stderr
@@ -77,17 +79,16 @@ def test_onnx_version_conversion_noise_shows_only_when_verbose():
 
 def test_our_commands_print_each_log_line_once():
     """``wb_scripts/predict`` and the other scripts log as ``rastervision`` does, once a line."""
-    code = (
-        "import logging\n"
-        "from benchmark.cli_output import log_like_rastervision\n"
-        "log = logging.getLogger('benchmark.predict_folder')\n"
-        "log_like_rastervision()\n"
-        "log.info('chips predicted')\n"
-        "log.debug('hidden details')\n"
-        "log_like_rastervision(verbose=True)\n"
-        "log.debug('verbose details')\n"
+    result = run_python(
+        "import logging",
+        "from benchmark.cli_output import log_like_rastervision",
+        "log = logging.getLogger('benchmark.predict_folder')",
+        "log_like_rastervision()",
+        "log.info('chips predicted')",
+        "log.debug('hidden details')",
+        "log_like_rastervision(verbose=True)",
+        "log.debug('verbose details')",
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("chips predicted") == 1
     assert "benchmark.predict_folder: INFO - chips predicted" in result.stderr
