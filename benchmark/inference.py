@@ -297,6 +297,47 @@ def _coverage(length: int, starts: list[int], weights: list[np.ndarray]) -> np.n
     return total
 
 
+@dataclass(frozen=True)
+class _BlendGrid:
+    """Overlapping ``size`` px windows over a raster, with their blend weights per axis.
+
+    Attributes:
+        row_weights, col_weights: the windows' origins on each axis, in order, and each
+            origin's 1-D weights (clipped to the raster).
+        row_cover, col_cover: the weights' sum over each pixel; their outer product
+            normalizes the blend.
+    """
+
+    row_weights: dict[int, np.ndarray]
+    col_weights: dict[int, np.ndarray]
+    row_cover: np.ndarray
+    col_cover: np.ndarray
+
+    @classmethod
+    def over(cls, height: int, width: int, size: int, overlap: int) -> "_BlendGrid":
+        """Windows of ``size`` px sharing ``overlap`` px (at most half a window)."""
+        overlap = min(overlap, size // 2)
+        rows, cols = _starts(height, size, size - overlap), _starts(width, size, size - overlap)
+        row_weights = _axis_weights(rows, height, size, overlap)
+        col_weights = _axis_weights(cols, width, size, overlap)
+        return cls(
+            row_weights=dict(zip(rows, row_weights, strict=True)),
+            col_weights=dict(zip(cols, col_weights, strict=True)),
+            row_cover=_coverage(height, rows, row_weights),
+            col_cover=_coverage(width, cols, col_weights),
+        )
+
+    @property
+    def rows(self) -> list[int]:
+        """The windows' row origins, top to bottom."""
+        return list(self.row_weights)
+
+    @property
+    def cols(self) -> list[int]:
+        """The windows' column origins, left to right."""
+        return list(self.col_weights)
+
+
 @torch.inference_mode()
 def _windowed_probabilities(
     model: nn.Module, images: torch.Tensor, plan: ExecutionPlan, tta: bool, size: int, overlap: int
@@ -309,18 +350,15 @@ def _windowed_probabilities(
     height, width = images.shape[-2:]
     if max(height, width) <= size:
         return _probabilities(model, images, plan, tta)
-    overlap = min(overlap, size // 2)
-    rows, cols = _starts(height, size, size - overlap), _starts(width, size, size - overlap)
-    row_weights = _axis_weights(rows, height, size, overlap)
-    col_weights = _axis_weights(cols, width, size, overlap)
+    grid = _BlendGrid.over(height, width, size, overlap)
     total = torch.zeros(images.shape[0], height, width, device=plan.device)
-    for row, wy in zip(rows, row_weights, strict=True):
-        for col, wx in zip(cols, col_weights, strict=True):
+    for row, wy in grid.row_weights.items():
+        for col, wx in grid.col_weights.items():
             h, w = len(wy), len(wx)
             prob = _probabilities(model, images[:, :, row : row + h, col : col + w], plan, tta)
             weight = torch.from_numpy(wy[:, None] * wx).to(plan.device)
             total[:, row : row + h, col : col + w] += prob * weight
-    cover = np.outer(_coverage(height, rows, row_weights), _coverage(width, cols, col_weights))
+    cover = np.outer(grid.row_cover, grid.col_cover)
     return total / torch.from_numpy(cover).to(plan.device)
 
 
@@ -712,12 +750,8 @@ def predict_scene(
         # A small scene gets one window of about its size, not a mostly-padding chip_sz one.
         longest = -(-max(height, width) // SIZE_MULTIPLE) * SIZE_MULTIPLE
         size = min(chip_sz, longest)
-        overlap = min(overlap, size // 2)
-        rows, cols = _starts(height, size, size - overlap), _starts(width, size, size - overlap)
-        row_weights = dict(zip(rows, _axis_weights(rows, height, size, overlap), strict=True))
-        col_weights = dict(zip(cols, _axis_weights(cols, width, size, overlap), strict=True))
-        row_cover = _coverage(height, rows, list(row_weights.values()))
-        col_cover = _coverage(width, cols, list(col_weights.values()))
+        grid = _BlendGrid.over(height, width, size, overlap)
+        rows, cols = grid.rows, grid.cols
         profile = _probability_profile(src)
         batches = _prefetched(_scene_batches(image_uri, rows, cols, size, options.batch_size))
         with (
@@ -730,9 +764,9 @@ def predict_scene(
             top = 0
             for row, batch_cols, images in batches:
                 probs = _probabilities(model, torch.from_numpy(images), plan, options.tta)
-                wy = row_weights[row]
+                wy = grid.row_weights[row]
                 for col, prob in zip(batch_cols, probs.cpu().numpy(), strict=True):
-                    wx = col_weights[col]
+                    wx = grid.col_weights[col]
                     h, w = len(wy), len(wx)
                     acc[row - top : row - top + h, col : col + w] += prob[:h, :w] * wy[:, None] * wx
 
@@ -748,7 +782,7 @@ def predict_scene(
                 )
                 if end == top:
                     continue
-                _write_final_rows(src, dst, acc, top, end - top, row_cover, col_cover)
+                _write_final_rows(src, dst, acc, top, end - top, grid.row_cover, grid.col_cover)
                 top = end
     log.info("Wrote %s", out_uri)
 
