@@ -27,7 +27,7 @@ setup(
         # torch >= 2.9 exports ONNX (which RV's train/bundle always do) with these two.
         "onnxscript>=0.5",
         "onnx-ir>=0.1",
-        # The CPU fast path without native bf16 (benchmark.onnx_runtime); 1.17: NumPy 2 wheels.
+        # The CPU fast path without native bf16 (benchmark.inference); 1.17: NumPy 2 wheels.
         "onnxruntime>=1.17",
         # U-Net / FPN on ResNet-18 and friends: RV's DeepLab offers only ResNet-50/101.
         "segmentation-models-pytorch>=0.5",
@@ -51,7 +51,7 @@ setup(
     },
     entry_points={
         "console_scripts": [
-            "benchmark-predict=benchmark.predict_folder:main",
+            "benchmark-predict=benchmark.cli.predict:main",
         ],
     },
 )

@@ -2,7 +2,7 @@
 
 Everything the user can fix (a missing file, a malformed catalog, an unknown scene id)
 raises :class:`InputError` with a one-line message naming the file and the problem; see
-:mod:`benchmark.cli_output` for how the CLI shows it.
+:mod:`benchmark.cli.output` for how the CLI shows it.
 """
 
 

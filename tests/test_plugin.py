@@ -8,8 +8,8 @@ from rastervision.pipeline import registry_
 from rastervision.pipeline.config import build_config
 
 from benchmark.errors import InputError
-from benchmark.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
-from benchmark.pipeline_config import InferenceConfig
+from benchmark.pipeline.benchmark_config import InferenceConfig
+from benchmark.training.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
 
 
 def run_python(*lines: str) -> subprocess.CompletedProcess:
@@ -41,24 +41,39 @@ def test_bad_loss_is_rejected_when_the_config_is_validated():
         BenchmarkSolverConfig(loss="focal").validate_config()
 
 
+def test_loading_the_plugin_only_registers():
+    """Other RV users in the environment keep Python's hook and RV's logging as they were."""
+    result = run_python(
+        "import logging, sys",
+        "from rastervision.pipeline import registry_",
+        "registry_.get_plugin_version('rastervision.benchmark')",
+        "assert sys.excepthook is sys.__excepthook__, sys.excepthook",
+        "assert not logging.getLogger('benchmark').handlers",
+        "assert not logging.getLogger('onnxscript.version_converter').filters",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 def test_input_errors_print_one_line_without_traceback():
     result = run_python(
         "import rastervision.pipeline",
+        "from benchmark.cli import output",
         "from benchmark.errors import InputError",
+        "output.install()",
         "raise InputError('data/x.json: not a STAC catalog')",
     )
     assert result.returncode == 1
     assert result.stderr == "error: data/x.json: not a STAC catalog\n"
 
 
-@pytest.mark.parametrize(
-    "module",
-    ["stac", "inference", "experiments.benchmark"],
-)
-def test_any_module_imports_first(module):
-    """Loading the plugin while one of our modules is half-imported must not be a cycle."""
-    result = run_python(f"import benchmark.{module}")
-    assert result.returncode == 0, result.stderr[-2000:]
+def test_an_experiment_installs_the_one_line_errors():
+    result = run_python(
+        "from benchmark.experiments import split_images",
+        "split_images.get_config('inprocess', root_uri='out', split_size='-3')",
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: bad experiment arguments: -a split_size"), result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_onnx_version_conversion_noise_shows_only_when_verbose():
@@ -66,6 +81,8 @@ def test_onnx_version_conversion_noise_shows_only_when_verbose():
         "import logging",
         "import rastervision.pipeline",
         "from rastervision.pipeline import rv_config_",
+        "from benchmark.cli import output",
+        "output.install()",
         "logging.basicConfig()",
         "converter = logging.getLogger('onnxscript.version_converter')",
         "converter.warning('quiet by default')",
@@ -81,8 +98,8 @@ def test_our_commands_print_each_log_line_once():
     """``wb_scripts/predict`` and the other scripts log as ``rastervision`` does, once a line."""
     result = run_python(
         "import logging",
-        "from benchmark.cli_output import log_like_rastervision",
-        "log = logging.getLogger('benchmark.predict_folder')",
+        "from benchmark.cli.output import log_like_rastervision",
+        "log = logging.getLogger('benchmark.cli.predict')",
         "log_like_rastervision()",
         "log.info('chips predicted')",
         "log.debug('hidden details')",
@@ -91,6 +108,6 @@ def test_our_commands_print_each_log_line_once():
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr.count("chips predicted") == 1
-    assert "benchmark.predict_folder: INFO - chips predicted" in result.stderr
+    assert "benchmark.cli.predict: INFO - chips predicted" in result.stderr
     assert "hidden details" not in result.stderr
     assert result.stderr.count("verbose details") == 1

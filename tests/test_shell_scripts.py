@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark.submission import write_mask
-from tests.data.opencities import make_opencities_catalog
+from benchmark.data.submission import write_mask
+from tests.fixtures.opencities import make_opencities_catalog
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT_DIRS = ("docker", "wb_scripts")

@@ -111,7 +111,7 @@ run_rastervision() {
     [ -z "${RV_TMP_DIR:-}" ] || cmd+=(--tmpdir "$RV_TMP_DIR")
     cmd+=("${RV_GLOBAL[@]}" run "$RUNNER" "$@" "${RV_ARGS[@]}" -s "$SPLITS" "${EXPERIMENT_ARGS[@]}")
     if [ "$DRY_RUN" = true ]; then
-        # benchmark.batch_runner prints the job graph instead of submitting it.
+        # benchmark.pipeline.batch_runner prints the job graph instead of submitting it.
         export BENCHMARK_BATCH_DRY_RUN=1
     fi
     prefer_repo_venv

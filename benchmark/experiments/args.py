@@ -9,9 +9,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from benchmark.constants import TRAIN_IDS, VALID_IDS
+from benchmark.cli import output
+from benchmark.data.constants import TRAIN_IDS, VALID_IDS
+from benchmark.data.stac import parse_scene_ids
 from benchmark.errors import InputError
-from benchmark.stac import parse_scene_ids
 
 # Where the competition hosts the training catalog (requester pays is not needed for it).
 DEFAULT_TRAIN_STAC_URI = (
@@ -66,7 +67,12 @@ class SceneArgs(BaseModel):
 
 
 def parse_args(model: type[ArgsT], args: dict[str, Any]) -> ArgsT:
-    """Validate CLI args into ``model``; any problem becomes one :class:`InputError` line."""
+    """Validate CLI args into ``model``; any problem becomes one :class:`InputError` line.
+
+    The first thing every experiment does, so it also installs our terminal output (one-line
+    errors, our log lines through RV's handler) for the rest of the ``rastervision run``.
+    """
+    output.install()
     try:
         return model(**args)
     except ValidationError as exc:

@@ -32,21 +32,21 @@ from rastervision.core.data import (
 from rastervision.core.rv_pipeline import SemanticSegmentationChipOptions, WindowSamplingConfig
 from rastervision.pytorch_backend import PyTorchSemanticSegmentationConfig
 
-from benchmark.augmentation import build_aug_transform
-from benchmark.aux.preprocess_config import scene_split_dir
-from benchmark.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
-from benchmark.data_config import BenchmarkImageDataConfig
+from benchmark.data.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
+from benchmark.data.label_source import NoDataAsBackgroundLabelSourceConfig
+from benchmark.data.scene_windows import read_scene_split
+from benchmark.data.stac import list_test_chips, read_training_scenes, select_scenes
 from benchmark.experiments.args import SceneArgs, parse_args
-from benchmark.label_source import NoDataAsBackgroundLabelSourceConfig
-from benchmark.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
-from benchmark.pipeline_config import (
+from benchmark.pipeline.benchmark_config import (
     BenchmarkConfig,
     InferenceConfig,
     NativeWindowConfig,
     TestChipConfig,
 )
-from benchmark.split_scene import read_scene_split
-from benchmark.stac import list_test_chips, read_training_scenes, select_scenes
+from benchmark.pipeline.preprocess_config import scene_split_dir
+from benchmark.training.augmentation import build_aug_transform
+from benchmark.training.data_config import BenchmarkImageDataConfig
+from benchmark.training.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
 
 log = logging.getLogger(__name__)
 

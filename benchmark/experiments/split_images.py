@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import Field
 
-from benchmark.aux.preprocess_config import SceneSourceConfig, SplitImagesConfig
+from benchmark.data.stac import read_training_scenes, select_scenes
 from benchmark.experiments.args import SceneArgs, parse_args
-from benchmark.stac import read_training_scenes, select_scenes
+from benchmark.pipeline.preprocess_config import SceneSourceConfig, SplitImagesConfig
 
 
 class SplitImagesArgs(SceneArgs):

@@ -1,9 +1,12 @@
 """Raster Vision plugin shim for the ``benchmark`` package.
 
 Raster Vision discovers plugins only inside the ``rastervision`` namespace package, so this
-module exists to be found; the code lives in ``benchmark``. Importing the config modules runs
-their ``@register_config`` decorators, which is what lets the ``inprocess``, ``local`` and
-``batch`` runners and model-bundle loading rebuild our configs from JSON.
+module exists to be found; the code lives in ``benchmark``. Loading it only registers, as
+Raster Vision's own plugins do: the plugin version, the ``batch`` runner and our configs (their
+``@register_config`` decorators run on import), which is what lets every runner and model-bundle
+loading rebuild our configs from JSON. Our terminal output (one-line errors, log routing) is
+installed by our own experiments, pipelines and commands (:mod:`benchmark.cli.output`), so a
+Raster Vision user who has this package installed sees nothing change in their own runs.
 """
 
 PLUGIN_NAME = "rastervision.benchmark"
@@ -11,11 +14,10 @@ PLUGIN_VERSION = 0
 
 
 def register_plugin(registry) -> None:
-    """Register the benchmark configs with Raster Vision."""
+    """Register the benchmark configs and runner with Raster Vision."""
     registry.set_plugin_version(PLUGIN_NAME, PLUGIN_VERSION)
 
-    from benchmark import batch_runner, cli_output
+    from benchmark.pipeline import runner_registration
 
-    cli_output.install()
-    batch_runner.register(registry)
-    import benchmark.registered_configs  # noqa: F401
+    runner_registration.register(registry)
+    import benchmark.pipeline.registered_configs  # noqa: F401

@@ -1,0 +1,88 @@
+"""What users see in the terminal when they run our code through the ``rastervision`` CLI.
+
+Installed by our own code only, never by loading the plugin (which only registers, so other
+Raster Vision users in the same environment keep RV's behaviour): by the experiments when they
+parse their ``-a`` arguments, by our pipelines when RV builds them (``run_command`` of the
+``local`` and ``batch`` runners), and by our own commands:
+
+- an uncaught :class:`~benchmark.errors.InputError` prints ``error: <one line>`` instead of a
+  traceback (``rastervision -v`` brings the traceback back); the exit status stays 1;
+- our loggers (``benchmark.*``) print through Raster Vision's handler at its verbosity, so our
+  progress lines look like RV's and ``-v`` turns on our debug lines too;
+- our own commands (``wb_scripts/predict``, the seam picture) log the same way through
+  :func:`log_like_rastervision`;
+- the ONNX version converter's warnings only show with ``-v``: RV's train and bundle export
+  ONNX asking for operator set 15, torch >= 2.9 writes 18, and the failed conversion down to
+  15 prints a traceback although the export is complete (the model keeps set 18).
+"""
+
+import logging
+import sys
+from types import TracebackType
+
+from benchmark.errors import InputError
+
+RV_LOGGER = "rastervision"
+ONNX_VERSION_CONVERTER_LOGGER = "onnxscript.version_converter"
+
+
+def _verbosity() -> int:
+    """RV's verbosity (1 = default, 2 with ``-v``); 1 if RV is not set up yet."""
+    try:
+        from rastervision.pipeline import rv_config_
+
+        return int(rv_config_.get_verbosity())
+    except Exception:
+        return 1
+
+
+def _excepthook(
+    exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+) -> None:
+    if issubclass(exc_type, InputError) and _verbosity() <= 1:
+        sys.stderr.write(f"error: {exc}\n")
+        sys.stderr.flush()
+        return
+    sys.__excepthook__(exc_type, exc, tb)
+
+
+class _ToRasterVisionLog(logging.Handler):
+    """Hand records to RV's logger, which filters by RV's verbosity and formats them."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        rv_log = logging.getLogger(RV_LOGGER)
+        if rv_log.isEnabledFor(record.levelno):
+            rv_log.handle(record)
+
+
+class _OnlyWhenVerbose(logging.Filter):
+    """Let records through only with ``rastervision -v`` (read when each record comes)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return _verbosity() > 1
+
+
+def install() -> None:
+    """Install the exception hook, route ``benchmark.*`` logs, quiet the ONNX converter."""
+    sys.excepthook = _excepthook
+    converter_log = logging.getLogger(ONNX_VERSION_CONVERTER_LOGGER)
+    if not any(isinstance(f, _OnlyWhenVerbose) for f in converter_log.filters):
+        converter_log.addFilter(_OnlyWhenVerbose())
+    log = logging.getLogger("benchmark")
+    if not any(isinstance(h, _ToRasterVisionLog) for h in log.handlers):
+        log.addHandler(_ToRasterVisionLog())
+        log.setLevel(logging.DEBUG)
+
+
+def log_like_rastervision(verbose: bool = False) -> None:
+    """Log our own commands as the ``rastervision`` CLI does: RV's format, each line once.
+
+    Importing Raster Vision gives its logger a handler; :func:`install` routes ``benchmark.*``
+    there. A root handler on top, as ``logging.basicConfig`` adds, would print every record two
+    or three times.
+    """
+    from rastervision.pipeline import rv_config_
+    from rastervision.pipeline.verbosity import Verbosity
+
+    install()
+    rv_config_.set_verbosity(Verbosity.VERBOSE if verbose else Verbosity.NORMAL)

@@ -1,0 +1,198 @@
+"""``benchmark-predict``: a model bundle + a folder of test chips -> submission masks.
+
+Runs without Raster Vision's pipeline: load ``bundle/model-bundle.zip``, predict every
+``*.tif`` under the image folder (``{id}/{id}.tif`` or flat) into ``{OUT_DIR}/{id}.tif``
+(single band uint8, 1 = building), optionally validate and pack ``submission.tgz``. A re-run
+skips chips already predicted, so an interrupted run resumes. Test chips carry no
+georeferencing, so their GSD is not known here: ``--chip-gsd`` gives it, and a bundle trained
+at a GSD (``-a gsd``) then sees each chip resized to its GSD, as the pipeline's predict does.
+
+Exit status: 0 done, 1 some chips could not be predicted (listed), 2 bad input (one line).
+"""
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from benchmark.cli.output import log_like_rastervision
+from benchmark.data.constants import CHIP_SIZE
+from benchmark.data.gsd import gsd_scale
+from benchmark.data.stac import list_test_chips
+from benchmark.data.submission import pack_submission
+from benchmark.errors import InputError
+from benchmark.inference.predict import ChipFolderReport, InferenceOptions, predict_chip_folder
+
+log = logging.getLogger("benchmark.cli.predict")  # also when run as __main__
+
+# uri -> object with .model (nn.Module), .threshold, .gsd, .window, .overlap (LoadedBundle)
+BundleLoader = Callable[[str], Any]
+
+
+def _probability(value: str) -> float:
+    threshold = float(value)
+    if not 0.0 <= threshold < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1)")
+    return threshold
+
+
+def _metres(value: str) -> float:
+    metres = float(value)
+    if not metres > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of metres")
+    return metres
+
+
+def _pixels(value: str) -> int:
+    pixels = int(value)
+    if pixels < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a number of pixels")
+    return pixels
+
+
+def _side(value: str) -> int:
+    side = _pixels(value)
+    if side == 0:
+        raise argparse.ArgumentTypeError("a window needs at least one pixel a side")
+    return side
+
+
+def _chip_scale(chip_gsd: float | None, model_gsd: float | None) -> float:
+    """Resize factor of the chips for the model; ``--chip-gsd`` needs a bundle with a GSD."""
+    if chip_gsd is not None and model_gsd is None:
+        raise InputError(
+            "--chip-gsd: the bundle records no gsd (its model was trained at each scene's own "
+            "resolution), so there is no GSD to resize the chips to"
+        )
+    return gsd_scale(chip_gsd, model_gsd)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (also ``wb_scripts/predict``)."""
+    parser = argparse.ArgumentParser(
+        prog="benchmark-predict",
+        description="Predict building masks for a folder of test chips with a model bundle.",
+    )
+    parser.add_argument("bundle", help="model bundle (bundle/model-bundle.zip; local or s3://)")
+    parser.add_argument("img_dir", help="test chips: {id}/{id}.tif or {id}.tif (local or s3://)")
+    parser.add_argument("out_dir", help="where {id}.tif masks go (local or s3://)")
+    parser.add_argument("--batch-size", type=int, default=4, help="chips per forward pass")
+    parser.add_argument(
+        "--no-fast",
+        dest="fast",
+        action="store_false",
+        help="plain fp32 PyTorch (default: CUDA fp16 autocast; CPU bf16 autocast where native, "
+        "else ONNX Runtime)",
+    )
+    parser.add_argument("--tta", action="store_true", help="average 8 flips/rotations (8x time)")
+    parser.add_argument(
+        "--threshold",
+        type=_probability,
+        default=None,
+        help="building when P > T (default: the threshold stored in the bundle)",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="redo chips already predicted")
+    parser.add_argument(
+        "--pack", metavar="TGZ", default=None, help="validate the masks and write this archive"
+    )
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--num-workers", type=int, default=1, help="chip-decoding processes (default 1)"
+    )
+    parser.add_argument(
+        "--num-threads", type=int, default=None, help="torch CPU threads (default: all cores)"
+    )
+    parser.add_argument(
+        "--chip-size", type=int, default=CHIP_SIZE, help=f"chips' side in px (default {CHIP_SIZE})"
+    )
+    parser.add_argument(
+        "--chip-gsd",
+        type=_metres,
+        default=None,
+        metavar="M",
+        help="the chips' metres per pixel: a bundle trained at a gsd sees them resized to it, "
+        "masks keep the chip size (default: chips as they are)",
+    )
+    parser.add_argument(
+        "--window",
+        type=_side,
+        default=None,
+        metavar="PX",
+        help="run chips in blended windows of this side, in the model's pixels (default: the "
+        "bundle's prediction window; whole chips for a bundle that records none)",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=_pixels,
+        default=None,
+        metavar="PX",
+        help="pixels shared by neighbouring windows (default: the bundle's)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return parser
+
+
+def predict_folder(args: argparse.Namespace, load_bundle: BundleLoader) -> ChipFolderReport:
+    """Predict (and pack) as the parsed ``args`` say."""
+    chips = list_test_chips(test_img_dir=args.img_dir)
+    bundle = load_bundle(args.bundle)
+    threshold = bundle.threshold if args.threshold is None else args.threshold
+    scale = _chip_scale(args.chip_gsd, bundle.gsd)
+    if bundle.gsd is not None and args.chip_gsd is None:
+        log.warning(
+            "The bundle's model works at %g m per pixel and the chips are predicted as they "
+            "are: give their resolution with --chip-gsd M to resize them to the model's",
+            bundle.gsd,
+        )
+    log.info(
+        "%d test chips in %s; threshold %.3f; resized x%.3f for the model",
+        len(chips), args.img_dir, threshold, scale,
+    )  # fmt: skip
+    options = InferenceOptions(
+        device=args.device,
+        fast=args.fast,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        num_threads=args.num_threads,
+        num_workers=args.num_workers,
+    )
+    report = predict_chip_folder(
+        bundle.model,
+        chips,
+        args.out_dir,
+        options,
+        threshold=threshold,
+        expected_size=args.chip_size,
+        overwrite=args.overwrite,
+        input_scale=scale,
+        window_sz=bundle.window if args.window is None else args.window,
+        overlap=bundle.overlap if args.overlap is None else args.overlap,
+    )
+    if args.pack:
+        pack_submission(args.out_dir, [c.id for c in chips], args.pack, size=args.chip_size)
+    return report
+
+
+def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = None) -> int:
+    """Run the command; ``load_bundle`` replaces :func:`~benchmark.pipeline.bundle.load_bundle`."""
+    args = build_parser().parse_args(argv)
+    log_like_rastervision(args.verbose)
+    if load_bundle is None:
+        from benchmark.pipeline.bundle import load_bundle  # imports Raster Vision's learner: slow
+    try:
+        report = predict_folder(args, load_bundle)
+    except InputError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 2
+    if report.bad:
+        listed = "; ".join(f"{k}: {v}" for k, v in sorted(report.bad.items())[:10])
+        more = f"; and {len(report.bad) - 10} more" if len(report.bad) > 10 else ""
+        sys.stderr.write(f"error: {len(report.bad)} chip(s) not predicted: {listed}{more}\n")
+        return 1
+    log.info("Done: %s", report.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""The competition metric: micro Jaccard, from pixel counts summed over everything scored.
+
+The Open Cities score is the Jaccard index of the building class over all test pixels at once
+(``sum TP / sum (TP + FP + FN)``), not a mean of per-image scores: a big image weighs more than
+a small one. So we keep raw counts per scene and only divide at the end, per scene, per city
+and overall. Counting a histogram of quantized probabilities per class gives the counts at
+every threshold from a single pass over the rasters.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+
+from benchmark.data.imagery import open_scene_checked, read_valid_mask, window_of_window
+from benchmark.data.scene_windows import plan_windows
+from benchmark.errors import InputError
+
+WindowRasterizer = Callable[[Affine, tuple[int, int]], np.ndarray]
+
+
+def _ratio(num: int, den: int) -> float:
+    """Num / den, with 0 / 0 = 1.
+
+    A denominator of 0 means there was nothing to get wrong: Jaccard and F1 of a scene with
+    no buildings and none predicted, precision with nothing predicted, recall with nothing to
+    find. 1.0 keeps such a scene from reading as a failure in per-scene tables; the overall
+    (micro) score is unaffected, as it only divides summed counts.
+    """
+    return num / den if den else 1.0
+
+
+@dataclass(frozen=True)
+class ConfusionCounts:
+    """Pixel counts for the building class."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    tn: int = 0
+
+    def __add__(self, other: "ConfusionCounts") -> "ConfusionCounts":
+        return ConfusionCounts(
+            *(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True))
+        )
+
+    def astuple(self) -> tuple[int, int, int, int]:
+        """(tp, fp, fn, tn)."""
+        return (self.tp, self.fp, self.fn, self.tn)
+
+    @property
+    def jaccard(self) -> float:
+        """Intersection over union of predicted and true buildings."""
+        return _ratio(self.tp, self.tp + self.fp + self.fn)
+
+    @property
+    def precision(self) -> float:
+        """Share of predicted building pixels that are buildings."""
+        return _ratio(self.tp, self.tp + self.fp)
+
+    @property
+    def recall(self) -> float:
+        """Share of building pixels found."""
+        return _ratio(self.tp, self.tp + self.fn)
+
+    @property
+    def f1(self) -> float:
+        """Harmonic mean of precision and recall (= Dice)."""
+        return _ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
+
+    def to_dict(self) -> dict:
+        """Counts and metrics, for eval.json."""
+        metrics = {m: getattr(self, m) for m in ("jaccard", "precision", "recall", "f1")}
+        return {**metrics, **asdict(self)}
+
+
+def count_confusion(
+    pred: np.ndarray, truth: np.ndarray, valid: np.ndarray | None = None
+) -> ConfusionCounts:
+    """Counts of boolean (0/1) ``pred`` vs ``truth`` over the ``valid`` pixels (all if None)."""
+    if valid is not None:
+        pred, truth = pred[valid], truth[valid]
+    pred, truth = pred.astype(bool), truth.astype(bool)
+    tp = int(np.count_nonzero(pred & truth))
+    fp = int(np.count_nonzero(pred & ~truth))
+    fn = int(np.count_nonzero(~pred & truth))
+    return ConfusionCounts(tp, fp, fn, int(pred.size) - tp - fp - fn)
+
+
+def counts_from_histograms(
+    pos: np.ndarray, neg: np.ndarray, thresholds: Iterable[float]
+) -> dict[float, ConfusionCounts]:
+    """Counts at each threshold from 256-bin histograms of uint8 probabilities.
+
+    ``pos[q]`` / ``neg[q]``: pixels with probability value q that are / are not buildings. A
+    pixel is predicted a building when q > 255 * threshold (as in ``probability_to_mask``).
+    """
+    out = {}
+    for t in thresholds:
+        cut = int(np.floor(255 * t)) + 1  # first q with q > 255 t
+        tp, fn = int(pos[cut:].sum()), int(pos[:cut].sum())
+        fp, tn = int(neg[cut:].sum()), int(neg[:cut].sum())
+        out[t] = ConfusionCounts(tp, fp, fn, tn)
+    return out
+
+
+def evaluate_scene(
+    prob_uri: str,
+    image_uri: str,
+    rasterize_window: WindowRasterizer,
+    thresholds: Iterable[float] = (0.5,),
+    block_size: int = 2048,
+    window: Window | None = None,
+) -> dict[float, ConfusionCounts]:
+    """Counts at each threshold for one scene, reading it block by block.
+
+    Args:
+        prob_uri: uint8 probability raster on the scene's grid (from ``predict``).
+        image_uri: the scene, for its valid-pixel mask (alpha / nodata).
+        rasterize_window: ``(transform, (h, w)) -> uint8 0/1`` true buildings.
+        thresholds: decision thresholds to count at.
+        block_size: block side; bounds memory.
+        window: the part of ``image_uri`` that ``prob_uri`` covers (None: all of it), e.g. a
+            window resampled to a GSD for the model, scored here at the scene's resolution.
+    """
+    pos = np.zeros(256, dtype=np.int64)
+    neg = np.zeros(256, dtype=np.int64)
+    with rasterio.open(prob_uri) as prob_src, open_scene_checked(image_uri) as img_src:
+        if prob_src.count != 1 or prob_src.dtypes[0] != "uint8":
+            raise InputError(f"{prob_uri}: expected one uint8 band of probabilities x 255")
+        region = window or Window(0, 0, img_src.width, img_src.height)
+        width, height = int(region.width), int(region.height)
+        transform = img_src.window_transform(region)
+        if prob_src.shape != (height, width) or not prob_src.transform.almost_equals(
+            transform, precision=1e-9
+        ):
+            where = image_uri if window is None else f"{image_uri} {window}"
+            raise InputError(
+                f"{prob_uri}: not on the grid of {where} ({prob_src.width}x"
+                f"{prob_src.height} px vs {width}x{height}, or another transform)"
+            )
+        for block in plan_windows(width, height, block_size):
+            prob = prob_src.read(1, window=block)
+            in_image = window_of_window(region, block)
+            valid = read_valid_mask(img_src, in_image)
+            truth = rasterize_window(img_src.window_transform(in_image), prob.shape).astype(bool)
+            pos += np.bincount(prob[valid & truth], minlength=256)
+            neg += np.bincount(prob[valid & ~truth], minlength=256)
+    return counts_from_histograms(pos, neg, list(thresholds))
+
+
+def build_eval_report(per_scene: Mapping[str, ConfusionCounts]) -> dict:
+    """eval.json's metrics: overall (micro), per scene and per city (``area`` of ``area/id``).
+
+    ``mean_scene_jaccard`` (the macro average) is there to show how far it is from the score
+    the competition uses; it weighs a small scene as much as a large one.
+    """
+    per_city: dict[str, ConfusionCounts] = {}
+    for key, counts in per_scene.items():
+        city = key.split("/")[0]
+        per_city[city] = per_city.get(city, ConfusionCounts()) + counts
+    overall = sum(per_scene.values(), ConfusionCounts())
+    scene_jaccards = [c.jaccard for c in per_scene.values()]
+    return {
+        "metric": "micro Jaccard of the building class over all valid pixels",
+        "overall": overall.to_dict(),
+        "mean_scene_jaccard": float(np.mean(scene_jaccards)) if scene_jaccards else None,
+        "per_city": {k: v.to_dict() for k, v in sorted(per_city.items())},
+        "per_scene": {k: v.to_dict() for k, v in sorted(per_scene.items())},
+    }

@@ -1,0 +1,129 @@
+"""Config of the benchmark pipeline: chip, train, predict, eval, bundle, POSTPROCESS."""
+
+from rasterio.windows import Window
+from rastervision.core.rv_pipeline import SemanticSegmentationConfig
+from rastervision.pipeline.config import Config, Field, register_config
+from rastervision.pipeline.pipeline import Pipeline
+
+from benchmark.data.constants import CHIP_SIZE
+from benchmark.training.model_config import PLUGIN
+
+
+@register_config("benchmark_test_chip", plugin=PLUGIN)
+class TestChipConfig(Config):
+    """One unlabeled, un-georeferenced test chip to predict for the submission."""
+
+    id: str = Field(..., description="Chip id: the submission file is {id}.tif.")
+    uri: str = Field(..., description="The chip's GeoTIFF (local or s3://).")
+
+
+@register_config("benchmark_native_window", plugin=PLUGIN)
+class NativeWindowConfig(Config):
+    """Where a window PREPROCESS resampled to a GSD sits in its scene, at the scene's pixels.
+
+    Predictions of the resampled window are brought back onto this grid, and ``eval`` scores
+    them there (the scene's own valid pixels against the labels), at the original resolution.
+    """
+
+    image_uri: str = Field(..., description="The scene's GeoTIFF.")
+    col_off: int = Field(..., ge=0, description="First column of the window in the scene.")
+    row_off: int = Field(..., ge=0, description="First row of the window in the scene.")
+    width: int = Field(..., gt=0, description="Window width in scene pixels.")
+    height: int = Field(..., gt=0, description="Window height in scene pixels.")
+
+    @property
+    def window(self) -> Window:
+        """The window, for rasterio reads of ``image_uri``."""
+        return Window(self.col_off, self.row_off, self.width, self.height)
+
+
+@register_config("benchmark_inference", plugin=PLUGIN)
+class InferenceConfig(Config):
+    """How ``predict`` runs the model on validation scenes and test chips."""
+
+    chip_sz: int = Field(
+        1024, gt=0, description="Window side for scene prediction (the model is fully conv)."
+    )
+    overlap: int = Field(
+        0, ge=0, description="Pixels shared by neighbouring windows, blended smoothly."
+    )
+    batch_sz: int = Field(4, gt=0, description="Windows or chips per forward pass.")
+    fast: bool = Field(
+        True,
+        description="CUDA: fp16 autocast + channels_last; CPU with native bf16: bf16 autocast "
+        "+ channels_last; other CPUs: ONNX Runtime (PyTorch channels_last without it). "
+        "False = plain fp32 PyTorch.",
+    )
+    tta: bool = Field(False, description="Average the 8 flips/rotations (8x the compute).")
+
+
+@register_config("benchmark", plugin=PLUGIN)
+class BenchmarkConfig(SemanticSegmentationConfig):
+    """Configure the benchmark pipeline (see ``benchmark.experiments.benchmark``).
+
+    Train and validation scenes in ``dataset`` are the windows PREPROCESS wrote; test chips are
+    kept out of ``dataset`` because RV's chip and eval cannot handle unlabeled,
+    un-georeferenced images, and are predicted by our own ``predict``.
+    """
+
+    experiment_id: str = Field(..., description="Names this run's outputs under each command.")
+    seed: int = Field(
+        0,
+        description="Seeds Python's, NumPy's and torch's random generators before chip (plus "
+        "the split index) and train: RV's chip windows, initial weights and batch order.",
+    )
+    scene_keys: dict[str, str] = Field(
+        ..., description="RV scene id (a window) -> its catalog scene, area/id."
+    )
+    test_chips: list[TestChipConfig] = Field([], description="Chips to predict for submission.")
+    test_chip_size: int = Field(CHIP_SIZE, gt=0, description="Side of every test chip.")
+    gsd: float | None = Field(
+        None, gt=0, description="Metres per pixel of the windows (None: each scene's own)."
+    )
+    test_chip_gsd: float | None = Field(
+        None,
+        gt=0,
+        description="Metres per pixel of the test chips; with gsd, chips are resized to gsd "
+        "for the model and the outputs back to the chip size (None: predicted as they are).",
+    )
+    native_windows: dict[str, NativeWindowConfig] = Field(
+        {},
+        description="Validation window (RV scene id) resampled to gsd -> its grid in the "
+        "scene, where its prediction is written and scored. Empty without a gsd.",
+    )
+    inference: InferenceConfig = Field(InferenceConfig(), description="Prediction settings.")
+    tune_threshold: bool = Field(
+        False,
+        description="Use the threshold that maximizes validation Jaccard instead of 0.5.",
+    )
+    postprocess_uri: str | None = Field(None, description="Submission masks, {id}.tif.")
+    submission_uri: str | None = Field(None, description="The packed submission.tgz.")
+
+    def update(self) -> None:
+        """Put every command's output under ``{root_uri}/{command}/{experiment_id}``."""
+        root = self.root_uri.rstrip("/")
+        exp = self.experiment_id
+        for name in ("analyze", "chip", "train", "predict", "eval", "bundle"):
+            if getattr(self, f"{name}_uri") is None:
+                setattr(self, f"{name}_uri", f"{root}/{name}/{exp}")
+        if self.postprocess_uri is None:
+            self.postprocess_uri = f"{root}/postprocess/{exp}"
+        if self.submission_uri is None:
+            self.submission_uri = f"{root}/submission/{exp}/submission.tgz"
+        super().update()
+
+    def get_config_uri(self) -> str:
+        """One config per experiment, so experiments can share a root."""
+        return f"{self.root_uri.rstrip('/')}/pipeline-config/{self.experiment_id}.json"
+
+    def build(self, tmp_dir: str) -> Pipeline:
+        """The benchmark pipeline.
+
+        Builds are where ``run_command`` (the ``local`` and ``batch`` runners) starts our
+        code, so our terminal output is installed here too.
+        """
+        from benchmark.cli import output
+        from benchmark.pipeline.benchmark_pipeline import BenchmarkPipeline
+
+        output.install()
+        return BenchmarkPipeline(self, tmp_dir)

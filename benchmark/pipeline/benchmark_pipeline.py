@@ -1,0 +1,154 @@
+"""The benchmark pipeline: RV's chip/train/bundle plus our predict, eval and POSTPROCESS.
+
+RV 0.31's own ``predict`` holds whole scenes in memory and cannot write chips without
+georeferencing, and its ``eval`` reports no Jaccard. Ours predict by windows (validation
+scenes) and in batches (test chips), and evaluate with the competition's micro Jaccard.
+With ``-a gsd`` the model works at that GSD throughout, while every output keeps its input's
+own grid: validation predictions the scene's, test masks the chip's 1024 x 1024.
+"""
+
+import logging
+import random
+import tempfile
+
+import numpy as np
+import torch
+from rastervision.core.data import SceneConfig
+from rastervision.core.rv_pipeline import SemanticSegmentation
+from torch import nn
+
+from benchmark.data.gsd import gsd_scale
+from benchmark.data.stac import ChipRef
+from benchmark.evaluation.evaluate import evaluate_validation, read_decision_threshold
+from benchmark.inference.predict import (
+    InferenceOptions,
+    predict_chip_folder,
+    predict_resampled_window,
+    predict_scene,
+    prepare_model,
+)
+from benchmark.pipeline.benchmark_config import BenchmarkConfig
+from benchmark.pipeline.bundle import add_bundle_info, load_learner_model
+from benchmark.pipeline.postprocess import write_submission
+from benchmark.pipeline.work_split import share_of_work
+
+log = logging.getLogger(__name__)
+
+
+def bundle_info(cfg: BenchmarkConfig) -> dict:
+    """``benchmark.json``: the threshold eval chose, the model, its GSD and prediction windows.
+
+    The folder predict reads the threshold, the GSD (``--chip-gsd``) and the windows from it,
+    so a bundle alone predicts as the pipeline did.
+    """
+    model = cfg.backend.model
+    return {
+        "experiment_id": cfg.experiment_id,
+        "threshold": read_decision_threshold(cfg),
+        "model": {"arch": model.arch, "encoder": model.encoder},
+        "class_names": list(cfg.dataset.class_config.names),
+        "gsd": cfg.gsd,
+        "predict_window": cfg.inference.chip_sz,
+        "predict_overlap": cfg.inference.overlap,
+    }
+
+
+def seed_random_generators(seed: int) -> None:
+    """Seed every generator RV's chip and train draw from, so a run can be repeated.
+
+    RV samples random chip windows with Python's ``random``, initializes weights and shuffles
+    batches with torch's generator (which also seeds the DataLoader workers) and seeds none of
+    them. The augmentation has a random state of its own, seeded by
+    :class:`benchmark.training.augmentation.ProcessSeededTransform`.
+    """
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class BenchmarkPipeline(SemanticSegmentation):
+    """Semantic segmentation of buildings, ending in a competition submission."""
+
+    commands = ["chip", "train", "predict", "eval", "bundle", "POSTPROCESS"]
+    split_commands = ["chip", "predict"]
+    gpu_commands = ["train", "predict"]
+    config: BenchmarkConfig
+
+    def chip(self, split_ind: int = 0, num_splits: int = 1) -> None:
+        """RV's chip, seeded (each split its own seed, so splits draw different windows)."""
+        seed_random_generators(self.config.seed + split_ind)
+        super().chip(split_ind, num_splits)
+
+    def train(self) -> None:
+        """RV's train, seeded: the same chips give the same model (up to thread scheduling)."""
+        seed_random_generators(self.config.seed)
+        super().train()
+
+    def _load_model(self) -> nn.Module:
+        return load_learner_model(f"{self.config.train_uri}/model-bundle.zip", self.tmp_dir)
+
+    def _inference_options(self) -> InferenceOptions:
+        inf = self.config.inference
+        return InferenceOptions(batch_size=inf.batch_sz, fast=inf.fast, tta=inf.tta)
+
+    def _predict_validation_window(
+        self, model: nn.Module, scene: SceneConfig, options: InferenceOptions
+    ) -> None:
+        """Probabilities of one validation window, on its grid in the scene (what eval scores).
+
+        A window PREPROCESS resampled to the GSD is predicted at the GSD and brought back.
+        """
+        cfg = self.config
+        image_uri, out_uri = scene.raster_source.uris[0], f"{cfg.predict_uri}/{scene.id}.tif"
+        sizes = {"chip_sz": cfg.inference.chip_sz, "overlap": cfg.inference.overlap}
+        native = cfg.native_windows.get(scene.id)
+        if native is None:
+            predict_scene(model, image_uri, out_uri, options, **sizes)
+            return
+        predict_resampled_window(
+            model, image_uri, native.image_uri, native.window, out_uri, options,
+            **sizes, tmp_dir=self.tmp_dir,
+        )  # fmt: skip
+
+    def predict(self, split_ind: int = 0, num_splits: int = 1) -> None:
+        """Write building probabilities for this split's validation windows and test chips."""
+        cfg = self.config
+        scenes = share_of_work(cfg.dataset.validation_scenes, split_ind, num_splits)
+        chips = share_of_work(cfg.test_chips, split_ind, num_splits)
+        if not scenes and not chips:
+            return
+        options = self._inference_options()
+        model = prepare_model(self._load_model(), options)  # once for every window and chip
+        for scene in scenes:
+            self._predict_validation_window(model, scene, options)
+        if chips:
+            report = predict_chip_folder(
+                model,
+                [ChipRef(id=c.id, uri=c.uri) for c in chips],
+                f"{cfg.predict_uri}/test",
+                options,
+                threshold=None,
+                expected_size=cfg.test_chip_size,
+                input_scale=gsd_scale(cfg.test_chip_gsd, cfg.gsd),
+                window_sz=cfg.inference.chip_sz,
+                overlap=cfg.inference.overlap,
+            )
+            log.info("Test chips: %s", report.summary())
+
+    def eval(self) -> None:
+        """Micro Jaccard (and precision/recall/F1) per scene, per city and overall."""
+        evaluate_validation(self.config)
+
+    def bundle(self) -> None:
+        """RV's bundle plus ``benchmark.json`` (see :func:`bundle_info`)."""
+        super().bundle()
+        cfg = self.config
+        with tempfile.TemporaryDirectory(dir=self.tmp_dir) as tmp_dir:
+            add_bundle_info(cfg.get_model_bundle_uri(), bundle_info(cfg), tmp_dir)
+
+    def POSTPROCESS(self) -> None:
+        """Threshold the test-chip probabilities into submission masks and pack them."""
+        write_submission(self.config)
+
+    # The original README spells the command in capitals; accept lower case as well.
+    postprocess = POSTPROCESS

@@ -1,0 +1,82 @@
+"""Config of the PREPROCESS pipeline (``benchmark.experiments.split_images``).
+
+This module is imported while Raster Vision loads its plugins, so it must not import library
+modules that import Raster Vision themselves (``benchmark.data.stac``): that would be a cycle when a
+user imports such a module first.
+"""
+
+from typing import TYPE_CHECKING
+
+from rastervision.pipeline.config import Config, Field, register_config
+from rastervision.pipeline.pipeline import Pipeline
+from rastervision.pipeline.pipeline_config import PipelineConfig
+
+from benchmark.training.model_config import PLUGIN
+
+if TYPE_CHECKING:
+    from benchmark.data.stac import SceneRef
+
+
+@register_config("benchmark_scene_source", plugin=PLUGIN)
+class SceneSourceConfig(Config):
+    """One training-catalog scene: its imagery and building labels."""
+
+    area: str = Field(..., description="City/area code, the STAC collection id (e.g. acc).")
+    id: str = Field(..., description="Scene id, the STAC image item id (e.g. d41d81).")
+    image_uri: str = Field(..., description="The scene's GeoTIFF.")
+    label_uri: str = Field(..., description="The scene's building footprints (GeoJSON).")
+
+    @classmethod
+    def from_ref(cls, ref: "SceneRef") -> "SceneSourceConfig":
+        """Config for a scene read from the STAC catalog."""
+        return cls(area=ref.area, id=ref.id, image_uri=ref.image_uri, label_uri=ref.label_uri)
+
+    def to_ref(self) -> "SceneRef":
+        """Back to the plain STAC scene reference the library functions take."""
+        from benchmark.data.stac import SceneRef
+
+        return SceneRef(
+            area=self.area, id=self.id, image_uri=self.image_uri, label_uri=self.label_uri
+        )
+
+    @property
+    def key(self) -> str:
+        """``area/id``, as scenes are named in ``-a train_ids``."""
+        return f"{self.area}/{self.id}"
+
+
+def scene_split_dir(split_dir: str, area: str, scene_id: str) -> str:
+    """Where PREPROCESS writes one scene's windows, labels and manifest."""
+    return f"{split_dir.rstrip('/')}/{area}/{scene_id}"
+
+
+@register_config("benchmark_split_images", plugin=PLUGIN)
+class SplitImagesConfig(PipelineConfig):
+    """Configure PREPROCESS: cut each scene into windows small enough to chip in memory."""
+
+    scenes: list[SceneSourceConfig] = Field(..., description="Scenes to split.")
+    split_dir: str = Field(..., description="Output root: {split_dir}/{area}/{id}/{id}_{i}.tif.")
+    split_size: int = Field(
+        9000, gt=0, description="Maximum window side in pixels (the original's 9000)."
+    )
+    gsd: float | None = Field(
+        None,
+        gt=0,
+        description="Metres per pixel to resample the windows to; None keeps each scene's own.",
+    )
+
+    def get_config_uri(self) -> str:
+        """Keep PREPROCESS's config apart from the benchmark's in a shared root."""
+        return f"{self.root_uri.rstrip('/')}/split_images-config.json"
+
+    def build(self, tmp_dir: str) -> Pipeline:
+        """The PREPROCESS pipeline.
+
+        Builds are where ``run_command`` (the ``local`` and ``batch`` runners) starts our
+        code, so our terminal output is installed here too.
+        """
+        from benchmark.cli import output
+        from benchmark.pipeline.preprocess import SplitImages
+
+        output.install()
+        return SplitImages(self, tmp_dir)

@@ -1,0 +1,1 @@
+"""Imports every module that registers a Raster Vision config (run by the plugin shim)."""

@@ -1,0 +1,26 @@
+"""Raster Vision config for the training chips: RV's, with augmentation that follows the seed."""
+
+import albumentations as A
+from rastervision.pipeline.config import Field, register_config
+from rastervision.pytorch_learner import SemanticSegmentationImageDataConfig
+
+from benchmark.training.augmentation import ProcessSeededTransform
+from benchmark.training.model_config import PLUGIN
+
+
+@register_config("benchmark_image_data", plugin=PLUGIN)
+class BenchmarkImageDataConfig(SemanticSegmentationImageDataConfig):
+    """RV's chip data, its training augmentation seeded (RV's own draws a new seed each run)."""
+
+    seed: int | None = Field(
+        None,
+        description="Seeds the training augmentation (see ProcessSeededTransform); "
+        "None: a new seed each run.",
+    )
+
+    def get_data_transforms(self) -> tuple[A.BasicTransform, A.BasicTransform]:
+        """RV's (validation, training) transforms, the training one seeded."""
+        base_transform, aug_transform = super().get_data_transforms()
+        if self.seed is None:
+            return base_transform, aug_transform
+        return base_transform, ProcessSeededTransform(aug_transform, self.seed)

@@ -1,0 +1,50 @@
+"""Raster Vision configs for the benchmark's model and loss (paired with models.py, losses.py)."""
+
+from rastervision.pipeline.config import Field, register_config
+from rastervision.pytorch_learner import SemanticSegmentationModelConfig, SolverConfig
+from torch import nn
+
+from benchmark.training.losses import build_loss, parse_loss_spec
+from benchmark.training.models import build_segmentation_model
+
+PLUGIN = "rastervision.benchmark"
+
+
+@register_config("benchmark_model", plugin=PLUGIN)
+class BenchmarkModelConfig(SemanticSegmentationModelConfig):
+    """A U-Net or FPN on a light encoder (the original benchmark used ResNet-18).
+
+    The inherited ``backbone`` field (DeepLab's) is unused; ``pretrained`` downloads ImageNet
+    encoder weights on first use.
+    """
+
+    arch: str = Field("unet", description="Decoder architecture: unet or fpn.")
+    encoder: str = Field(
+        "resnet18",
+        description="Encoder: resnet18, resnet34, resnet50, efficientnet-b0 or efficientnet-b3.",
+    )
+
+    def build_default_model(self, num_classes: int, in_channels: int) -> nn.Module:
+        """Build the network (RV calls this when training and when loading a bundle)."""
+        return build_segmentation_model(
+            self.arch, self.encoder, num_classes, in_channels, pretrained=self.pretrained
+        )
+
+
+@register_config("benchmark_solver", plugin=PLUGIN)
+class BenchmarkSolverConfig(SolverConfig):
+    """RV's solver with a choice of loss (RV's own is cross-entropy only)."""
+
+    loss: str = Field(
+        "ce",
+        description="Loss spec: ce, dice, lovasz or a weighted sum such as ce:0.5+dice:0.5.",
+    )
+
+    def validate_config(self) -> None:
+        """Reject unknown loss names when the config is built, not hours later."""
+        super().validate_config()
+        parse_loss_spec(self.loss)
+
+    def build_loss(self, num_classes: int, save_dir=None, hubconf_dir=None) -> nn.Module:
+        """Build the configured loss (the external-loss options of RV are not supported)."""
+        return build_loss(self.loss)

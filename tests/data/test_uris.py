@@ -1,0 +1,83 @@
+import os
+import stat
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from benchmark.data.uris import TMP_PREFIX, atomic_output, read_json, uri_exists, write_json
+from benchmark.errors import InputError
+
+
+class TestAtomicOutputLocal:
+    def test_publishes_only_on_success(self, tmp_path):
+        target = tmp_path / "sub" / "out.tif"
+        with atomic_output(str(target)) as path:
+            assert os.path.dirname(path) == str(target.parent)
+            assert os.path.basename(path).startswith(TMP_PREFIX) and path.endswith(".tif")
+            open(path, "wb").write(b"data")
+            assert not target.exists()
+        assert target.read_bytes() == b"data"
+        assert [p.name for p in target.parent.iterdir()] == ["out.tif"]
+
+    def test_leaves_nothing_when_the_body_fails(self, tmp_path):
+        target = tmp_path / "out.json"
+        with pytest.raises(RuntimeError), atomic_output(str(target)) as path:
+            open(path, "w").write("half")
+            raise RuntimeError("killed")
+        assert list(tmp_path.iterdir()) == []
+
+    def test_keeps_an_existing_file_when_the_body_fails(self, tmp_path):
+        target = tmp_path / "out.json"
+        target.write_text("old")
+        with pytest.raises(KeyboardInterrupt), atomic_output(str(target)) as path:
+            open(path, "w").write("half")
+            raise KeyboardInterrupt
+        assert target.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+
+    def test_published_file_has_normal_permissions(self, tmp_path):
+        target = tmp_path / "out.txt"
+        with atomic_output(str(target)) as path:
+            open(path, "w").write("x")
+        umask = os.umask(0)
+        os.umask(umask)
+        assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
+
+
+@mock_aws
+def test_s3_output_is_uploaded_whole_and_only_on_success(monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    boto3.client("s3").create_bucket(Bucket="bucket")
+    with atomic_output("s3://bucket/a/out.json") as path:
+        assert path.endswith("out.json") and not path.startswith("s3://")
+        open(path, "w").write("{}")
+        assert not uri_exists("s3://bucket/a/out.json")
+    assert read_json("s3://bucket/a/out.json") == {}
+    with pytest.raises(RuntimeError), atomic_output("s3://bucket/b.json") as path:
+        open(path, "w").write("half")
+        raise RuntimeError("killed")
+    assert not uri_exists("s3://bucket/b.json")
+    assert not os.path.exists(os.path.dirname(path))
+
+
+class TestJson:
+    def test_round_trip(self, tmp_path):
+        uri = str(tmp_path / "a.json")
+        write_json({"a": [1, 2]}, uri)
+        assert uri_exists(uri) and read_json(uri) == {"a": [1, 2]}
+        assert '\n  "a"' in open(uri).read()
+
+    def test_missing_file(self, tmp_path):
+        with pytest.raises(InputError, match=r"missing\.json: file not found"):
+            read_json(str(tmp_path / "missing.json"))
+
+    def test_a_directory_is_not_a_file(self, tmp_path):
+        assert not uri_exists(str(tmp_path))
+        with pytest.raises(InputError, match="file not found"):
+            read_json(str(tmp_path))
+
+    @pytest.mark.parametrize("content", [b"{nope", b"\xff\xfe\x00"])
+    def test_not_json(self, tmp_path, content):
+        (tmp_path / "bad.json").write_bytes(content)
+        with pytest.raises(InputError, match=r"bad\.json: not valid JSON"):
+            read_json(str(tmp_path / "bad.json"))

@@ -1,0 +1,115 @@
+"""Plots write readable PNGs from decimated reads."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+from matplotlib.image import imread
+from rasterio.windows import Window
+
+import benchmark.evaluation.plots as plots
+from benchmark.data.submission import write_mask
+from benchmark.evaluation.metrics import ConfusionCounts
+from benchmark.evaluation.plots import (
+    plot_chip_predictions,
+    plot_scene_overlay,
+    plot_training_curves,
+)
+from tests.evaluation.test_metrics import BOXES, box_rasterizer
+from tests.fixtures.rasters import rgba, write_raster
+
+pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+
+
+def png_shape(path: Path) -> tuple[int, ...]:
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    return imread(path).shape
+
+
+@pytest.fixture
+def scene_and_prob(tmp_path: Path) -> tuple[str, str]:
+    image = rgba(120, 160, seed=9)  # alpha 0 in rows < 60, columns < 80
+    prob = np.zeros((1, 120, 160), np.uint8)
+    for r0, c0, r1, c1 in BOXES:
+        prob[0, r0 + 5 : r1 + 5, c0 : c1 - 8] = 230  # shifted and narrowed: TP, FP and FN
+    return write_raster(tmp_path / "s.tif", image), write_raster(tmp_path / "s_prob.tif", prob)
+
+
+class TestSceneOverlay:
+    def test_writes_a_decimated_png(self, tmp_path, scene_and_prob, monkeypatch):
+        image_uri, prob_uri = scene_and_prob
+        shapes = []
+        read = plots._read_decimated
+
+        def recording_read(src, bands, shape, window=None):
+            shapes.append(shape)
+            return read(src, bands, shape, window)
+
+        monkeypatch.setattr(plots, "_read_decimated", recording_read)
+        png = tmp_path / "out" / "overlay.png"
+        plot_scene_overlay(image_uri, prob_uri, box_rasterizer(BOXES), str(png), max_side=80)
+        assert png_shape(png)[2] in (3, 4)
+        assert set(shapes) == {(60, 80)}  # never the full-resolution scene
+
+    def test_window_of_a_scene(self, tmp_path, scene_and_prob):
+        image_uri, prob_uri = scene_and_prob
+        window = Window(80, 60, 80, 60)  # the quarter with imagery
+        with rasterio.open(prob_uri) as src:
+            part = src.read(window=window)
+            transform = src.window_transform(window)
+        part_uri = write_raster(tmp_path / "part.tif", part, transform=transform)
+        png = tmp_path / "w.png"
+        plot_scene_overlay(
+            image_uri, part_uri, box_rasterizer(BOXES), str(png), max_side=40, window=window
+        )
+        assert png_shape(png)[2] in (3, 4)
+
+    def test_given_counts_set_the_title(self, tmp_path, scene_and_prob):
+        image_uri, prob_uri = scene_and_prob
+        png = tmp_path / "o.png"
+        counts = ConfusionCounts(tp=1, fp=1, fn=0)
+        plot_scene_overlay(image_uri, prob_uri, box_rasterizer(BOXES), str(png), counts=counts)
+        assert png.stat().st_size > 1000
+
+
+class TestTrainingCurves:
+    def test_plots_what_the_log_has(self, tmp_path):
+        log_csv = tmp_path / "log.csv"
+        log_csv.write_text(
+            "epoch,train_loss,train_time,val_loss,avg_f1,Building_f1,Building_precision,"
+            "No Building_f1,valid_time\n"
+            "0,0.9,0:01:02,0.8,0.5,0.3,0.4,0.9,0:00:10\n"
+            "1,0.6,0:01:01,0.7,0.6,0.45,0.5,0.92,0:00:10\n"
+            "2,0.5,0:01:03,0.65,0.66,0.5,0.55,0.93,0:00:10\n"
+        )
+        png = tmp_path / "curves.png"
+        plot_training_curves(str(log_csv), str(png))
+        assert png_shape(png)[0] > 100
+
+    def test_lower_case_columns_without_validation(self, tmp_path):
+        log_csv = tmp_path / "log.csv"
+        log_csv.write_text("epoch,train_loss,building_f1\n0,1.0,0.2\n1,0.8,0.3\n")
+        plot_training_curves(str(log_csv), str(tmp_path / "c.png"))
+        assert (tmp_path / "c.png").stat().st_size > 1000
+
+    def test_an_empty_log_is_skipped(self, tmp_path, caplog):
+        log_csv = tmp_path / "log.csv"
+        log_csv.write_text("epoch,train_loss\n")
+        plot_training_curves(str(log_csv), str(tmp_path / "c.png"))
+        assert not (tmp_path / "c.png").exists()
+        assert "no epochs logged" in caplog.text
+
+
+def test_chip_predictions_grid(tmp_path):
+    chips, masks = [], []
+    for i in range(5):
+        chips.append(write_raster(tmp_path / f"c{i}.tif", rgba(64, 64, seed=i), crs=None))
+        m = np.zeros((64, 64), np.uint8)
+        m[10 : 20 + 5 * i, 15:40] = 1
+        masks.append(str(tmp_path / f"m{i}.tif"))
+        write_mask(m, masks[-1])
+    png = tmp_path / "preview.png"
+    plot_chip_predictions(chips, masks, str(png), max_chips=4)
+    height, width, _ = png_shape(png)
+    assert width > height  # 4 chips: one row
