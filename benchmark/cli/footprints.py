@@ -1,0 +1,114 @@
+"""``benchmark-footprints``: a model bundle + orthomosaics -> building footprints.
+
+INPUT is a GeoTIFF or COG, a folder of them, or a STAC item or catalog (local or s3://), in
+any CRS and at any resolution. For each image, OUT_DIR gets ``{name}_prob.tif`` (uint8
+probabilities on the image's grid, a COG), ``{name}_buildings.geojson`` (RFC 7946, lon/lat)
+and ``{name}_buildings.gpkg`` (the image's CRS); every building has ``building=yes``,
+``area_m2`` and ``confidence``. Memory is bounded by a strip of prediction windows and a
+block of the probability raster, whatever the image's size. A re-run skips finished images.
+
+Exit status: 0 done, 1 some images could not be outlined (listed), 2 bad input (one line).
+"""
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from benchmark.cli import options
+from benchmark.cli.options import EXIT_FAILED, EXIT_OK, exit_status, print_error
+from benchmark.cli.output import log_like_rastervision
+from benchmark.footprints.inputs import list_images
+from benchmark.footprints.outlines import DEFAULT_MIN_AREA
+from benchmark.footprints.run import FootprintReport, FootprintSettings, footprints_for_images
+
+log = logging.getLogger("benchmark.cli.footprints")  # also when run as __main__
+
+# uri -> object with .model, .threshold, .gsd, .window, .overlap (LoadedBundle)
+BundleLoader = Callable[[str], Any]
+DEFAULT_WINDOW = 1024  # for a bundle that records no prediction window
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line (also ``wb_scripts/footprints``)."""
+    parser = argparse.ArgumentParser(
+        prog="benchmark-footprints",
+        description="Building footprints (GeoJSON, GeoPackage) and probabilities (COG) for "
+        "georeferenced drone or aerial imagery, with a model bundle.",
+    )
+    parser.add_argument("bundle", help="model bundle (bundle/model-bundle.zip; local or s3://)")
+    parser.add_argument(
+        "input", help="a GeoTIFF/COG, a folder of *.tif, or a STAC item or catalog (or s3://)"
+    )
+    parser.add_argument("out_dir", help="where the outputs go (local or s3://)")
+    parser.add_argument(
+        "--min-area",
+        type=options.non_negative,
+        default=DEFAULT_MIN_AREA,
+        metavar="M2",
+        help=f"drop buildings under this many m² (default {DEFAULT_MIN_AREA:g})",
+    )
+    parser.add_argument(
+        "--simplify",
+        type=options.non_negative,
+        default=None,
+        metavar="M",
+        help="simplification tolerance in metres, 0 = off (default: one pixel at the model's "
+        "GSD, which removes the pixel staircase)",
+    )
+    parser.add_argument(
+        "--regularize", action="store_true", help="right-angle outlines for rectilinear roofs"
+    )
+    options.add_model_arguments(
+        parser, unit="windows", window_default=f"the bundle's, else {DEFAULT_WINDOW}"
+    )
+    parser.add_argument("--overwrite", action="store_true", help="redo finished images")
+    return parser
+
+
+def outline_images(args: argparse.Namespace, load_bundle: BundleLoader) -> FootprintReport:
+    """Find the images, load the bundle and outline them as the parsed ``args`` say."""
+    images = list_images(args.input)
+    bundle = load_bundle(args.bundle)
+    settings = FootprintSettings(
+        threshold=bundle.threshold if args.threshold is None else args.threshold,
+        simplify=args.simplify,
+        regularize=args.regularize,
+        min_area=args.min_area,
+        gsd=bundle.gsd,
+        window=args.window or bundle.window or DEFAULT_WINDOW,
+        overlap=bundle.overlap if args.overlap is None else args.overlap,
+        inference=options.inference_options(args),
+        overwrite=args.overwrite,
+    )
+    log.info(
+        "%d image(s) from %s; threshold %.3f, model GSD %s, window %d px, overlap %d px",
+        len(images), args.input, settings.threshold, settings.gsd, settings.window,
+        settings.overlap,
+    )  # fmt: skip
+    return footprints_for_images(bundle.model, images, args.out_dir, settings)
+
+
+def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = None) -> int:
+    """Run the command; ``load_bundle`` replaces :func:`~benchmark.pipeline.bundle.load_bundle`."""
+    args = build_parser().parse_args(argv)
+    log_like_rastervision(args.verbose)
+    if load_bundle is None:
+        from benchmark.pipeline.bundle import load_bundle  # imports Raster Vision's learner: slow
+
+    def run() -> int:
+        report = outline_images(args, load_bundle)
+        if report.failed:
+            listed = "; ".join(report.failed[name] for name in sorted(report.failed)[:10])
+            more = f"; and {len(report.failed) - 10} more" if len(report.failed) > 10 else ""
+            print_error(f"{len(report.failed)} image(s) not outlined: {listed}{more}")
+            return EXIT_FAILED
+        log.info("Done: %s", report.summary())
+        return EXIT_OK
+
+    return exit_status(run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""Building footprints for orthomosaics: probabilities, then outlines, image by image.
+
+For each image: its probability raster on its own grid at the model's GSD
+(:mod:`benchmark.footprints.probabilities`, a temporary tiled GeoTIFF), traced block by block
+(:mod:`benchmark.footprints.vectorize`), made into footprints
+(:mod:`benchmark.footprints.outlines`) and written as it goes
+(:mod:`benchmark.footprints.write`); the probability raster is published as a COG last. Every
+output is atomic, so an image whose three outputs exist is finished and a re-run skips it. An
+image that cannot be read (not georeferenced, truncated, not 8-bit RGB) is reported in one line
+and the others go on.
+"""
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import rasterio
+from rasterio.errors import RasterioError
+from torch import nn
+
+from benchmark.data.uris import TMP_PREFIX, uri_exists
+from benchmark.errors import InputError
+from benchmark.footprints.inputs import ImageRef
+from benchmark.footprints.outlines import DEFAULT_MIN_AREA, OutlineOptions, footprints_of_raster
+from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid, write_cog
+from benchmark.footprints.write import write_footprints
+from benchmark.inference.execution import InferenceOptions, prepare_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FootprintSettings:
+    """Everything but the model that decides an image's footprints.
+
+    Attributes:
+        threshold: a pixel is a building when P > threshold.
+        simplify: tolerance in metres; None: one pixel of the model's GSD (of the image's own
+            ground resolution for a bundle without one), which removes the pixel staircase.
+        regularize: square the outlines.
+        min_area: drop footprints under this many m².
+        gsd: metres per pixel the model works at; None: each image's own.
+        window: prediction window side in the model's pixels.
+        overlap: pixels shared by neighbouring windows.
+        inference: device, fast path, TTA, batch size.
+        overwrite: redo images whose outputs exist.
+    """
+
+    threshold: float
+    simplify: float | None = None
+    regularize: bool = False
+    min_area: float = DEFAULT_MIN_AREA
+    gsd: float | None = None
+    window: int = 1024
+    overlap: int = 0
+    inference: InferenceOptions = field(default_factory=InferenceOptions)
+    overwrite: bool = False
+
+
+@dataclass(frozen=True)
+class FootprintOutputs:
+    """Where one image's outputs go."""
+
+    prob: str
+    geojson: str
+    gpkg: str
+
+    @classmethod
+    def of(cls, out_dir: str, name: str) -> "FootprintOutputs":
+        """``{out_dir}/{name}_prob.tif``, ``_buildings.geojson`` and ``_buildings.gpkg``."""
+        base = f"{out_dir.rstrip('/')}/{name}"
+        return cls(f"{base}_prob.tif", f"{base}_buildings.geojson", f"{base}_buildings.gpkg")
+
+    def all_exist(self) -> bool:
+        """Whether the image is finished (outputs are atomic)."""
+        return all(uri_exists(u) for u in (self.prob, self.geojson, self.gpkg))
+
+
+@dataclass
+class FootprintReport:
+    """What a run did, image by image."""
+
+    written: dict[str, int] = field(default_factory=dict)  # image name -> footprints
+    skipped: list[str] = field(default_factory=list)  # finished by an earlier run
+    failed: dict[str, str] = field(default_factory=dict)  # image name -> one-line problem
+
+    def summary(self) -> str:
+        """One line for the log."""
+        buildings = sum(self.written.values())
+        return (
+            f"{len(self.written)} image(s) outlined ({buildings} buildings), "
+            f"{len(self.skipped)} already done, {len(self.failed)} failed"
+        )
+
+
+def footprints_for_image(
+    model: nn.Module,
+    image: ImageRef,
+    out_dir: str,
+    settings: FootprintSettings,
+    tmp_dir: str | None = None,
+) -> int:
+    """Write one image's three outputs to ``out_dir``; the number of footprints.
+
+    ``tmp_dir`` holds the probability raster until it is published (system default).
+    """
+    outputs = FootprintOutputs.of(out_dir, image.name)
+    grid = ImageGrid.of(image.uri)
+    simplify = settings.simplify
+    if simplify is None:
+        simplify = settings.gsd or sum(grid.ground_res) / 2
+    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX, dir=tmp_dir) as work_dir:
+        prob = os.path.join(work_dir, "prob.tif")
+        predict_on_image_grid(
+            model, image.uri, prob, settings.inference, settings.gsd, settings.window,
+            settings.overlap, grid,
+        )  # fmt: skip
+        with rasterio.open(prob) as src:
+            crs_wkt = src.crs.to_wkt()
+        options = OutlineOptions(simplify, settings.regularize, settings.min_area)
+        found = footprints_of_raster(prob, settings.threshold, options)
+        count = write_footprints(found, outputs.geojson, outputs.gpkg, crs_wkt)
+        write_cog(prob, outputs.prob)
+    log.info("%s: %d buildings -> %s", image.uri, count, outputs.geojson)
+    return count
+
+
+def footprints_for_images(
+    model: nn.Module,
+    images: list[ImageRef],
+    out_dir: str,
+    settings: FootprintSettings,
+    tmp_dir: str | None = None,
+) -> FootprintReport:
+    """Outline every image in turn; finished ones are skipped, failures reported by name."""
+    report = FootprintReport()
+    todo = []
+    for image in images:
+        if not settings.overwrite and FootprintOutputs.of(out_dir, image.name).all_exist():
+            report.skipped.append(image.name)
+        else:
+            todo.append(image)
+    if report.skipped:
+        log.info("%d image(s) already outlined in %s: skipped", len(report.skipped), out_dir)
+    if todo:
+        model = prepare_model(model, settings.inference)
+    for image in todo:
+        try:
+            report.written[image.name] = footprints_for_image(
+                model, image, out_dir, settings, tmp_dir
+            )
+        except (InputError, RasterioError, OSError) as exc:
+            problem = " ".join(str(exc).split())
+            report.failed[image.name] = (
+                problem if image.uri in problem else f"{image.uri}: {problem}"
+            )
+            log.error("%s (not outlined)", report.failed[image.name])
+    log.info("%s: %s", out_dir, report.summary())
+    return report

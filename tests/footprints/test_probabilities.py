@@ -1,0 +1,54 @@
+"""Probabilities on the image's grid, the model shown the image at its GSD through a VRT."""
+
+import numpy as np
+import pytest
+import rasterio
+from rasterio.windows import Window
+
+from benchmark.data.gsd import read_bands
+from benchmark.errors import InputError
+from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid, resampled_vrt
+from tests.fixtures.models import FP32, pointwise_model
+from tests.fixtures.rasters import write_raster
+
+
+class TestImageGrid:
+    def test_at_the_gsd_already_it_is_left_alone(self, make_scene):
+        grid = ImageGrid.of(make_scene("s"))
+        assert grid.size_at(0.1) is None
+        assert grid.size_at(None) is None
+        assert grid.size_at(0.3) == (133, 100)
+
+    def test_no_georeferencing_points_to_chip_prediction(self, tmp_path):
+        chip = write_raster(tmp_path / "chip.tif", np.zeros((3, 8, 8), np.uint8), crs=None)
+        with pytest.raises(InputError, match=r"chip\.tif: not georeferenced.*--chip-gsd"):
+            ImageGrid.of(chip)
+
+
+class TestResampledVrt:
+    @pytest.mark.parametrize("grid", ["utm", "lonlat"])
+    def test_reads_what_preprocess_reads(self, make_scene, tmp_path, grid):
+        uri = make_scene("s", grid)
+        vrt = tmp_path / "s.vrt"
+        vrt.write_text(resampled_vrt(uri, 133, 100))
+        with rasterio.open(vrt) as at_gsd, rasterio.open(uri) as src:
+            assert at_gsd.crs == src.crs
+            assert at_gsd.bounds == pytest.approx(src.bounds)
+            expected = read_bands(src, Window(0, 0, src.width, src.height), (100, 133))
+            np.testing.assert_array_equal(at_gsd.read(), expected)
+            part = at_gsd.read(window=Window(40, 30, 50, 40))  # windows resample on the fly
+            np.testing.assert_array_equal(part, expected[:, 30:70, 40:90])
+
+
+class TestPredictOnImageGrid:
+    @pytest.mark.parametrize("gsd", [None, 0.3])
+    def test_output_is_on_the_input_grid_and_off_imagery_is_zero(self, make_scene, tmp_path, gsd):
+        uri = make_scene("s", "webmercator", alpha_off=(0, 0, 40, 40))
+        out = str(tmp_path / "prob.tif")
+        predict_on_image_grid(pointwise_model(), uri, out, FP32, gsd, window=64, overlap=16)
+        with rasterio.open(out) as prob, rasterio.open(uri) as src:
+            assert (prob.crs, prob.transform, prob.shape) == (src.crs, src.transform, src.shape)
+            p = prob.read(1)
+        assert (p[:40, :40] == 0).all()
+        assert p[60:120, 70:190].min() > 200  # inside the first building
+        assert p[150:190, 20:200].max() < 30  # ground
