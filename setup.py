@@ -34,6 +34,10 @@ setup(
         "pystac>=1.10",
         "rasterio>=1.4",
         "shapely>=2.0",
+        # Footprints: GeoPackage layers appended in batches (pyogrio.raw.write(append=True)).
+        "pyogrio>=0.7",
+        # Footprints: connected components of a block (scipy.ndimage.label).
+        "scipy>=1.10",
         "numpy>=1.26",
         "matplotlib>=3.8",
         "tqdm>=4.66",
@@ -52,6 +56,7 @@ setup(
     entry_points={
         "console_scripts": [
             "benchmark-predict=benchmark.cli.predict:main",
+            "benchmark-footprints=benchmark.cli.footprints:main",
         ],
     },
 )

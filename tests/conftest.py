@@ -1,4 +1,7 @@
-"""Shared fixtures: a local moto server standing in for AWS, and off-screen matplotlib.
+"""Shared fixtures: the repository root, off-screen matplotlib, and moto standing in for AWS.
+
+Helpers that are plain functions (tiny rasters, stand-in models, building boxes) live in
+``tests/fixtures/`` and are imported from there; test modules never import each other.
 
 Tests that talk to "AWS" use ``aws_env`` and the ``aws`` marker. Every AWS client in the test
 and in any subprocess it starts (boto3, the aws CLI, GDAL's /vsis3/, Raster Vision) then talks
@@ -22,6 +25,9 @@ from pathlib import Path
 import boto3
 import pytest
 
+from tests.fixtures.cli import CHIP, run_whole_pipeline
+from tests.fixtures.opencities import make_opencities_catalog
+
 # Credential and endpoint sources that could point a client at a real account.
 AWS_LEAKS = (
     "AWS_PROFILE",
@@ -34,6 +40,12 @@ AWS_LEAKS = (
     "AWS_CONTAINER_CREDENTIALS_FULL_URI",
     "AWS_NO_SIGN_REQUEST",
 )
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository's root directory (scripts, ``wb_scripts/``, ``pyproject.toml``)."""
+    return Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(autouse=True)
@@ -164,3 +176,17 @@ def s3_upload(aws_env: MotoServer) -> Callable[[Path, str], str]:
         return uri.rstrip("/")
 
     return upload
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """PREPROCESS and the six benchmark commands on a tiny catalog (about a minute).
+
+    Returns:
+        ``root``: the run's root (a Path); ``catalog``: the generated catalog.
+    """
+    tmp_path = tmp_path_factory.mktemp("e2e")
+    catalog = make_opencities_catalog(tmp_path / "data", test_chip_size=CHIP)
+    root = tmp_path / "out"
+    run_whole_pipeline(catalog, str(root), tmp_path)
+    return {"root": root, "catalog": catalog}

@@ -10,6 +10,7 @@ from rastervision.pipeline.config import build_config
 from benchmark.errors import InputError
 from benchmark.pipeline.benchmark_config import InferenceConfig
 from benchmark.training.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
+from rastervision.benchmark import PLUGIN_VERSION
 
 
 def run_python(*lines: str) -> subprocess.CompletedProcess:
@@ -19,7 +20,32 @@ def run_python(*lines: str) -> subprocess.CompletedProcess:
 
 
 def test_plugin_is_discovered_with_a_version():
-    assert registry_.get_plugin_version("rastervision.benchmark") == 0
+    assert registry_.get_plugin_version("rastervision.benchmark") == PLUGIN_VERSION == 1
+
+
+@pytest.mark.parametrize(
+    "first_import",
+    [
+        "rastervision.pipeline",
+        "rastervision.pytorch_learner",  # half imported while it loads the plugins
+        "benchmark.training.model_config",  # likewise, and imports RV's learner
+        "benchmark.cli.predict",  # benchmark-predict: loads bundles of our model
+    ],
+)
+def test_configs_rebuild_from_json_whatever_was_imported_first(first_import):
+    """``run_command``, ``rastervision predict`` and bundles rebuild our configs by type hint."""
+    result = run_python(
+        f"import {first_import}",
+        "from rastervision.pipeline.config import build_config",
+        "for hint in ('benchmark', 'benchmark_inference', 'benchmark_model', 'benchmark_solver',",
+        "             'benchmark_image_data', 'benchmark_split_images',",
+        "             'benchmark_no_data_as_background_label_source'):",
+        "    from rastervision.pipeline import registry_",
+        "    registry_.get_config(hint)",
+        "print(build_config({'type_hint': 'benchmark_inference', 'window': 64}).window)",
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout == "64\n"
 
 
 @pytest.mark.parametrize(
@@ -62,8 +88,26 @@ def test_input_errors_print_one_line_without_traceback():
         "output.install()",
         "raise InputError('data/x.json: not a STAC catalog')",
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr == "error: data/x.json: not a STAC catalog\n"
+
+
+def test_input_errors_exit_2_after_the_exit_handlers_with_v_too():
+    """``-v`` shows the traceback; the status stays 2 and exit handlers (temp dirs) still run."""
+    result = run_python(
+        "import atexit",
+        "from rastervision.pipeline import rv_config_",
+        "from benchmark.cli import output",
+        "from benchmark.errors import InputError",
+        "output.install()",
+        "rv_config_.set_verbosity(verbosity=2)",
+        "atexit.register(print, 'exit handlers ran')",
+        "raise InputError('data/x.json: not a STAC catalog')",
+    )
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
+    assert result.stderr.endswith("InputError: data/x.json: not a STAC catalog\n")
+    assert result.stdout == "exit handlers ran\n"
 
 
 def test_an_experiment_installs_the_one_line_errors():
@@ -71,7 +115,7 @@ def test_an_experiment_installs_the_one_line_errors():
         "from benchmark.experiments import split_images",
         "split_images.get_config('inprocess', root_uri='out', split_size='-3')",
     )
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert result.stderr.startswith("error: bad experiment arguments: -a split_size"), result.stderr
     assert "Traceback" not in result.stderr
 

@@ -29,9 +29,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO
 
+from benchmark.cli import options
 from benchmark.cli.output import log_like_rastervision
 from benchmark.cli.summary import describe_scores, format_duration, read_run_config
 from benchmark.data.uris import read_json
+from benchmark.pipeline import layout
 from tools.measure import REPO, describe_machine, run_rastervision
 
 SAMPLE_CATALOG = REPO / "data" / "kampala_sample" / "train_tier_1" / "catalog.json"
@@ -81,7 +83,7 @@ class Budget:
 # start-up, the bundle RV exports after training, chip, predict and eval: ~2.5 min; under a
 # minute for each inference-only variant but TTA (8 passes).
 DEFAULT_BUDGET = Budget(chips_per_scene=80, num_epochs=2, batch_sz=4)
-SMOKE_BUDGET = Budget(chips_per_scene=8, num_epochs=1, batch_sz=2)
+TEST_BUDGET = Budget(chips_per_scene=8, num_epochs=1, batch_sz=2)
 BUDGET_OPTIONS = (
     ("--chips-per-scene", "chips_per_scene"), ("--epochs", "num_epochs"),
     ("--batch-size", "batch_sz"),
@@ -123,7 +125,7 @@ VARIANTS = (
         reuses=BASELINE,
     ),
 )
-SMOKE_VARIANTS = (BASELINE, "tta")  # one trained, one reusing its model: both paths
+TEST_VARIANTS = (BASELINE, "tta")  # one trained, one reusing its model: both paths
 
 
 class VariantError(Exception):
@@ -238,7 +240,7 @@ def clear_outputs(root: Path, name: str) -> None:
     keeps finished windows: leftovers would skip or change the work being measured.
     """
     for command in TRAINING_COMMANDS:
-        path = root / command / name
+        path = Path(layout.command_dir(str(root), command, name))
         if path.is_symlink() or path.is_file():
             path.unlink()
         elif path.is_dir():
@@ -248,12 +250,14 @@ def clear_outputs(root: Path, name: str) -> None:
 def link_trained_model(root: Path, variant: Variant) -> None:
     """Make the reused variant's training output this variant's own (a relative symlink).
 
-    ``predict`` loads ``{train_uri}/model-bundle.zip`` and ``eval`` plots ``log.csv`` from
+    ``predict`` loads the learner's model bundle and ``eval`` plots the training log from
     there, so both run with the reused model as if this variant had trained it.
     """
-    if not (root / "train" / str(variant.reuses) / "model-bundle.zip").exists():
+    reused = layout.command_dir(str(root), "train", str(variant.reuses))
+    if not Path(layout.model_bundle_uri(reused)).exists():
         raise VariantError(f"{variant.reuses} has no trained model (it failed or did not run)")
-    (root / "train" / variant.name).symlink_to(str(variant.reuses), target_is_directory=True)
+    own = Path(layout.command_dir(str(root), "train", variant.name))
+    own.symlink_to(Path(reused).name, target_is_directory=True)  # relative: out/ can move
 
 
 class Preprocessor:
@@ -293,7 +297,7 @@ def train_seconds(log_csv: Path) -> float:
 def read_scores(root: Path, variant: Variant) -> dict:
     """A finished variant's validation scores and, if it trained, its training time."""
     cfg = read_run_config(str(root), variant.name)
-    report = read_json(f"{cfg['eval_uri']}/eval.json")
+    report = read_json(layout.eval_report_uri(cfg["eval_uri"]))
     log.info("%s: %s", variant.name, describe_scores(report))
     overall = report["overall"]
     scores = {
@@ -303,7 +307,7 @@ def read_scores(root: Path, variant: Variant) -> dict:
         "threshold": report["decision_threshold"],
     }
     if variant.reuses is None:
-        scores["train_s"] = train_seconds(Path(cfg["train_uri"]) / "log.csv")
+        scores["train_s"] = train_seconds(Path(layout.training_log_uri(cfg["train_uri"])))
     return scores
 
 
@@ -435,14 +439,14 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"variants to run, of {', '.join(v.name for v in VARIANTS)}",
     )
     parser.add_argument(
-        "--smoke",
+        "--test",
         action="store_true",
-        help=f"tiny budget and only {', '.join(SMOKE_VARIANTS)}: checks the script in a few "
-        "minutes (default out: out/ablation-smoke)",
+        help=f"tiny budget and only {', '.join(TEST_VARIANTS)}: checks the script in a few "
+        "minutes (default out: out/ablation-test)",
     )
     for option, name in BUDGET_OPTIONS:
         parser.add_argument(
-            option, type=int, dest=name, help=f"default {getattr(DEFAULT_BUDGET, name)}"
+            option, type=options.count, dest=name, help=f"default {getattr(DEFAULT_BUDGET, name)}"
         )
     parser.add_argument("--catalog", default=str(SAMPLE_CATALOG), help="training STAC catalog")
     parser.add_argument("--train-ids", default=TRAIN_IDS, help=f"default {TRAIN_IDS}")
@@ -452,12 +456,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_setup(args: argparse.Namespace, extra: dict[str, str]) -> Setup:
-    """The ablation's setup from the command line (``--smoke`` changes the defaults)."""
-    default = SMOKE_BUDGET if args.smoke else DEFAULT_BUDGET
+    """The ablation's setup from the command line (``--test`` changes the defaults)."""
+    default = TEST_BUDGET if args.test else DEFAULT_BUDGET
     budget = Budget(
         **{name: getattr(args, name) or getattr(default, name) for name in asdict(default)}
     )
-    out = (args.out or REPO / "out" / ("ablation-smoke" if args.smoke else "ablation")).resolve()
+    out = (args.out or REPO / "out" / ("ablation-test" if args.test else "ablation")).resolve()
     return Setup(
         out=out,
         tmp=Path(os.environ.get("RV_TMP_DIR") or out / "tmp"),
@@ -479,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         unknown = sorted(extra.keys() - benchmark_args)
         if unknown:
             raise ValueError(f"the benchmark experiment has no -a {', '.join(unknown)}")
-        only = args.only.split(",") if args.only else (SMOKE_VARIANTS if args.smoke else None)
+        only = args.only.split(",") if args.only else (TEST_VARIANTS if args.test else None)
         setup = make_setup(args, extra)
         results = load_results(setup, keep=only is not None)
         trained = [n for n, row in results["variants"].items() if "jaccard" in row]
@@ -495,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         results["best"] = best_variant(results["variants"])
         write_results(setup.out, results)  # after each: a long run's progress survives
     sys.stdout.write(markdown_table(results))
-    return 0
+    return options.EXIT_OK
 
 
 if __name__ == "__main__":

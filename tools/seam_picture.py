@@ -2,18 +2,18 @@
 
 A scene is predicted window by window, and near a window's edge the network sees zero padding
 instead of the neighbouring pixels, so two windows disagree where they meet: a seam. This
-predicts a crop of a scene twice with :func:`benchmark.inference.predict.predict_scene`, in windows
+predicts a crop of a scene twice with :func:`benchmark.inference.scenes.predict_scene`, in windows
 that only touch (overlap 0) and in overlapping windows blended with ramps, and writes a
 picture of both with the window edges drawn, plus ``OUT_PNG``'s ``.json``: for each run, the
 mean absolute probability jump across window edges and across every other row and column
 boundary. Without seams the two are alike; a seam makes the first larger.
 
-The crop is cut so that both runs' windows tile it exactly (each side is ``chip_sz`` plus a
-multiple of both strides), so the edges drawn and measured are the ones the prediction used.
+The crop is cut so that both runs' windows tile it exactly (each side is ``window`` plus a
+multiple of both strides, see :mod:`benchmark.data.windows`), so the edges drawn and measured
+are the ones the prediction used.
 """
 
 import argparse
-import math
 import os
 import sys
 import tempfile
@@ -29,9 +29,11 @@ from torch import nn
 from benchmark.cli.output import log_like_rastervision
 from benchmark.data.imagery import open_scene_checked, read_rgb, read_valid_mask
 from benchmark.data.uris import write_json
+from benchmark.data.windows import centred_exact_tiling, window_edges
 from benchmark.errors import InputError
 from benchmark.evaluation.plots import WindowedPrediction, plot_window_seams
-from benchmark.inference.predict import InferenceOptions, predict_scene, prepare_model
+from benchmark.inference.execution import InferenceOptions, prepare_model
+from benchmark.inference.scenes import predict_scene
 
 BundleLoader = Callable[[str], Any]  # uri -> object with .model (nn.Module)
 
@@ -86,34 +88,6 @@ def measure_seams(
     return SeamMeasure(float(edge_jump), float(other_jump))
 
 
-def window_edges(length: int, chip_sz: int, overlap: int) -> list[int]:
-    """Where windows start or end inside a side that they tile exactly."""
-    stride = chip_sz - overlap
-    starts = range(0, length - chip_sz + 1, stride)
-    return sorted({*starts[1:], *(start + chip_sz for start in starts[:-1])})
-
-
-def _tiling_side(available: int, chip_sz: int, overlap: int) -> int:
-    """Longest side <= ``available`` tiled exactly by windows with and without ``overlap``."""
-    step = math.lcm(chip_sz, chip_sz - overlap)
-    side = chip_sz + (available - chip_sz) // step * step
-    if side <= chip_sz:
-        raise InputError(
-            f"a {available} px side holds no two {chip_sz} px windows in both tilings: "
-            f"the crop needs at least {chip_sz + step} px a side"
-        )
-    return side
-
-
-def tiling_crop(region: Window, chip_sz: int, overlap: int) -> Window:
-    """The largest crop centred in ``region`` that both runs' windows tile exactly."""
-    height = _tiling_side(int(region.height), chip_sz, overlap)
-    width = _tiling_side(int(region.width), chip_sz, overlap)
-    row = int(region.row_off) + (int(region.height) - height) // 2
-    col = int(region.col_off) + (int(region.width) - width) // 2
-    return Window(col, row, width, height)
-
-
 def write_crop(scene_uri: str, window: Window, path: str) -> None:
     """Copy ``window`` of the scene (all bands, their meanings, georeference) to ``path``."""
     with open_scene_checked(scene_uri) as src:
@@ -148,17 +122,17 @@ def _predict_run(
     model: nn.Module,
     crop_path: str,
     valid: np.ndarray,
-    chip_sz: int,
+    window: int,
     overlap: int,
     options: InferenceOptions,
 ) -> tuple[WindowedPrediction, SeamMeasure]:
     """Predict the crop with ``predict_scene`` (as it writes them: uint8) and measure seams."""
     out_path = f"{crop_path.removesuffix('.tif')}_overlap{overlap}.tif"
-    predict_scene(model, crop_path, out_path, options, chip_sz=chip_sz, overlap=overlap)
+    predict_scene(model, crop_path, out_path, options, window=window, overlap=overlap)
     with rasterio.open(out_path) as src:
         prob = src.read(1).astype(np.float32) / 255
-    row_edges = window_edges(prob.shape[0], chip_sz, overlap)
-    col_edges = window_edges(prob.shape[1], chip_sz, overlap)
+    row_edges = window_edges(prob.shape[0], window, overlap)
+    col_edges = window_edges(prob.shape[1], window, overlap)
     measure = measure_seams(prob, row_edges, col_edges, valid)
     name = "no overlap" if overlap == 0 else f"overlap {overlap} px, blended"
     note = (
@@ -171,7 +145,7 @@ def seam_picture(
     model: nn.Module,
     scene_uri: str,
     png_uri: str,
-    chip_sz: int = 256,
+    window: int = 256,
     overlap: int = 128,
     region: Window | None = None,
     options: InferenceOptions | None = None,
@@ -182,21 +156,24 @@ def seam_picture(
         model: the network.
         scene_uri: an RGB(A) GeoTIFF.
         png_uri: the picture; the report goes next to it with the suffix ``.json``.
-        chip_sz: window side (small, so several window edges cross the picture).
-        overlap: the blended run's overlap (1 to ``chip_sz // 2``).
+        window: window side (small, so several window edges cross the picture).
+        overlap: the blended run's overlap (1 to ``window // 2``).
         region: where to cut the crop (its largest exactly tiled centre); None = the scene.
         options: inference options (defaults if None).
 
     Returns:
         The report written to the JSON.
     """
-    if not 0 < overlap <= chip_sz // 2:
-        raise InputError(f"overlap {overlap} must be between 1 and half the window ({chip_sz})")
-    crop = tiling_crop(_scene_region(scene_uri, region), chip_sz, overlap)
+    if not 0 < overlap <= window // 2:
+        raise InputError(f"overlap {overlap} must be between 1 and half the window ({window})")
+    try:
+        crop = centred_exact_tiling(_scene_region(scene_uri, region), window, (0, overlap))
+    except ValueError as exc:
+        raise InputError(f"{scene_uri}: no crop for the picture: {exc}") from None
     report: dict[str, Any] = {
         "scene": scene_uri,
         "crop": {k: int(v) for k, v in crop.todict().items()},
-        "chip_sz": chip_sz,
+        "window": window,
         "runs": {},
     }
     runs = []
@@ -208,7 +185,7 @@ def seam_picture(
         with rasterio.open(crop_path) as src:
             rgb, valid = read_rgb(src), read_valid_mask(src)
         for key, run_overlap in (("no_overlap", 0), ("blended", overlap)):
-            run, measure = _predict_run(model, crop_path, valid, chip_sz, run_overlap, options)
+            run, measure = _predict_run(model, crop_path, valid, window, run_overlap, options)
             runs.append(run)
             report["runs"][key] = {
                 "overlap": run_overlap,
@@ -217,7 +194,7 @@ def seam_picture(
             }
     title = (
         f"{os.path.basename(scene_uri)}, rows {crop.row_off}-{crop.row_off + crop.height}, "
-        f"columns {crop.col_off}-{crop.col_off + crop.width}: {chip_sz} px windows"
+        f"columns {crop.col_off}-{crop.col_off + crop.width}: {window} px windows"
     )
     plot_window_seams(rgb, *runs, png_uri, title)
     write_json(report, f"{os.path.splitext(png_uri)[0]}.json")
@@ -232,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("bundle", help="model bundle (bundle/model-bundle.zip; local or s3://)")
     parser.add_argument("scene", help="RGB(A) GeoTIFF scene or PREPROCESS window")
     parser.add_argument("out_png", help="the picture; the seam measure goes to its .json")
-    parser.add_argument("--chip-sz", type=int, default=256, help="window side (default 256)")
+    parser.add_argument("--window", type=int, default=256, help="window side (default 256)")
     parser.add_argument(
         "--overlap", type=int, default=128, help="blended run's overlap (default 128)"
     )
@@ -262,7 +239,7 @@ def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = N
     try:
         model = load_bundle(args.bundle).model
         report = seam_picture(
-            model, args.scene, args.out_png, args.chip_sz, args.overlap, region, options
+            model, args.scene, args.out_png, args.window, args.overlap, region, options
         )
     except InputError as exc:
         sys.stderr.write(f"error: {exc}\n")

@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced by docker/{build,run,publish_image} and wb_scripts/{preprocess,benchmark,submit}:
+# Sourced by docker/{build,run,publish_image} and wb_scripts/{preprocess,benchmark,submit,
+# check_aws}:
 # the repo's location, one-line errors, required variables and printing commands.
 
 REPO_ROOT="$(cd -P "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

@@ -12,6 +12,7 @@ import sys
 
 from rastervision.pipeline.file_system import file_exists
 
+from benchmark.cli import options
 from benchmark.data.labels import read_building_labels
 from benchmark.data.stac import read_training_scenes
 from benchmark.errors import InputError
@@ -50,15 +51,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("catalog_uri", help="train_tier_1 catalog.json (local or s3://)")
     args = parser.parse_args(argv)
     logging.getLogger("benchmark").setLevel(logging.WARNING)  # the report is on stdout
-    try:
-        usable, problems = check_catalog(args.catalog_uri)
-    except InputError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+    return options.exit_status(lambda: report(args.catalog_uri))
+
+
+def report(catalog_uri: str) -> int:
+    """Print what :func:`check_catalog` found; ``EXIT_FAILED`` if no scene is usable."""
+    usable, problems = check_catalog(catalog_uri)
     for problem in problems:
         sys.stdout.write(f"problem: {problem}\n")
     sys.stdout.write(f"{len(usable)} usable scene(s): {', '.join(usable) or 'none'}\n")
-    return 0 if usable else 1
+    return options.EXIT_OK if usable else options.EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@ parse their ``-a`` arguments, by our pipelines when RV builds them (``run_comman
 ``local`` and ``batch`` runners), and by our own commands:
 
 - an uncaught :class:`~benchmark.errors.InputError` prints ``error: <one line>`` instead of a
-  traceback (``rastervision -v`` brings the traceback back); the exit status stays 1;
+  traceback (``rastervision -v`` brings the traceback back) and exits with status 2, as our
+  own commands do for bad input (1 stays for a crash);
 - our loggers (``benchmark.*``) print through Raster Vision's handler at its verbosity, so our
   progress lines look like RV's and ``-v`` turns on our debug lines too;
 - our own commands (``wb_scripts/predict``, the seam picture) log the same way through
@@ -16,10 +17,13 @@ parse their ``-a`` arguments, by our pipelines when RV builds them (``run_comman
   15 prints a traceback although the export is complete (the model keeps set 18).
 """
 
+import atexit
 import logging
+import os
 import sys
 from types import TracebackType
 
+from benchmark.cli.options import EXIT_BAD_INPUT, print_error
 from benchmark.errors import InputError
 
 RV_LOGGER = "rastervision"
@@ -39,11 +43,19 @@ def _verbosity() -> int:
 def _excepthook(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> None:
-    if issubclass(exc_type, InputError) and _verbosity() <= 1:
-        sys.stderr.write(f"error: {exc}\n")
-        sys.stderr.flush()
+    if not issubclass(exc_type, InputError):
+        sys.__excepthook__(exc_type, exc, tb)
         return
-    sys.__excepthook__(exc_type, exc, tb)
+    if _verbosity() <= 1:
+        print_error(str(exc))
+    else:
+        sys.__excepthook__(exc_type, exc, tb)
+    # Python exits 1 after any uncaught exception, and a hook cannot raise SystemExit: run
+    # the exit handlers (temporary directories, logging) as a normal exit would, then leave.
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_BAD_INPUT)
 
 
 class _ToRasterVisionLog(logging.Handler):

@@ -16,46 +16,19 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from benchmark.cli import options
 from benchmark.cli.output import log_like_rastervision
 from benchmark.data.constants import CHIP_SIZE
 from benchmark.data.gsd import gsd_scale
 from benchmark.data.stac import list_test_chips
 from benchmark.data.submission import pack_submission
 from benchmark.errors import InputError
-from benchmark.inference.predict import ChipFolderReport, InferenceOptions, predict_chip_folder
+from benchmark.inference.chips import ChipFolderReport, predict_chip_folder
 
 log = logging.getLogger("benchmark.cli.predict")  # also when run as __main__
 
 # uri -> object with .model (nn.Module), .threshold, .gsd, .window, .overlap (LoadedBundle)
 BundleLoader = Callable[[str], Any]
-
-
-def _probability(value: str) -> float:
-    threshold = float(value)
-    if not 0.0 <= threshold < 1.0:
-        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1)")
-    return threshold
-
-
-def _metres(value: str) -> float:
-    metres = float(value)
-    if not metres > 0:
-        raise argparse.ArgumentTypeError(f"{value} is not a positive number of metres")
-    return metres
-
-
-def _pixels(value: str) -> int:
-    pixels = int(value)
-    if pixels < 0:
-        raise argparse.ArgumentTypeError(f"{value} is not a number of pixels")
-    return pixels
-
-
-def _side(value: str) -> int:
-    side = _pixels(value)
-    if side == 0:
-        raise argparse.ArgumentTypeError("a window needs at least one pixel a side")
-    return side
 
 
 def _chip_scale(chip_gsd: float | None, model_gsd: float | None) -> float:
@@ -77,59 +50,32 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("bundle", help="model bundle (bundle/model-bundle.zip; local or s3://)")
     parser.add_argument("img_dir", help="test chips: {id}/{id}.tif or {id}.tif (local or s3://)")
     parser.add_argument("out_dir", help="where {id}.tif masks go (local or s3://)")
-    parser.add_argument("--batch-size", type=int, default=4, help="chips per forward pass")
-    parser.add_argument(
-        "--no-fast",
-        dest="fast",
-        action="store_false",
-        help="plain fp32 PyTorch (default: CUDA fp16 autocast; CPU bf16 autocast where native, "
-        "else ONNX Runtime)",
-    )
-    parser.add_argument("--tta", action="store_true", help="average 8 flips/rotations (8x time)")
-    parser.add_argument(
-        "--threshold",
-        type=_probability,
-        default=None,
-        help="building when P > T (default: the threshold stored in the bundle)",
-    )
     parser.add_argument("--overwrite", action="store_true", help="redo chips already predicted")
     parser.add_argument(
         "--pack", metavar="TGZ", default=None, help="validate the masks and write this archive"
     )
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
     parser.add_argument(
         "--num-workers", type=int, default=1, help="chip-decoding processes (default 1)"
     )
     parser.add_argument(
-        "--num-threads", type=int, default=None, help="torch CPU threads (default: all cores)"
-    )
-    parser.add_argument(
-        "--chip-size", type=int, default=CHIP_SIZE, help=f"chips' side in px (default {CHIP_SIZE})"
+        "--chip-size",
+        type=options.side,
+        default=CHIP_SIZE,
+        help=f"chips' side in px (default {CHIP_SIZE})",
     )
     parser.add_argument(
         "--chip-gsd",
-        type=_metres,
+        type=options.metres,
         default=None,
         metavar="M",
         help="the chips' metres per pixel: a bundle trained at a gsd sees them resized to it, "
         "masks keep the chip size (default: chips as they are)",
     )
-    parser.add_argument(
-        "--window",
-        type=_side,
-        default=None,
-        metavar="PX",
-        help="run chips in blended windows of this side, in the model's pixels (default: the "
-        "bundle's prediction window; whole chips for a bundle that records none)",
+    options.add_model_arguments(
+        parser,
+        unit="chips",
+        window_default="the bundle's prediction window; whole chips for a bundle that records none",
     )
-    parser.add_argument(
-        "--overlap",
-        type=_pixels,
-        default=None,
-        metavar="PX",
-        help="pixels shared by neighbouring windows (default: the bundle's)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
 
 
@@ -149,24 +95,17 @@ def predict_folder(args: argparse.Namespace, load_bundle: BundleLoader) -> ChipF
         "%d test chips in %s; threshold %.3f; resized x%.3f for the model",
         len(chips), args.img_dir, threshold, scale,
     )  # fmt: skip
-    options = InferenceOptions(
-        device=args.device,
-        fast=args.fast,
-        batch_size=args.batch_size,
-        tta=args.tta,
-        num_threads=args.num_threads,
-        num_workers=args.num_workers,
-    )
+    inference = options.inference_options(args, num_workers=args.num_workers)
     report = predict_chip_folder(
         bundle.model,
         chips,
         args.out_dir,
-        options,
+        inference,
         threshold=threshold,
         expected_size=args.chip_size,
         overwrite=args.overwrite,
         input_scale=scale,
-        window_sz=bundle.window if args.window is None else args.window,
+        window=bundle.window if args.window is None else args.window,
         overlap=bundle.overlap if args.overlap is None else args.overlap,
     )
     if args.pack:
@@ -180,18 +119,19 @@ def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = N
     log_like_rastervision(args.verbose)
     if load_bundle is None:
         from benchmark.pipeline.bundle import load_bundle  # imports Raster Vision's learner: slow
-    try:
-        report = predict_folder(args, load_bundle)
-    except InputError as exc:
-        sys.stderr.write(f"error: {exc}\n")
-        return 2
+    loader = load_bundle
+    return options.exit_status(lambda: _outcome(predict_folder(args, loader)))
+
+
+def _outcome(report: ChipFolderReport) -> int:
+    """``EXIT_FAILED`` with the chips not predicted listed (ten at most), else ``EXIT_OK``."""
     if report.bad:
         listed = "; ".join(f"{k}: {v}" for k, v in sorted(report.bad.items())[:10])
         more = f"; and {len(report.bad) - 10} more" if len(report.bad) > 10 else ""
-        sys.stderr.write(f"error: {len(report.bad)} chip(s) not predicted: {listed}{more}\n")
-        return 1
+        options.print_error(f"{len(report.bad)} chip(s) not predicted: {listed}{more}")
+        return options.EXIT_FAILED
     log.info("Done: %s", report.summary())
-    return 0
+    return options.EXIT_OK
 
 
 if __name__ == "__main__":

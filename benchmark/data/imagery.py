@@ -15,6 +15,7 @@ from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rasterio.windows import Window
 
+from benchmark.data.aws_errors import aws_errors
 from benchmark.errors import InputError
 
 # GDAL's block cache defaults to 5% of RAM and fills up when a huge scene is streamed through
@@ -41,7 +42,8 @@ def open_scene_checked(
         with warnings.catch_warnings():
             # Test chips have no georeferencing by design; scenes without it are refused below.
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
-            src = rasterio.open(uri)
+            with aws_errors(uri):  # GDAL says "does not exist" for most S3 problems
+                src = rasterio.open(uri)
     except RasterioError as exc:
         raise InputError(f"{uri}: cannot read as a raster ({exc})") from None
     problem = None

@@ -24,11 +24,12 @@ from benchmark.data.imagery import has_dataset_mask, open_scene_checked, read_va
 from benchmark.data.labels import read_building_labels, write_labels_geojson
 from benchmark.data.stac import SceneRef
 from benchmark.data.uris import atomic_output, read_json, uri_exists, write_json
+from benchmark.data.windows import plan_windows
 from benchmark.errors import InputError
+from benchmark.pipeline import layout
 
 log = logging.getLogger(__name__)
 
-MANIFEST_NAME = "manifest.json"
 # Internal tiling of the written windows; block_size should be a multiple of it.
 TILE_SIZE = 512
 
@@ -50,7 +51,7 @@ class WindowFile:
 
 
 @dataclass
-class SceneSplit:
+class SceneWindows:
     """What PREPROCESS made of one scene (the content of its ``manifest.json``)."""
 
     scene: str
@@ -65,17 +66,6 @@ class SceneSplit:
     label_report: str
     gsd: float | None = None  # metres per pixel of the windows; None: the scene's own
     windows: list[WindowFile] = field(default_factory=list)
-
-
-def plan_windows(width: int, height: int, size: int) -> list[Window]:
-    """Row-major windows of at most ``size`` pixels that cover every pixel exactly once."""
-    if min(width, height, size) <= 0:
-        raise ValueError(f"bad window plan: {width}x{height} in windows of {size}")
-    return [
-        Window(col, row, min(size, width - col), min(size, height - row))
-        for row in range(0, height, size)
-        for col in range(0, width, size)
-    ]
 
 
 def _blocks(grid: GridMap, block: int) -> list[tuple[Window, Window]]:
@@ -178,19 +168,19 @@ def _write_or_keep_window(
     return valid
 
 
-def read_scene_split(out_dir: str, gsd: float | None = None) -> SceneSplit:
+def read_scene_windows(out_dir: str, gsd: float | None = None) -> SceneWindows:
     """The manifest PREPROCESS wrote in ``out_dir`` for windows at ``gsd``.
 
     Missing means the scene is not split yet. Windows at another GSD are refused: training or
     scoring on them would silently change the scale the model sees.
     """
-    uri = f"{out_dir.rstrip('/')}/{MANIFEST_NAME}"
+    uri = layout.manifest_uri(out_dir)
     if not uri_exists(uri):
         raise InputError(f"{uri} missing: run PREPROCESS first")
     data = read_json(uri)
     try:
         windows = [WindowFile(**w) for w in data["windows"]]
-        split = SceneSplit(**{**data, "windows": windows})
+        split = SceneWindows(**{**data, "windows": windows})
     except (KeyError, TypeError) as exc:
         raise InputError(f"{uri}: not a PREPROCESS manifest ({exc})") from None
     if split.gsd != gsd:
@@ -201,13 +191,13 @@ def read_scene_split(out_dir: str, gsd: float | None = None) -> SceneSplit:
     return split
 
 
-def split_scene(
+def cut_scene_into_windows(
     scene: SceneRef,
     out_dir: str,
     split_size: int = 9000,
     block_size: int = 1024,
     gsd: float | None = None,
-) -> SceneSplit:
+) -> SceneWindows:
     """Write ``{out_dir}/{id}_{i}.tif`` windows, ``{id}.geojson`` labels and the manifest.
 
     ``i`` counts the windows holding imagery, in row-major plan order. If the manifest exists
@@ -222,14 +212,14 @@ def split_scene(
         gsd: metres per pixel to resample the windows to; None keeps the scene's own.
     """
     out_dir = out_dir.rstrip("/")
-    manifest_uri = f"{out_dir}/{MANIFEST_NAME}"
+    manifest_uri = layout.manifest_uri(out_dir)
     if uri_exists(manifest_uri):
         log.info("%s: already split (%s exists), skipping", scene.key, manifest_uri)
-        return read_scene_split(out_dir, gsd)
+        return read_scene_windows(out_dir, gsd)
 
     with open_scene_checked(scene.image_uri) as src:
         geoms, report = read_building_labels(scene.label_uri)
-        label_uri = f"{out_dir}/{scene.id}.geojson"
+        label_uri = layout.window_labels_uri(out_dir, scene.id)
         write_labels_geojson(geoms, label_uri)
         log.info("%s: labels: %s", scene.key, report.summary())
 
@@ -238,7 +228,7 @@ def split_scene(
             "%s: %dx%d px in %d window(s) of at most %d px, written %s",
             scene.key, src.width, src.height, len(windows), split_size, describe_gsd(gsd),
         )  # fmt: skip
-        split = SceneSplit(
+        split = SceneWindows(
             scene=scene.key,
             image_uri=scene.image_uri,
             source_label_uri=scene.label_uri,
@@ -259,7 +249,7 @@ def split_scene(
                     log.info("%s: window %d/%d has no imagery", scene.key, n, len(windows))
                     bar.update(int(window.width * window.height))
                     continue
-                uri = f"{out_dir}/{scene.id}_{len(split.windows)}.tif"
+                uri = layout.window_file_uri(out_dir, scene.id, len(split.windows))
                 grid = GridMap.at_gsd(src, window, gsd)
                 valid = _write_or_keep_window(src, grid, uri, block_size, bar)
                 split.windows.append(

@@ -24,9 +24,10 @@ from typing import Any
 import pystac
 from pystac.stac_io import DefaultStacIO
 from pystac.utils import make_absolute_href, str_to_datetime
-from rastervision.pipeline.file_system import file_exists, file_to_str, list_paths
+from rastervision.pipeline.file_system import file_to_str, list_paths
 
-from benchmark.data.uris import is_s3, read_json
+from benchmark.data.aws_errors import aws_errors
+from benchmark.data.uris import is_s3, read_json, uri_exists
 from benchmark.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,9 @@ class _CatalogIO(DefaultStacIO):
         self.fixes: dict[str, set[str]] = {}
 
     def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
-        return file_to_str(str(os.fspath(source)))
+        uri = str(os.fspath(source))
+        with aws_errors(uri):
+            return file_to_str(uri)
 
     def read_json(self, source: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
         href = str(os.fspath(source))
@@ -337,7 +340,7 @@ def select_scenes(
         for i, (asset, uri) in enumerate(
             ((IMAGE_ASSET, scene.image_uri), (LABELS_ASSET, scene.label_uri))
         ):
-            if not file_exists(uri):
+            if not uri_exists(uri):
                 where = f" (asset '{asset}' of {items[i]})" if items else ""
                 raise InputError(
                     f"{catalog_uri}: scene {scene.key}: {asset} {uri} does not exist{where}"
@@ -396,7 +399,8 @@ def _chips_from_catalog(test_stac_uri: str, test_img_dir: str | None) -> list[Ch
 def _chips_in_dir(img_dir: str) -> list[ChipRef]:
     """``*.tif`` under ``img_dir`` (``{id}/{id}.tif`` or flat), leaving out hidden temp files."""
     if is_s3(img_dir):
-        paths = list_paths(img_dir, ext=".tif", delimiter="")  # no delimiter: recursive
+        with aws_errors(img_dir):
+            paths = list_paths(img_dir, ext=".tif", delimiter="")  # no delimiter: recursive
     elif os.path.isdir(img_dir):
         paths = [
             os.path.join(dirpath, name)

@@ -17,6 +17,7 @@ from typing import Any
 
 from rastervision.pipeline.file_system import file_exists, file_to_str, upload_or_copy
 
+from benchmark.data.aws_errors import aws_errors, s3_object_exists
 from benchmark.errors import InputError
 
 # Temporary files start with this (a hidden name), so no glob for outputs ("{id}_{i}.tif",
@@ -49,7 +50,8 @@ def atomic_output(uri: str) -> Iterator[str]:
         tmp_path = os.path.join(tmp_dir, Path(uri).name)
         try:
             yield tmp_path
-            upload_or_copy(tmp_path, uri)
+            with aws_errors(uri, write=True):
+                upload_or_copy(tmp_path, uri)
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
         return
@@ -66,7 +68,14 @@ def atomic_output(uri: str) -> Iterator[str]:
 
 
 def uri_exists(uri: str) -> bool:
-    """Whether a file (not a directory) exists at ``uri`` (local or S3)."""
+    """Whether a file (not a directory) exists at ``uri`` (local or S3).
+
+    Raises:
+        AwsError: S3 cannot be asked (no credentials, access denied, no such bucket...):
+            Raster Vision's own check would answer "no", read as "not found".
+    """
+    if is_s3(uri):
+        return s3_object_exists(uri)
     return file_exists(uri, include_dir=False)
 
 
@@ -78,7 +87,9 @@ def read_json(uri: str, what: str = "file") -> Any:
     if not uri_exists(uri):
         raise InputError(f"{uri}: {what} not found")
     try:
-        return json.loads(file_to_str(uri))
+        with aws_errors(uri):
+            text = file_to_str(uri)
+        return json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{uri}: not valid JSON ({exc})") from None
 

@@ -3,7 +3,9 @@
 RV's evaluator reports per-class precision/recall/F1 but no IoU, and holds whole scenes in
 memory. We stream each validation window's probability raster against its rasterized labels,
 counting pixel outcomes at a sweep of thresholds in one pass, sum the counts per scene, per city
-and overall (micro averaging, as the competition scores the test set), and draw overlays.
+and overall (micro averaging, as the competition scores the test set), and draw overlays. At the
+chosen threshold each window's probabilities are also traced into building footprints, written
+beside the report and scored per building (:mod:`benchmark.evaluation.buildings`).
 """
 
 import logging
@@ -15,8 +17,14 @@ from rastervision.core.data import SceneConfig
 
 from benchmark.data.labels import LabelRasterizer, read_building_labels
 from benchmark.data.uris import read_json, uri_exists, write_json
+from benchmark.evaluation.buildings import (
+    BuildingCounts,
+    build_building_report,
+    score_scene_buildings,
+)
 from benchmark.evaluation.metrics import ConfusionCounts, build_eval_report, evaluate_scene
 from benchmark.evaluation.plots import plot_scene_overlay, plot_training_curves
+from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
 from benchmark.pipeline.bundle import DEFAULT_THRESHOLD
 
@@ -26,14 +34,9 @@ log = logging.getLogger(__name__)
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
 
-def eval_json_uri(cfg: BenchmarkConfig) -> str:
-    """Where ``eval`` writes its report."""
-    return f"{cfg.eval_uri}/eval.json"
-
-
 def read_decision_threshold(cfg: BenchmarkConfig) -> float:
     """The threshold ``eval`` chose, or 0.5 when eval has not run (with a warning)."""
-    uri = eval_json_uri(cfg)
+    uri = layout.eval_report_uri(cfg.eval_uri)
     if not uri_exists(uri):
         log.warning("%s not found: using threshold %.2f", uri, DEFAULT_THRESHOLD)
         return DEFAULT_THRESHOLD
@@ -71,7 +74,7 @@ def evaluate_validation(cfg: BenchmarkConfig) -> dict:
             crs_wkt = src.crs.to_wkt()
         rasterizers[scene.id] = _label_rasterizer(label_uri, crs_wkt)
         counts = evaluate_scene(
-            f"{cfg.predict_uri}/{scene.id}.tif",
+            layout.window_probability_uri(cfg.predict_uri, scene.id),
             image_uri,
             rasterizers[scene.id].window,
             thresholds=THRESHOLDS,
@@ -93,7 +96,21 @@ def evaluate_validation(cfg: BenchmarkConfig) -> dict:
     report["threshold_sweep"] = [
         {"threshold": t, "jaccard": overall[t].jaccard} for t in THRESHOLDS
     ]
-    write_json(report, eval_json_uri(cfg))
+    building_counts: dict[str, BuildingCounts] = {}
+    footprints = {}
+    for scene in cfg.dataset.validation_scenes:
+        counts, footprints[scene.id] = score_scene_buildings(
+            layout.window_probability_uri(cfg.predict_uri, scene.id),
+            rasterizers[scene.id].geoms,
+            threshold,
+            cfg.gsd,
+            layout.footprints_uri(cfg.eval_uri, scene.id, "geojson"),
+            layout.footprints_uri(cfg.eval_uri, scene.id, "gpkg"),
+        )
+        key = cfg.scene_keys[scene.id]
+        building_counts[key] = building_counts.get(key, BuildingCounts()) + counts
+    report["buildings"] = build_building_report(building_counts)
+    write_json(report, layout.eval_report_uri(cfg.eval_uri))
     log.info(
         "Validation micro Jaccard %.4f at threshold %.2f (best %.4f at %.2f)",
         overall[threshold].jaccard,
@@ -101,19 +118,21 @@ def evaluate_validation(cfg: BenchmarkConfig) -> dict:
         overall[best].jaccard,
         best,
     )
+    log.info("Validation per-building F1 %.4f", report["buildings"]["overall"]["f1"])
 
     for scene in cfg.dataset.validation_scenes:
         image_uri, window = _scored_grid(cfg, scene)
         plot_scene_overlay(
             image_uri,
-            f"{cfg.predict_uri}/{scene.id}.tif",
+            layout.window_probability_uri(cfg.predict_uri, scene.id),
             rasterizers[scene.id].window,
-            f"{cfg.eval_uri}/{scene.id}.png",
+            layout.overlay_uri(cfg.eval_uri, scene.id),
             threshold=threshold,
             counts=window_counts[scene.id][threshold],
             window=window,
+            buildings=footprints[scene.id],
         )
-    log_csv = f"{cfg.train_uri}/log.csv"
+    log_csv = layout.training_log_uri(cfg.train_uri)
     if uri_exists(log_csv):
-        plot_training_curves(log_csv, f"{cfg.eval_uri}/training_curves.png")
+        plot_training_curves(log_csv, layout.training_curves_uri(cfg.eval_uri))
     return report

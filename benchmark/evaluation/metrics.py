@@ -8,7 +8,8 @@ every threshold from a single pass over the rasters.
 """
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
+from typing import ClassVar
 
 import numpy as np
 import rasterio
@@ -16,65 +17,25 @@ from affine import Affine
 from rasterio.windows import Window
 
 from benchmark.data.imagery import open_scene_checked, read_valid_mask, window_of_window
-from benchmark.data.scene_windows import plan_windows
+from benchmark.data.windows import plan_windows
 from benchmark.errors import InputError
+from benchmark.evaluation.counts import DetectionCounts, ratio
 
 WindowRasterizer = Callable[[Affine, tuple[int, int]], np.ndarray]
 
 
-def _ratio(num: int, den: int) -> float:
-    """Num / den, with 0 / 0 = 1.
-
-    A denominator of 0 means there was nothing to get wrong: Jaccard and F1 of a scene with
-    no buildings and none predicted, precision with nothing predicted, recall with nothing to
-    find. 1.0 keeps such a scene from reading as a failure in per-scene tables; the overall
-    (micro) score is unaffected, as it only divides summed counts.
-    """
-    return num / den if den else 1.0
-
-
 @dataclass(frozen=True)
-class ConfusionCounts:
-    """Pixel counts for the building class."""
+class ConfusionCounts(DetectionCounts):
+    """Pixel counts for the building class: with true negatives, and the Jaccard index."""
 
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
     tn: int = 0
 
-    def __add__(self, other: "ConfusionCounts") -> "ConfusionCounts":
-        return ConfusionCounts(
-            *(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True))
-        )
-
-    def astuple(self) -> tuple[int, int, int, int]:
-        """(tp, fp, fn, tn)."""
-        return (self.tp, self.fp, self.fn, self.tn)
+    SCORES: ClassVar[tuple[str, ...]] = ("jaccard", *DetectionCounts.SCORES)
 
     @property
     def jaccard(self) -> float:
         """Intersection over union of predicted and true buildings."""
-        return _ratio(self.tp, self.tp + self.fp + self.fn)
-
-    @property
-    def precision(self) -> float:
-        """Share of predicted building pixels that are buildings."""
-        return _ratio(self.tp, self.tp + self.fp)
-
-    @property
-    def recall(self) -> float:
-        """Share of building pixels found."""
-        return _ratio(self.tp, self.tp + self.fn)
-
-    @property
-    def f1(self) -> float:
-        """Harmonic mean of precision and recall (= Dice)."""
-        return _ratio(2 * self.tp, 2 * self.tp + self.fp + self.fn)
-
-    def to_dict(self) -> dict:
-        """Counts and metrics, for eval.json."""
-        metrics = {m: getattr(self, m) for m in ("jaccard", "precision", "recall", "f1")}
-        return {**metrics, **asdict(self)}
+        return ratio(self.tp, self.tp + self.fp + self.fn)
 
 
 def count_confusion(

@@ -15,8 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import rasterio
+import shapely
 from affine import Affine
+from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 from rasterio.enums import Resampling
@@ -26,7 +29,7 @@ from rastervision.pipeline.file_system import file_to_str
 from benchmark.data.imagery import alpha_band
 from benchmark.data.uris import atomic_output
 from benchmark.evaluation.metrics import ConfusionCounts, WindowRasterizer, evaluate_scene
-from benchmark.inference.predict import probability_to_mask
+from benchmark.inference.forward import probability_to_mask
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,8 @@ CHIP_PREVIEW_SIDE = 512
 # Window edges on probability maps: thin, and a colour no grey level can be mistaken for.
 EDGE_COLOR = (1.0, 0.55, 0.0)
 ZOOM_COLOR = (0.0, 0.9, 1.0)
+# Traced footprints: yellow, apart from the fill colours and the imagery.
+OUTLINE_COLOR = (1.0, 0.9, 0.0)
 
 
 def _decimated_shape(area: rasterio.DatasetReader | Window, max_side: int) -> tuple[int, int]:
@@ -72,6 +77,20 @@ def _save(fig: Figure, png_uri: str) -> None:
     log.info("Wrote %s", png_uri)
 
 
+def draw_outlines(
+    ax, polygons: Sequence[shapely.Geometry], transform: Affine, color=OUTLINE_COLOR
+) -> None:
+    """Outline ``polygons`` (in a CRS) on a picture whose pixels ``transform`` places."""
+    to_pixels = ~transform
+    rings = []
+    for polygon in polygons:
+        for part in getattr(polygon, "geoms", [polygon]):
+            for ring in (part.exterior, *part.interiors):
+                cols, rows = to_pixels * np.asarray(ring.coords).T
+                rings.append(np.column_stack([cols - 0.5, rows - 0.5]))  # imshow: centres
+    ax.add_collection(LineCollection(rings, colors=[color], linewidths=0.9))
+
+
 def plot_scene_overlay(
     image_uri: str,
     prob_uri: str,
@@ -81,6 +100,7 @@ def plot_scene_overlay(
     max_side: int = 1200,
     counts: ConfusionCounts | None = None,
     window: Window | None = None,
+    buildings: Sequence[shapely.Geometry] | None = None,
 ) -> None:
     """The scene with found (green), false (magenta) and missed (blue) building pixels.
 
@@ -94,6 +114,7 @@ def plot_scene_overlay(
         counts: the scene's full-resolution counts at ``threshold`` for the title's Jaccard;
             computed here (one streamed pass) if None. The picture itself is decimated.
         window: the part of ``image_uri`` the probabilities cover (None: all of it).
+        buildings: footprints traced from the probabilities (in the scene's CRS), outlined.
     """
     if counts is None:
         swept = evaluate_scene(prob_uri, image_uri, rasterize_window, (threshold,), window=window)
@@ -122,6 +143,8 @@ def plot_scene_overlay(
     fig = Figure(figsize=(10, 10 * shape[0] / shape[1] + 0.8))
     ax = fig.subplots()
     ax.imshow(image, interpolation="nearest")
+    if buildings:
+        draw_outlines(ax, buildings, transform)
     ax.set_axis_off()
     name = os.path.splitext(os.path.basename(prob_uri))[0]
     ax.set_title(
@@ -133,6 +156,8 @@ def plot_scene_overlay(
         Patch(color=FP_COLOR, label="false building (FP)"),
         Patch(color=FN_COLOR, label="building missed (FN)"),
     ]
+    if buildings:
+        handles.append(Line2D([], [], color=OUTLINE_COLOR, label="footprint traced"))
     ax.legend(handles=handles, loc="lower right", framealpha=0.85)
     _save(fig, png_uri)
 

@@ -2,17 +2,24 @@
 
 Raster Vision passes every ``-a`` value as a string (``true``/``false`` become booleans). A
 pydantic model per experiment turns them into typed values, rejects unknown keys (a typo in
-``-a split_sz 512`` would otherwise be silently ignored) and gives one-line errors.
+``-a split_sz 512`` would otherwise be silently ignored) and gives one-line errors. An argument
+that was renamed keeps working under its old name, with a warning (:func:`rename_deprecated`).
 """
 
+import logging
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from benchmark.cli import output
 from benchmark.data.constants import TRAIN_IDS, VALID_IDS
-from benchmark.data.stac import parse_scene_ids
+from benchmark.data.stac import SceneRef, parse_scene_ids, read_training_scenes, select_scenes
 from benchmark.errors import InputError
+from benchmark.pipeline import layout
+from benchmark.pipeline.dry_run import read_or_assume
+
+log = logging.getLogger(__name__)
 
 # Where the competition hosts the training catalog (requester pays is not needed for it).
 DEFAULT_TRAIN_STAC_URI = (
@@ -39,8 +46,9 @@ class SceneArgs(BaseModel):
     )
     split_dir: str | None = Field(
         None,
-        description="Where PREPROCESS writes scene windows (default {root_uri}/split_images, "
-        "or {root_uri}/split_images_gsd{gsd} with a gsd).",
+        description="The windows folder: where PREPROCESS writes the windows it cuts scenes "
+        "into and the benchmark reads them (default {root_uri}/split_images, or "
+        "{root_uri}/split_images_gsd{gsd} with a gsd; the name is the original benchmark's).",
     )
     gsd: float | None = Field(
         None,
@@ -55,15 +63,54 @@ class SceneArgs(BaseModel):
         return parse_scene_ids(value)
 
     def get_split_dir(self) -> str:
-        """The scene-window directory, by default ``{root_uri}/split_images[_gsd{gsd}]``.
+        """The windows folder: ``-a split_dir``, else the layout's default for ``gsd``."""
+        return self.split_dir or layout.default_windows_dir(self.root_uri, self.gsd)
 
-        Windows at different GSDs get different default directories, so a run at one GSD
-        never finds (and refuses) the windows of a run at another.
+    def read_scenes(self, *id_lists: list[str]) -> list[list[SceneRef]]:
+        """The catalog's scenes for each list of ``area/id`` keys, their files checked.
+
+        In a dry run that may not read the catalog, the scenes are the keys as given, their
+        files where the Open Cities layout puts them (:func:`layout.catalog_scene_uris`).
+
+        Raises:
+            InputError: a key is not a usable scene of the catalog (see
+                :func:`~benchmark.data.stac.select_scenes`), or the catalog is unreadable.
         """
-        if self.split_dir:
-            return self.split_dir
-        suffix = "" if self.gsd is None else f"_gsd{self.gsd:g}"
-        return f"{self.root_uri.rstrip('/')}/split_images{suffix}"
+        uri = self.train_stac_uri
+
+        def read() -> list[list[SceneRef]]:
+            catalog = read_training_scenes(uri)
+            return [select_scenes(catalog, ids, uri) for ids in id_lists]
+
+        def assumed(key: str) -> SceneRef:
+            area, scene_id = key.split("/")
+            return SceneRef(area, scene_id, *layout.catalog_scene_uris(uri, area, scene_id))
+
+        return read_or_assume(
+            read,
+            uri,
+            "the scenes are -a train_ids and -a valid_ids as given",
+            [[assumed(key) for key in ids] for ids in id_lists],
+        )
+
+
+def rename_deprecated(args: Any, renamed: Mapping[str, str]) -> Any:
+    """``args`` with each old name in ``renamed`` (old -> new) replaced by its new name.
+
+    For a model validator (``mode="before"``): a run script written for an earlier version
+    keeps working and says, once, what to write instead. Both names at once is an error.
+    """
+    if not isinstance(args, Mapping) or not renamed.keys() & args.keys():
+        return args
+    args = dict(args)
+    for old, new in renamed.items():
+        if old not in args:
+            continue
+        if new in args:
+            raise ValueError(f"{old} is the old name of {new}: give only -a {new}")
+        log.warning("-a %s is deprecated: it is now -a %s", old, new)
+        args[new] = args.pop(old)
+    return args
 
 
 def parse_args(model: type[ArgsT], args: dict[str, Any]) -> ArgsT:
@@ -76,7 +123,12 @@ def parse_args(model: type[ArgsT], args: dict[str, Any]) -> ArgsT:
     try:
         return model(**args)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"-a {'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(_describe(err) for err in exc.errors())
         raise InputError(f"bad experiment arguments: {problems}") from None
+
+
+def _describe(error: Any) -> str:
+    """One pydantic error as a user reads it: the argument, if it is one, and the problem."""
+    where = ".".join(str(part) for part in error["loc"])
+    problem = str(error["msg"]).removeprefix("Value error, ")
+    return f"-a {where}: {problem}" if where else problem

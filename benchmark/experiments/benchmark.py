@@ -34,21 +34,25 @@ from rastervision.pytorch_backend import PyTorchSemanticSegmentationConfig
 
 from benchmark.data.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
 from benchmark.data.label_source import NoDataAsBackgroundLabelSourceConfig
-from benchmark.data.scene_windows import read_scene_split
-from benchmark.data.stac import list_test_chips, read_training_scenes, select_scenes
-from benchmark.experiments.args import SceneArgs, parse_args
+from benchmark.data.scene_windows import SceneWindows, WindowFile, read_scene_windows
+from benchmark.data.stac import list_test_chips
+from benchmark.experiments.args import SceneArgs, parse_args, rename_deprecated
+from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import (
     BenchmarkConfig,
     InferenceConfig,
     NativeWindowConfig,
     TestChipConfig,
 )
-from benchmark.pipeline.preprocess_config import scene_split_dir
+from benchmark.pipeline.dry_run import read_or_assume
 from benchmark.training.augmentation import build_aug_transform
 from benchmark.training.data_config import BenchmarkImageDataConfig
 from benchmark.training.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
 
 log = logging.getLogger(__name__)
+
+# Arguments renamed since a release (old name -> new): the old name still works, with a warning.
+RENAMED_ARGS = {"predict_chip_sz": "predict_window"}
 
 
 class BenchmarkArgs(SceneArgs):
@@ -88,7 +92,12 @@ class BenchmarkArgs(SceneArgs):
     aug: str = Field("d4", description="Augmentation preset: none, d4, color, scale.")
     num_workers: int = Field(2, ge=0, description="DataLoader worker processes.")
     # Prediction and evaluation.
-    predict_chip_sz: int = Field(1024, gt=0, description="Scene prediction window side.")
+    predict_window: int = Field(
+        1024,
+        gt=0,
+        description="Side of the windows validation scenes and test chips are predicted in, in "
+        "the model's pixels (formerly predict_chip_sz, still accepted).",
+    )
     predict_overlap: int = Field(0, ge=0, description="Overlap of prediction windows (pixels).")
     predict_batch_sz: int = Field(4, gt=0, description="Prediction batch size.")
     fast: bool = Field(
@@ -103,6 +112,11 @@ class BenchmarkArgs(SceneArgs):
         description="Test chips' metres per pixel (unknown: they carry no georeferencing); "
         "with gsd, chips are resized to gsd for the model (default: predicted as they are).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_renamed_args(cls, args: Any) -> Any:
+        return rename_deprecated(args, RENAMED_ARGS)
 
     @model_validator(mode="after")
     def _check_random_sizes(self) -> "BenchmarkArgs":
@@ -126,13 +140,57 @@ class _Windows:
     native: dict[str, NativeWindowConfig] = field(default_factory=dict)  # resampled only
 
 
-def _scene_configs(args: BenchmarkArgs, keys: list[str]) -> _Windows:
-    """RV scenes for every PREPROCESS window (at ``args.gsd``) of the scenes ``keys``."""
+def _assumed_windows(args: BenchmarkArgs, key: str) -> SceneWindows:
+    """One window covering a scene: a dry run's stand-in for a manifest it may not read.
+
+    Its size is unknown (1 px): nothing reads it, the job graph does not depend on it.
+    """
+    area, scene_id = key.split("/")
+    scene_dir = layout.scene_windows_dir(args.get_split_dir(), area, scene_id)
+    image_uri, source_label_uri = layout.catalog_scene_uris(args.train_stac_uri, area, scene_id)
+    window = WindowFile(layout.window_file_uri(scene_dir, scene_id, 0), 0, 0, 1, 1, 0)
+    return SceneWindows(
+        scene=key,
+        image_uri=image_uri,
+        source_label_uri=source_label_uri,
+        label_uri=layout.window_labels_uri(scene_dir, scene_id),
+        crs="",
+        width=1,
+        height=1,
+        split_size=1,
+        valid_pixels=0,
+        label_report="",
+        gsd=args.gsd,
+        windows=[window],
+    )
+
+
+def _read_windows(args: BenchmarkArgs, keys: list[str]) -> dict[str, SceneWindows]:
+    """PREPROCESS's manifest (at ``args.gsd``) of each scene ``keys``.
+
+    A dry run that may not read them assumes one window per scene (:func:`_assumed_windows`).
+    """
+    split_dir = args.get_split_dir()
+
+    def read() -> dict[str, SceneWindows]:
+        return {
+            key: read_scene_windows(layout.scene_windows_dir(split_dir, *key.split("/")), args.gsd)
+            for key in keys
+        }
+
+    return read_or_assume(
+        read,
+        layout.manifest_uri(layout.scene_windows_dir(split_dir, "{area}", "{id}")),
+        "one window per scene, {area}/{id}/{id}_0.tif",
+        {key: _assumed_windows(args, key) for key in keys},
+    )
+
+
+def _scene_configs(manifests: dict[str, SceneWindows], keys: list[str]) -> _Windows:
+    """RV scenes for every PREPROCESS window of the scenes ``keys``."""
     windows = _Windows()
     for key in keys:
-        area, scene_id = key.split("/")
-        split_dir = scene_split_dir(args.get_split_dir(), area, scene_id)
-        split = read_scene_split(split_dir, args.gsd)
+        split = manifests[key]
         vector_source = GeoJSONVectorSourceConfig(
             uris=[split.label_uri],
             transformers=[ClassInferenceTransformerConfig(default_class_id=BUILDING)],
@@ -193,10 +251,13 @@ def _chip_options(
 
 
 def _test_chips(args: BenchmarkArgs) -> list[TestChipConfig]:
-    if not (args.test_stac_uri or args.test_img_dir):
+    source = args.test_stac_uri or args.test_img_dir
+    if not source:
         log.warning("No test_stac_uri / test_img_dir: no submission will be made.")
         return []
-    chips = list_test_chips(args.test_stac_uri, args.test_img_dir)
+    chips = read_or_assume(
+        lambda: list_test_chips(args.test_stac_uri, args.test_img_dir), source, "no test chips", []
+    )
     if args.test:
         chips = chips[:5]
     return [TestChipConfig(id=c.id, uri=c.uri) for c in chips]
@@ -212,10 +273,10 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
     args = parse_args(BenchmarkArgs, kwargs)
     rng = random.Random(args.seed)
     experiment_id = args.experiment_id + ("-TEST" if args.test else "")
-    catalog = read_training_scenes(args.train_stac_uri)
-    train_keys = [s.key for s in select_scenes(catalog, args.train_ids, args.train_stac_uri)]
-    valid_keys = [s.key for s in select_scenes(catalog, args.valid_ids, args.train_stac_uri)]
-    train, valid = _scene_configs(args, train_keys), _scene_configs(args, valid_keys)
+    train_refs, valid_refs = args.read_scenes(args.train_ids, args.valid_ids)
+    train_keys, valid_keys = [s.key for s in train_refs], [s.key for s in valid_refs]
+    manifests = _read_windows(args, train_keys + valid_keys)
+    train, valid = _scene_configs(manifests, train_keys), _scene_configs(manifests, valid_keys)
     train_scenes, valid_scenes = train.scenes, valid.scenes
     if args.test:
         train_scenes = rng.sample(train_scenes, min(3, len(train_scenes)))
@@ -263,7 +324,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
         test_chip_gsd=args.test_chip_gsd,
         native_windows={s.id: valid.native[s.id] for s in valid_scenes if s.id in valid.native},
         inference=InferenceConfig(
-            chip_sz=args.predict_chip_sz,
+            window=args.predict_window,
             overlap=args.predict_overlap,
             batch_sz=args.predict_batch_sz,
             fast=args.fast,

@@ -4,13 +4,16 @@ Run with::
 
     rastervision run local benchmark.experiments.split_images PREPROCESS \
         -a root_uri ROOT -a train_stac_uri CATALOG [-a train_ids area/id,...] [-a gsd 0.1] [-s 8]
+
+The module keeps the original benchmark's name, which users' run scripts spell: it cuts
+scenes into windows (``-a split_size`` is the window side, ``-a split_dir`` the windows
+folder), and ``-s N`` shares the scenes among N of Raster Vision's splits (parallel jobs).
 """
 
 from typing import Any
 
 from pydantic import Field
 
-from benchmark.data.stac import read_training_scenes, select_scenes
 from benchmark.experiments.args import SceneArgs, parse_args
 from benchmark.pipeline.preprocess_config import SceneSourceConfig, SplitImagesConfig
 
@@ -18,7 +21,12 @@ from benchmark.pipeline.preprocess_config import SceneSourceConfig, SplitImagesC
 class SplitImagesArgs(SceneArgs):
     """Arguments of ``benchmark.experiments.split_images``."""
 
-    split_size: int = Field(9000, gt=0, description="Maximum window side in pixels.")
+    split_size: int = Field(
+        9000,
+        gt=0,
+        description="The window side: PREPROCESS cuts each scene into windows of at most this "
+        "many of its pixels a side (the original benchmark's name and 9000).",
+    )
 
 
 def get_config(runner: str, **kwargs: Any) -> SplitImagesConfig:
@@ -30,10 +38,8 @@ def get_config(runner: str, **kwargs: Any) -> SplitImagesConfig:
             ``train_ids``, ``valid_ids``, ``split_dir``, ``split_size``, ``gsd``.
     """
     args = parse_args(SplitImagesArgs, kwargs)
-    catalog = read_training_scenes(args.train_stac_uri)
-    # Validation scenes are split too: the benchmark predicts and evaluates on their windows.
-    ids = list(dict.fromkeys(args.train_ids + args.valid_ids))
-    scenes = select_scenes(catalog, ids, args.train_stac_uri)
+    # Validation scenes are cut too: the benchmark predicts and evaluates on their windows.
+    (scenes,) = args.read_scenes(list(dict.fromkeys(args.train_ids + args.valid_ids)))
     return SplitImagesConfig(
         root_uri=args.root_uri,
         scenes=[SceneSourceConfig.from_ref(s) for s in scenes],

@@ -8,9 +8,15 @@ commands. This subclass keeps that job graph and adds what running the benchmark
   reads the key but never passes it on), so a job whose spot instance is reclaimed runs again;
 - ``BENCHMARK_BATCH_DRY_RUN=1`` prints the job graph, one line per job, and submits nothing
   (it replaces RV 0.10's ``-n``);
-- a missing queue or job definition, an unknown command or a local pipeline config (which a
-  Batch container cannot read) is one :class:`~benchmark.errors.InputError` line, raised before
-  anything is submitted, so no half-submitted graph is left waiting on AWS.
+- a missing queue or job definition (asked of AWS Batch with ``describe_job_queues`` and
+  ``describe_job_definitions``), an AWS credential, permission or region problem, an unknown
+  command or a local pipeline config (which a Batch container cannot read) is one
+  :class:`~benchmark.errors.InputError` line, raised before anything is submitted, so no
+  half-submitted graph is left waiting on AWS;
+- a dry run without AWS credentials still prints the graph, and says in one line that the
+  queues and job definitions were not checked; the config ``rastervision run`` saved to a
+  local stand-in is printed as the ``s3://`` URI a real run's jobs read
+  (:mod:`benchmark.pipeline.dry_run`).
 
 Commands are submitted in the pipeline's order whatever order they are given in, and their
 names match case-insensitively (``postprocess`` is ``POSTPROCESS``).
@@ -21,6 +27,7 @@ import os
 import re
 import shlex
 from dataclasses import dataclass
+from typing import Any
 
 import click
 from everett.manager import ConfigurationMissingError
@@ -28,11 +35,17 @@ from rastervision.aws_batch.aws_batch_runner import AWS_BATCH, AWSBatchRunner
 from rastervision.pipeline import rv_config_
 from rastervision.pipeline.pipeline import Pipeline
 
+from benchmark.data.aws_errors import (
+    CHECK_COMMAND,
+    aws_problem,
+    aws_region,
+    credentials_available,
+)
 from benchmark.errors import InputError
+from benchmark.pipeline.dry_run import DRY_RUN_ENV, is_dry_run, submitted_config_uri
 
 log = logging.getLogger(__name__)
 
-DRY_RUN_ENV = "BENCHMARK_BATCH_DRY_RUN"
 # AWS Batch accepts 1 to 10 attempts in a retry strategy.
 MAX_ATTEMPTS = 10
 PROFILE_TEMPLATE = ".rastervision/wbbenchmark"
@@ -69,7 +82,7 @@ class BatchJob:
         )
 
 
-def _profile_location() -> str:
+def profile_location() -> str:
     """Where RV reads the active profile from, for error messages."""
     if os.environ.get("RV_CONFIG"):
         return os.environ["RV_CONFIG"]
@@ -77,10 +90,22 @@ def _profile_location() -> str:
     return os.path.join(config_dir, rv_config_.profile)
 
 
+def _profile_missing() -> bool:
+    """Whether the active profile's file is missing (and no RV_CONFIG file stands in)."""
+    return not os.environ.get("RV_CONFIG") and not os.path.isfile(profile_location())
+
+
 def _setting_error(key: str, problem: str) -> InputError:
     env_name = f"{AWS_BATCH}_{key}".upper()
+    if _profile_missing():
+        path = profile_location()
+        return InputError(
+            f"Raster Vision profile '{rv_config_.profile}' not found ({path}), so [BATCH] {key} "
+            f"{problem}: install it (mkdir -p {os.path.dirname(path)} && cp {PROFILE_TEMPLATE} "
+            f"{path}) or pick another with --profile"
+        )
     return InputError(
-        f"Raster Vision profile '{rv_config_.profile}' ({_profile_location()}): [BATCH] {key} "
+        f"Raster Vision profile '{rv_config_.profile}' ({profile_location()}): [BATCH] {key} "
         f"{problem}; set it there (template: {PROFILE_TEMPLATE}) or export {env_name}"
     )
 
@@ -126,6 +151,71 @@ def canonical_commands(pipeline: Pipeline, commands: list[str]) -> list[str]:
         )
     wanted = {by_lower[c.lower()] for c in commands}
     return [c for c in pipeline.commands if c in wanted]
+
+
+def _keys_naming(value: str, kind: str) -> str:
+    """The ``[BATCH]`` keys set to ``value`` (``cpu_job_queue``...), for error messages."""
+    keys = [k for k in (f"cpu_{kind}", f"gpu_{kind}") if batch_setting(k, default="") == value]
+    return " and ".join(keys) or f"the pipeline's {kind}"
+
+
+def find_job_definition(batch: Any, job_def: str) -> dict | None:
+    """The newest ACTIVE job definition ``job_def`` names (name, name:revision or ARN)."""
+    if job_def.startswith("arn:"):
+        found = batch.describe_job_definitions(jobDefinitions=[job_def])["jobDefinitions"]
+    else:
+        name, _, revision = job_def.partition(":")
+        pages = batch.get_paginator("describe_job_definitions").paginate(
+            jobDefinitionName=name, status="ACTIVE"
+        )
+        found = [
+            d
+            for page in pages
+            for d in page["jobDefinitions"]
+            if not revision or str(d.get("revision")) == revision
+        ]
+    active = [d for d in found if d.get("status", "ACTIVE") == "ACTIVE"]
+    return max(active, key=lambda d: d.get("revision", 0), default=None)
+
+
+def check_batch_resources(queues: list[str], job_defs: list[str]) -> None:
+    """Check that the job queues and job definitions exist in the account and region.
+
+    Raises:
+        InputError: one does not exist (naming the profile key to change), or AWS cannot be
+            asked (credentials, permission, region).
+    """
+    import boto3
+
+    region = aws_region()
+    where = f"region {region}" if region else "no region set"
+    try:
+        batch = boto3.Session().client("batch")  # a new session reads the environment again
+        described = batch.describe_job_queues(jobQueues=queues)["jobQueues"]
+        known = {name for q in described for name in (q["jobQueueName"], q["jobQueueArn"])}
+        missing_queues = [q for q in queues if q not in known]
+        missing_defs = (
+            [] if missing_queues else [d for d in job_defs if find_job_definition(batch, d) is None]
+        )
+    except Exception as exc:
+        problem = aws_problem(
+            exc,
+            f"AWS Batch ({where})",
+            permission="batch:DescribeJobQueues and batch:DescribeJobDefinitions",
+        )
+        if problem is None:
+            raise
+        raise problem from exc
+    for kind, missing in (("job queue", missing_queues), ("job definition", missing_defs)):
+        if missing:
+            key = "job_queue" if kind == "job queue" else "job_def"
+            raise InputError(
+                f"AWS Batch {kind} {missing[0]} does not exist in {where} (nothing was "
+                f"submitted): deploy Raster Vision's CloudFormation stack there, or set "
+                f"[BATCH] {_keys_naming(missing[0], key)} in profile '{rv_config_.profile}' "
+                f"({profile_location()}) to one that exists (aws batch describe-"
+                f"{kind.replace(' ', '-')}s lists them); {CHECK_COMMAND} checks the setup"
+            )
 
 
 class BenchmarkBatchRunner(AWSBatchRunner):
@@ -196,8 +286,21 @@ class BenchmarkBatchRunner(AWSBatchRunner):
         pipeline_run_name: str = "raster-vision",
     ) -> None:
         """Submit the commands as a chain of Batch jobs, or print the chain on a dry run."""
+        dry_run = is_dry_run()
+        cfg_json_uri = submitted_config_uri(cfg_json_uri)
         jobs = self.plan_jobs(cfg_json_uri, pipeline, commands, num_splits, pipeline_run_name)
-        dry_run = os.environ.get(DRY_RUN_ENV) == "1"
+        queues = sorted({j.queue for j in jobs})
+        job_defs = sorted({j.job_def for j in jobs})
+        if dry_run and not credentials_available():
+            log.warning(
+                "No AWS credentials: not checked that job queue(s) %s and job definition(s) %s "
+                "exist (%s checks them)",
+                ", ".join(queues),
+                ", ".join(job_defs),
+                CHECK_COMMAND,
+            )
+        else:
+            check_batch_resources(queues, job_defs)
         if dry_run:
             click.echo(f"Dry run ({DRY_RUN_ENV}=1): {len(jobs)} job(s) would be submitted")
         parents: list[str] = []
@@ -208,6 +311,12 @@ class BenchmarkBatchRunner(AWSBatchRunner):
                 # "Stages to run" line, where it can be read or compared.
                 click.echo(job.describe(job_id, parents))
             else:
-                job_id = self.submit(job, parents)
+                try:
+                    job_id = self.submit(job, parents)
+                except Exception as exc:
+                    problem = aws_problem(exc, f"AWS Batch job {job.name} ({job.queue})")
+                    if problem is None:
+                        raise
+                    raise problem from exc
                 log.info("Submitted %s", job.describe(job_id, parents))
             parents = [job_id]

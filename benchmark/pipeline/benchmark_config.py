@@ -6,6 +6,7 @@ from rastervision.pipeline.config import Config, Field, register_config
 from rastervision.pipeline.pipeline import Pipeline
 
 from benchmark.data.constants import CHIP_SIZE
+from benchmark.pipeline import dry_run, layout
 from benchmark.training.model_config import PLUGIN
 
 
@@ -37,12 +38,28 @@ class NativeWindowConfig(Config):
         return Window(self.col_off, self.row_off, self.width, self.height)
 
 
-@register_config("benchmark_inference", plugin=PLUGIN)
+def upgrade_inference_config(cfg_dict: dict, version: int) -> dict:
+    """An :class:`InferenceConfig` saved at plugin ``version``, as of ``version + 1``.
+
+    Raster Vision calls this for every saved config older than the plugin (pipeline configs,
+    model bundles), so what earlier versions wrote keeps loading. Version 1 renamed
+    ``chip_sz`` to ``window``: training chips are ``-a chip_sz``, the prediction window is not.
+    """
+    if version == 0 and "chip_sz" in cfg_dict:
+        cfg_dict = dict(cfg_dict)
+        cfg_dict["window"] = cfg_dict.pop("chip_sz")
+    return cfg_dict
+
+
+@register_config("benchmark_inference", plugin=PLUGIN, upgrader=upgrade_inference_config)
 class InferenceConfig(Config):
     """How ``predict`` runs the model on validation scenes and test chips."""
 
-    chip_sz: int = Field(
-        1024, gt=0, description="Window side for scene prediction (the model is fully conv)."
+    window: int = Field(
+        1024,
+        gt=0,
+        description="Side of the windows scenes and test chips are predicted in, in the "
+        "model's pixels (the model is fully convolutional; -a predict_window).",
     )
     overlap: int = Field(
         0, ge=0, description="Pixels shared by neighbouring windows, blended smoothly."
@@ -96,25 +113,29 @@ class BenchmarkConfig(SemanticSegmentationConfig):
         False,
         description="Use the threshold that maximizes validation Jaccard instead of 0.5.",
     )
-    postprocess_uri: str | None = Field(None, description="Submission masks, {id}.tif.")
-    submission_uri: str | None = Field(None, description="The packed submission.tgz.")
+    postprocess_uri: str | None = Field(
+        None, description="Submission masks, {id}.tif (default {root_uri}/postprocess/{exp})."
+    )
+    submission_uri: str | None = Field(
+        None,
+        description="The packed masks (default {root_uri}/submission/{exp}/submission.tgz).",
+    )
 
     def update(self) -> None:
-        """Put every command's output under ``{root_uri}/{command}/{experiment_id}``."""
-        root = self.root_uri.rstrip("/")
-        exp = self.experiment_id
-        for name in ("analyze", "chip", "train", "predict", "eval", "bundle"):
-            if getattr(self, f"{name}_uri") is None:
-                setattr(self, f"{name}_uri", f"{root}/{name}/{exp}")
+        """Put every command's output where :mod:`benchmark.pipeline.layout` says."""
+        root, exp = self.root_uri, self.experiment_id
+        for command in layout.RV_COMMAND_DIRS:
+            if getattr(self, f"{command}_uri") is None:
+                setattr(self, f"{command}_uri", layout.command_dir(root, command, exp))
         if self.postprocess_uri is None:
-            self.postprocess_uri = f"{root}/postprocess/{exp}"
+            self.postprocess_uri = layout.postprocess_dir(root, exp)
         if self.submission_uri is None:
-            self.submission_uri = f"{root}/submission/{exp}/submission.tgz"
+            self.submission_uri = layout.submission_uri(root, exp)
         super().update()
 
     def get_config_uri(self) -> str:
-        """One config per experiment, so experiments can share a root."""
-        return f"{self.root_uri.rstrip('/')}/pipeline-config/{self.experiment_id}.json"
+        """One config per experiment, so experiments can share a root (a dry run: local)."""
+        return dry_run.config_uri(layout.pipeline_config_uri(self.root_uri, self.experiment_id))
 
     def build(self, tmp_dir: str) -> Pipeline:
         """The benchmark pipeline.

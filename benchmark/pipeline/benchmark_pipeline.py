@@ -20,13 +20,10 @@ from torch import nn
 from benchmark.data.gsd import gsd_scale
 from benchmark.data.stac import ChipRef
 from benchmark.evaluation.evaluate import evaluate_validation, read_decision_threshold
-from benchmark.inference.predict import (
-    InferenceOptions,
-    predict_chip_folder,
-    predict_resampled_window,
-    predict_scene,
-    prepare_model,
-)
+from benchmark.inference.chips import predict_chip_folder
+from benchmark.inference.execution import InferenceOptions, prepare_model
+from benchmark.inference.scenes import predict_resampled_window, predict_scene
+from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
 from benchmark.pipeline.bundle import add_bundle_info, load_learner_model
 from benchmark.pipeline.postprocess import write_submission
@@ -48,7 +45,7 @@ def bundle_info(cfg: BenchmarkConfig) -> dict:
         "model": {"arch": model.arch, "encoder": model.encoder},
         "class_names": list(cfg.dataset.class_config.names),
         "gsd": cfg.gsd,
-        "predict_window": cfg.inference.chip_sz,
+        "predict_window": cfg.inference.window,
         "predict_overlap": cfg.inference.overlap,
     }
 
@@ -85,7 +82,7 @@ class BenchmarkPipeline(SemanticSegmentation):
         super().train()
 
     def _load_model(self) -> nn.Module:
-        return load_learner_model(f"{self.config.train_uri}/model-bundle.zip", self.tmp_dir)
+        return load_learner_model(layout.model_bundle_uri(self.config.train_uri), self.tmp_dir)
 
     def _inference_options(self) -> InferenceOptions:
         inf = self.config.inference
@@ -99,8 +96,9 @@ class BenchmarkPipeline(SemanticSegmentation):
         A window PREPROCESS resampled to the GSD is predicted at the GSD and brought back.
         """
         cfg = self.config
-        image_uri, out_uri = scene.raster_source.uris[0], f"{cfg.predict_uri}/{scene.id}.tif"
-        sizes = {"chip_sz": cfg.inference.chip_sz, "overlap": cfg.inference.overlap}
+        image_uri = scene.raster_source.uris[0]
+        out_uri = layout.window_probability_uri(cfg.predict_uri, scene.id)
+        sizes = {"window": cfg.inference.window, "overlap": cfg.inference.overlap}
         native = cfg.native_windows.get(scene.id)
         if native is None:
             predict_scene(model, image_uri, out_uri, options, **sizes)
@@ -125,12 +123,12 @@ class BenchmarkPipeline(SemanticSegmentation):
             report = predict_chip_folder(
                 model,
                 [ChipRef(id=c.id, uri=c.uri) for c in chips],
-                f"{cfg.predict_uri}/test",
+                layout.test_probability_dir(cfg.predict_uri),
                 options,
                 threshold=None,
                 expected_size=cfg.test_chip_size,
                 input_scale=gsd_scale(cfg.test_chip_gsd, cfg.gsd),
-                window_sz=cfg.inference.chip_sz,
+                window=cfg.inference.window,
                 overlap=cfg.inference.overlap,
             )
             log.info("Test chips: %s", report.summary())

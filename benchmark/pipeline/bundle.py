@@ -3,7 +3,7 @@
 The bundle is Raster Vision's ``bundle/model-bundle.zip`` (the learner's own bundle with the
 weights and the learner config, plus ``pipeline-config.json``) with one more member,
 ``benchmark.json``: the decision threshold chosen by ``eval``, what the model is, the GSD
-it works at (``-a gsd``) and the prediction windows (``-a predict_chip_sz``, ``-a
+it works at (``-a gsd``) and the prediction windows (``-a predict_window``, ``-a
 predict_overlap``). A bundle made without eval (or by plain RV) still loads, with threshold
 0.5, no GSD and whole-chip prediction.
 """
@@ -21,11 +21,10 @@ from torch import nn
 
 from benchmark.data.uris import atomic_output
 from benchmark.errors import InputError
+from benchmark.pipeline.layout import BUNDLE_INFO_NAME, MODEL_BUNDLE_NAME
 
 log = logging.getLogger(__name__)
 
-BUNDLE_INFO_NAME = "benchmark.json"
-LEARNER_BUNDLE_NAME = "model-bundle.zip"
 DEFAULT_THRESHOLD = 0.5
 
 
@@ -65,15 +64,15 @@ def load_bundle(bundle_uri: str, tmp_dir: str | None = None) -> LoadedBundle:
         try:
             with zipfile.ZipFile(local) as zf:
                 names = set(zf.namelist())
-                if LEARNER_BUNDLE_NAME not in names:
+                if MODEL_BUNDLE_NAME not in names:
                     raise InputError(
-                        f"{bundle_uri}: not a benchmark model bundle (no {LEARNER_BUNDLE_NAME})"
+                        f"{bundle_uri}: not a benchmark model bundle (no {MODEL_BUNDLE_NAME})"
                     )
-                zf.extract(LEARNER_BUNDLE_NAME, work_dir)
+                zf.extract(MODEL_BUNDLE_NAME, work_dir)
                 info = json.loads(zf.read(BUNDLE_INFO_NAME)) if BUNDLE_INFO_NAME in names else {}
         except zipfile.BadZipFile:
             raise InputError(f"{bundle_uri}: not a zip file") from None
-        model = load_learner_model(join(work_dir, LEARNER_BUNDLE_NAME), work_dir)
+        model = load_learner_model(join(work_dir, MODEL_BUNDLE_NAME), work_dir)
     loaded = LoadedBundle(
         model=model,
         threshold=float(info.get("threshold", DEFAULT_THRESHOLD)),

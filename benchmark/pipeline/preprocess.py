@@ -1,17 +1,19 @@
-"""The PREPROCESS command: split the selected training/validation scenes into windows.
+"""The PREPROCESS command: cut the selected training/validation scenes into windows.
 
 The real Open Cities scenes reach tens of thousands of pixels a side, more than a 6 GB worker
 can chip in memory. PREPROCESS cuts each into windows of at most ``split_size`` pixels (see
-:func:`benchmark.data.scene_windows.split_scene`), one scene per work item, so ``-s N`` spreads the
-scenes over N parallel jobs. It is resumable: finished scenes and windows are skipped.
+:mod:`benchmark.data.scene_windows`), one scene per work item, so ``-s N`` spreads the scenes
+over N of Raster Vision's splits (parallel jobs). It is resumable: finished scenes and windows
+are skipped.
 """
 
 import logging
 
 from rastervision.pipeline.pipeline import Pipeline
 
-from benchmark.data.scene_windows import split_scene
-from benchmark.pipeline.preprocess_config import SplitImagesConfig, scene_split_dir
+from benchmark.data.scene_windows import cut_scene_into_windows
+from benchmark.pipeline import layout
+from benchmark.pipeline.preprocess_config import SplitImagesConfig
 from benchmark.pipeline.work_split import share_of_work
 
 log = logging.getLogger(__name__)
@@ -26,10 +28,10 @@ class SplitImages(Pipeline):
     config: SplitImagesConfig
 
     def PREPROCESS(self, split_ind: int = 0, num_splits: int = 1) -> None:
-        """Split this job's share of the scenes into windows."""
+        """Cut this split's share of the scenes into windows."""
         cfg = self.config
         scenes = share_of_work(cfg.scenes, split_ind, num_splits)
         log.info("PREPROCESS split %d/%d: %s", split_ind + 1, num_splits, [s.key for s in scenes])
         for scene in scenes:
-            out_dir = scene_split_dir(cfg.split_dir, scene.area, scene.id)
-            split_scene(scene.to_ref(), out_dir, split_size=cfg.split_size, gsd=cfg.gsd)
+            out_dir = layout.scene_windows_dir(cfg.split_dir, scene.area, scene.id)
+            cut_scene_into_windows(scene.to_ref(), out_dir, split_size=cfg.split_size, gsd=cfg.gsd)

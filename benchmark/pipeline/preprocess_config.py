@@ -11,6 +11,7 @@ from rastervision.pipeline.config import Config, Field, register_config
 from rastervision.pipeline.pipeline import Pipeline
 from rastervision.pipeline.pipeline_config import PipelineConfig
 
+from benchmark.pipeline import dry_run, layout
 from benchmark.training.model_config import PLUGIN
 
 if TYPE_CHECKING:
@@ -45,19 +46,16 @@ class SceneSourceConfig(Config):
         return f"{self.area}/{self.id}"
 
 
-def scene_split_dir(split_dir: str, area: str, scene_id: str) -> str:
-    """Where PREPROCESS writes one scene's windows, labels and manifest."""
-    return f"{split_dir.rstrip('/')}/{area}/{scene_id}"
-
-
 @register_config("benchmark_split_images", plugin=PLUGIN)
 class SplitImagesConfig(PipelineConfig):
     """Configure PREPROCESS: cut each scene into windows small enough to chip in memory."""
 
-    scenes: list[SceneSourceConfig] = Field(..., description="Scenes to split.")
-    split_dir: str = Field(..., description="Output root: {split_dir}/{area}/{id}/{id}_{i}.tif.")
+    scenes: list[SceneSourceConfig] = Field(..., description="Scenes to cut into windows.")
+    split_dir: str = Field(
+        ..., description="The windows folder: {split_dir}/{area}/{id}/{id}_{i}.tif and more."
+    )
     split_size: int = Field(
-        9000, gt=0, description="Maximum window side in pixels (the original's 9000)."
+        9000, gt=0, description="The window side: at most this many scene pixels (original's)."
     )
     gsd: float | None = Field(
         None,
@@ -66,8 +64,8 @@ class SplitImagesConfig(PipelineConfig):
     )
 
     def get_config_uri(self) -> str:
-        """Keep PREPROCESS's config apart from the benchmark's in a shared root."""
-        return f"{self.root_uri.rstrip('/')}/split_images-config.json"
+        """Apart from the benchmark's config in a shared root (in a dry run: local)."""
+        return dry_run.config_uri(layout.preprocess_config_uri(self.root_uri))
 
     def build(self, tmp_dir: str) -> Pipeline:
         """The PREPROCESS pipeline.

@@ -10,14 +10,16 @@ Raster Vision user who has this package installed sees nothing change in their o
 """
 
 PLUGIN_NAME = "rastervision.benchmark"
-PLUGIN_VERSION = 0
+# Saved configs record it; Raster Vision runs our upgraders on those saved at older versions.
+# 0: the first release. 1: InferenceConfig.chip_sz became window (upgrade_inference_config).
+PLUGIN_VERSION = 1
 
 
 def register_plugin(registry) -> None:
     """Register the benchmark configs and runner with Raster Vision."""
     registry.set_plugin_version(PLUGIN_NAME, PLUGIN_VERSION)
 
-    from benchmark.pipeline import runner_registration
+    from benchmark.pipeline import registered_configs, runner_registration
 
     runner_registration.register(registry)
-    import benchmark.pipeline.registered_configs  # noqa: F401
+    registered_configs.register(registry)

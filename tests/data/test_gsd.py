@@ -13,15 +13,16 @@ from rasterio.windows import Window
 from rastervision.pipeline.config import build_config
 
 from benchmark.data.gsd import GridMap, gsd_scale, read_bands, resampled_length
-from benchmark.data.scene_windows import plan_windows, read_scene_split
+from benchmark.data.scene_windows import read_scene_windows
+from benchmark.data.windows import plan_windows
 from benchmark.errors import InputError
 from benchmark.experiments import benchmark, split_images
 from benchmark.experiments.args import SceneArgs
 from benchmark.pipeline.benchmark_pipeline import bundle_info
 from benchmark.pipeline.bundle import add_bundle_info, load_bundle
+from tests.fixtures.models import pointwise_model
 from tests.fixtures.opencities import make_opencities_catalog
 from tests.fixtures.rasters import rgba, write_raster
-from tests.inference.test_predict import pointwise_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
 
@@ -146,13 +147,13 @@ def test_predict_and_eval_at_a_gsd_score_at_the_scenes_resolution(tmp_path, monk
     preprocess = split_images.get_config("inprocess", **scene_args, split_size="64")
     preprocess.build(str(tmp_path)).PREPROCESS()
     split_dir = tmp_path / "out" / "split_images_gsd0.1"
-    split = read_scene_split(str(split_dir / catalog.valid_keys[0]), 0.1)
+    split = read_scene_windows(str(split_dir / catalog.valid_keys[0]), 0.1)
     with pytest.raises(InputError, match=r"windows at 0\.1 m GSD, not at 0\.2 m GSD as asked"):
         benchmark.get_config("inprocess", **{**scene_args, "gsd": "0.2"}, split_dir=str(split_dir))
 
     cfg = benchmark.get_config(
         "inprocess", **scene_args, experiment_id="g", test_stac_uri=catalog.test_catalog_uri,
-        test_chip_size="64", test_chip_gsd="0.075", pretrained="false", predict_chip_sz="48",
+        test_chip_size="64", test_chip_gsd="0.075", pretrained="false", predict_window="48",
         fast="false",  # PyTorch runs the model, so the hook below sees its input sizes
     )  # fmt: skip
     cfg.update()

@@ -1,7 +1,5 @@
 """Checked scene opening and valid-pixel masks, on tiny generated GeoTIFFs."""
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import rasterio
@@ -10,28 +8,9 @@ from rasterio.windows import Window
 
 from benchmark.data.imagery import alpha_band, open_scene_checked, read_rgb, read_valid_mask
 from benchmark.errors import InputError
-from tests.fixtures.rasters import write_raster
+from tests.fixtures.rasters import write_scene
 
 CRS = "EPSG:32636"
-
-
-def write_scene(
-    path: Path,
-    data: np.ndarray,
-    colorinterp: list[ColorInterp] | None = None,
-    mask: np.ndarray | None = None,
-    **kwargs,
-) -> str:
-    """``write_raster``, then band meanings and an internal mask if given."""
-    uri = write_raster(path, data, **kwargs)
-    if colorinterp is None and mask is None:
-        return uri
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(uri, "r+") as dst:
-        if colorinterp:
-            dst.colorinterp = colorinterp
-        if mask is not None:
-            dst.write_mask(mask.astype(np.uint8) * 255)
-    return uri
 
 
 def random_pixels(bands: int, height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -20,7 +20,7 @@ from benchmark.data.labels import (
 from benchmark.errors import InputError
 
 KAMPALA = "data/kampala_sample/train_tier_1/kam"
-NIA_LABELS = "/work/shared/data/opencities_stac_nia/nia/825a50-labels/825a50.geojson"
+NIA_LABELS = "data/opencities_stac_nia/nia/825a50-labels/825a50.geojson"
 BOWTIE = {"type": "Polygon", "coordinates": [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]}
 
 
@@ -53,7 +53,6 @@ class TestRead:
         assert all(g.is_valid and g.geom_type in ("Polygon", "MultiPolygon") for g in geoms)
         assert "94f080.geojson: 58 of 58 buildings kept (1 invalid repaired" in caplog.text
 
-    @pytest.mark.skipif(not Path(NIA_LABELS).exists(), reason="shared nia subset not present")
     def test_real_nia_labels(self):
         geoms, report = read_building_labels(NIA_LABELS)
         assert (report.kept, report.repaired) == (634, 0)

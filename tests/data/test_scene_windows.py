@@ -9,11 +9,11 @@ from rasterio.enums import ColorInterp, Resampling
 from rasterio.windows import Window
 
 from benchmark.data.imagery import read_valid_mask
-from benchmark.data.scene_windows import plan_windows, read_scene_split, split_scene
+from benchmark.data.scene_windows import cut_scene_into_windows, read_scene_windows
 from benchmark.data.stac import SceneRef, read_training_scenes
+from benchmark.data.windows import plan_windows
 from benchmark.errors import InputError
-from tests.data.test_imagery import write_scene
-from tests.fixtures.rasters import rgba
+from tests.fixtures.rasters import rgba, write_scene
 
 LABELS = {
     "type": "FeatureCollection",
@@ -28,30 +28,6 @@ LABELS = {
         }
     ],
 }
-
-
-class TestPlanWindows:
-    @pytest.mark.parametrize("width", [1, 7, 64, 65, 100])
-    @pytest.mark.parametrize("height", [1, 9, 64, 130])
-    @pytest.mark.parametrize("size", [1, 8, 64, 1000])
-    def test_windows_cover_every_pixel_exactly_once(self, width, height, size):
-        cover = np.zeros((height, width), dtype=int)
-        for w in plan_windows(width, height, size):
-            assert 0 < w.width <= size and 0 < w.height <= size
-            cover[w.row_off : w.row_off + w.height, w.col_off : w.col_off + w.width] += 1
-        assert (cover == 1).all()
-
-    def test_row_major_with_remainders_last(self):
-        windows = plan_windows(25, 12, 10)
-        assert [(w.col_off, w.row_off, w.width, w.height) for w in windows] == [
-            (0, 0, 10, 10), (10, 0, 10, 10), (20, 0, 5, 10),
-            (0, 10, 10, 2), (10, 10, 10, 2), (20, 10, 5, 2),
-        ]  # fmt: skip
-
-    @pytest.mark.parametrize("args", [(0, 5, 5), (5, 5, 0), (5, -1, 5)])
-    def test_rejects_empty_plans(self, args):
-        with pytest.raises(ValueError, match="bad window plan"):
-            plan_windows(*args)
 
 
 def _scene(tmp_path, data, **raster) -> SceneRef:
@@ -93,7 +69,7 @@ class TestSplitScene:
         data[3, 30:, 45:] = 0  # a no-data corner in a window that has imagery
         scene = _scene(tmp_path, data)
         out = tmp_path / "out"
-        split = split_scene(scene, str(out), split_size=20, block_size=8)
+        split = cut_scene_into_windows(scene, str(out), split_size=20, block_size=8)
         planned = plan_windows(50, 40, 20)
         assert len(split.windows) == len(planned) - 1
         assert [(w.col_off, w.row_off) for w in split.windows] == [
@@ -106,10 +82,12 @@ class TestSplitScene:
         valid = data[3] == 255
         assert (seen[valid] == 1).all() and seen.max() == 1
         assert split.valid_pixels == valid.sum()
-        assert read_scene_split(str(out)) == split
+        assert read_scene_windows(str(out)) == split
 
     def test_window_files_are_tiled_compressed_geotiffs(self, tmp_path):
-        split = split_scene(_scene(tmp_path, rgba(40, 40, notch=False)), str(tmp_path / "o"), 40)
+        split = cut_scene_into_windows(
+            _scene(tmp_path, rgba(40, 40, notch=False)), str(tmp_path / "o"), 40
+        )
         with rasterio.open(split.windows[0].uri) as dst:
             assert dst.block_shapes[0] == (512, 512) and dst.compression.name == "deflate"
             assert dst.tags(ns="IMAGE_STRUCTURE")["PREDICTOR"] == "2"
@@ -119,7 +97,7 @@ class TestSplitScene:
         data = rgba(30, 30, seed=1)[:3]  # top-left 15x15 is 0 in every band
         data[0, 20, 20] = 0  # one band at nodata is still imagery
         scene = _scene(tmp_path, data, nodata=0)
-        split = split_scene(scene, str(tmp_path / "out"), split_size=15, block_size=4)
+        split = cut_scene_into_windows(scene, str(tmp_path / "out"), split_size=15, block_size=4)
         assert [(w.col_off, w.row_off) for w in split.windows] == [(15, 0), (0, 15), (15, 15)]
         seen = _check_windows_match_source(split, scene.image_uri)
         assert split.valid_pixels == 30 * 30 - 15 * 15 == seen.sum()
@@ -127,7 +105,7 @@ class TestSplitScene:
     def test_rgb_without_mask_keeps_every_window(self, tmp_path):
         data = rgba(30, 30, seed=2)[:3]  # zeros are pixels like any other here
         scene = _scene(tmp_path, data)
-        split = split_scene(scene, str(tmp_path / "out"), split_size=15, block_size=4)
+        split = cut_scene_into_windows(scene, str(tmp_path / "out"), split_size=15, block_size=4)
         assert len(split.windows) == 4 and split.valid_pixels == 900
         assert (_check_windows_match_source(split, scene.image_uri) == 1).all()
 
@@ -135,7 +113,7 @@ class TestSplitScene:
         mask = np.random.default_rng(3).random((30, 30)) > 0.2
         mask[:15, :15] = False
         scene = _scene(tmp_path, rgba(30, 30, seed=3, notch=False)[:3], mask=mask)
-        split = split_scene(scene, str(tmp_path / "out"), split_size=15, block_size=4)
+        split = cut_scene_into_windows(scene, str(tmp_path / "out"), split_size=15, block_size=4)
         assert len(split.windows) == 3 and split.valid_pixels == mask.sum()
         _check_windows_match_source(split, scene.image_uri)
 
@@ -149,25 +127,25 @@ class TestSplitScene:
     def test_bad_imagery_is_an_input_error_and_writes_nothing(self, tmp_path, data, problem):
         scene = _scene(tmp_path, data)
         with pytest.raises(InputError, match=rf"s1\.tif: {problem}"):
-            split_scene(scene, str(tmp_path / "out"))
+            cut_scene_into_windows(scene, str(tmp_path / "out"))
         assert not (tmp_path / "out").exists()
 
     def test_missing_image_names_the_file(self, tmp_path):
         scene = _scene(tmp_path, rgba(8, 8))
         scene = SceneRef("kam", "s1", str(tmp_path / "gone.tif"), scene.label_uri)
         with pytest.raises(InputError, match=r"gone\.tif: cannot read as a raster"):
-            split_scene(scene, str(tmp_path / "out"))
+            cut_scene_into_windows(scene, str(tmp_path / "out"))
 
 
 class TestResume:
     def test_rerun_redoes_only_what_is_missing(self, tmp_path):
         scene = _scene(tmp_path, rgba(40, 40, notch=False))
         out = tmp_path / "out"
-        first = split_scene(scene, str(out), split_size=20)
+        first = cut_scene_into_windows(scene, str(out), split_size=20)
         os.remove(out / "manifest.json")
         os.remove(first.windows[1].uri)
         kept = {w.uri: os.stat(w.uri).st_mtime_ns for w in first.windows if os.path.exists(w.uri)}
-        second = split_scene(scene, str(out), split_size=20)
+        second = cut_scene_into_windows(scene, str(out), split_size=20)
         assert second == first
         assert {uri: os.stat(uri).st_mtime_ns for uri in kept} == kept
         assert os.path.exists(first.windows[1].uri)
@@ -177,19 +155,19 @@ class TestResume:
     def test_a_finished_scene_is_skipped(self, tmp_path, caplog):
         scene = _scene(tmp_path, rgba(20, 20))
         out = tmp_path / "out"
-        first = split_scene(scene, str(out), split_size=10)
+        first = cut_scene_into_windows(scene, str(out), split_size=10)
         os.remove(first.windows[0].uri)
         with caplog.at_level("INFO", logger="benchmark.data.scene_windows"):
-            assert split_scene(scene, str(out), split_size=10) == first
+            assert cut_scene_into_windows(scene, str(out), split_size=10) == first
         assert "already split" in caplog.text
         assert not os.path.exists(first.windows[0].uri)
 
     def test_windows_of_another_split_size_are_rewritten(self, tmp_path):
         scene = _scene(tmp_path, rgba(40, 40))
         out = tmp_path / "out"
-        split_scene(scene, str(out), split_size=16)
+        cut_scene_into_windows(scene, str(out), split_size=16)
         os.remove(out / "manifest.json")
-        split = split_scene(scene, str(out), split_size=20)
+        split = cut_scene_into_windows(scene, str(out), split_size=20)
         assert [(w.width, w.height) for w in split.windows] == [(20, 20)] * 3
         _check_windows_match_source(split, scene.image_uri)
 
@@ -207,10 +185,10 @@ class TestResume:
 
         monkeypatch.setattr(rasterio.io.DatasetWriter, "write", dying_write)
         with pytest.raises(KeyboardInterrupt):
-            split_scene(scene, str(out), split_size=20, block_size=10)
+            cut_scene_into_windows(scene, str(out), split_size=20, block_size=10)
         assert _outputs(out) == ["s1.geojson", "s1_0.tif"]
         monkeypatch.undo()
-        split = split_scene(scene, str(out), split_size=20, block_size=10)
+        split = cut_scene_into_windows(scene, str(out), split_size=20, block_size=10)
         assert len(split.windows) == 4
         _check_windows_match_source(split, scene.image_uri)
 
@@ -222,10 +200,10 @@ class TestSplitAtGsd:
         data[3, 30:, 50:] = 0
         scene = _scene(tmp_path, data)
         out = tmp_path / "out"
-        split = split_scene(scene, str(out), split_size=24, block_size=8, gsd=gsd)
-        native = split_scene(scene, str(tmp_path / "native"), split_size=24)
+        split = cut_scene_into_windows(scene, str(out), split_size=24, block_size=8, gsd=gsd)
+        native = cut_scene_into_windows(scene, str(tmp_path / "native"), split_size=24)
         assert [_window(w) for w in split.windows] == [_window(w) for w in native.windows]
-        assert split.gsd == gsd and read_scene_split(str(out), gsd) == split
+        assert split.gsd == gsd and read_scene_windows(str(out), gsd) == split
         with rasterio.open(scene.image_uri) as src:
             for w in split.windows:
                 window = _window(w)
@@ -249,7 +227,9 @@ class TestSplitAtGsd:
         mask = np.random.default_rng(3).random((30, 30)) > 0.2
         mask[:15, :15] = False
         scene = _scene(tmp_path, rgba(30, 30, seed=3, notch=False)[:3], mask=mask)
-        split = split_scene(scene, str(tmp_path / "out"), split_size=15, block_size=4, gsd=0.1)
+        split = cut_scene_into_windows(
+            scene, str(tmp_path / "out"), split_size=15, block_size=4, gsd=0.1
+        )
         assert len(split.windows) == 3
         with rasterio.open(scene.image_uri) as src:
             for w in split.windows:
@@ -261,23 +241,23 @@ class TestSplitAtGsd:
     def test_a_split_at_another_gsd_is_refused_not_reused(self, tmp_path):
         scene = _scene(tmp_path, rgba(40, 40))
         out = tmp_path / "out"
-        split_scene(scene, str(out), split_size=20)
+        cut_scene_into_windows(scene, str(out), split_size=20)
         mtimes = {p: os.stat(out / p).st_mtime_ns for p in _outputs(out)}
         asked = r"manifest\.json: windows at its own resolution, not at 0\.1 m GSD as asked"
         with pytest.raises(InputError, match=asked):
-            split_scene(scene, str(out), split_size=20, gsd=0.1)
+            cut_scene_into_windows(scene, str(out), split_size=20, gsd=0.1)
         assert {p: os.stat(out / p).st_mtime_ns for p in _outputs(out)} == mtimes
-        split_scene(scene, str(tmp_path / "g"), split_size=20, gsd=0.1)
+        cut_scene_into_windows(scene, str(tmp_path / "g"), split_size=20, gsd=0.1)
         with pytest.raises(InputError, match=r"windows at 0\.1 m GSD, not at its own resolution"):
-            read_scene_split(str(tmp_path / "g"))
+            read_scene_windows(str(tmp_path / "g"))
 
     def test_windows_left_at_another_gsd_are_rewritten(self, tmp_path, caplog):
         scene = _scene(tmp_path, rgba(40, 40, notch=False))
         out = tmp_path / "out"
-        split_scene(scene, str(out), split_size=20, gsd=0.1)
+        cut_scene_into_windows(scene, str(out), split_size=20, gsd=0.1)
         os.remove(out / "manifest.json")  # killed before the end
         with caplog.at_level("WARNING", logger="benchmark.data.scene_windows"):
-            split = split_scene(scene, str(out), split_size=20, gsd=0.05)
+            split = cut_scene_into_windows(scene, str(out), split_size=20, gsd=0.05)
         assert "s1_3.tif holds another window" in caplog.text
         for w in split.windows:
             with rasterio.open(w.uri) as dst:
@@ -303,9 +283,9 @@ def test_reads_and_writes_are_bounded_by_the_block_size(tmp_path, monkeypatch, g
     spy(rasterio.io.DatasetReader, "read_masks")
     spy(rasterio.io.DatasetWriter, "write")
     out = tmp_path / "out"
-    split_scene(scene, str(out), split_size=64, block_size=16, gsd=gsd)
+    cut_scene_into_windows(scene, str(out), split_size=64, block_size=16, gsd=gsd)
     os.remove(out / "manifest.json")  # the re-run reads back the existing window too
-    split_scene(scene, str(out), split_size=64, block_size=16, gsd=gsd)
+    cut_scene_into_windows(scene, str(out), split_size=64, block_size=16, gsd=gsd)
     assert {name for name, *_ in sizes} == {"read", "write"}
     assert max(h * w for _, h, w in sizes) <= 16 * 16
 
@@ -313,17 +293,17 @@ def test_reads_and_writes_are_bounded_by_the_block_size(tmp_path, monkeypatch, g
 class TestReadSceneSplit:
     def test_missing_manifest_says_run_preprocess(self, tmp_path):
         with pytest.raises(InputError, match=r"manifest\.json missing: run PREPROCESS first"):
-            read_scene_split(str(tmp_path))
+            read_scene_windows(str(tmp_path))
 
     def test_malformed_manifest(self, tmp_path):
         (tmp_path / "manifest.json").write_text('{"scene": "kam/s1"}')
         with pytest.raises(InputError, match=r"manifest\.json: not a PREPROCESS manifest"):
-            read_scene_split(str(tmp_path))
+            read_scene_windows(str(tmp_path))
 
 
 def test_real_kampala_scene_keeps_every_valid_pixel(tmp_path):
     scenes = read_training_scenes("data/kampala_sample/train_tier_1/catalog.json")
-    split = split_scene(scenes["kam/94f080"], str(tmp_path / "out"), split_size=1024)
+    split = cut_scene_into_windows(scenes["kam/94f080"], str(tmp_path / "out"), split_size=1024)
     assert [(w.width, w.height) for w in split.windows] == [
         (1024, 1024), (759, 1024), (1024, 1000), (759, 1000),
     ]  # fmt: skip
@@ -367,12 +347,12 @@ def test_s3_scene_and_output(tmp_path, moto_s3):
         s3.upload_file(path, moto_s3, f"in/{os.path.basename(path)}")
     scene = SceneRef("kam", "s1", f"s3://{moto_s3}/in/s1.tif", f"s3://{moto_s3}/in/s1.geojson")
     out = f"s3://{moto_s3}/split/kam/s1/"
-    first = split_scene(scene, out, split_size=20, block_size=10)
+    first = cut_scene_into_windows(scene, out, split_size=20, block_size=10)
     assert first.windows[0].uri == f"s3://{moto_s3}/split/kam/s1/s1_0.tif"
     s3.delete_object(Bucket=moto_s3, Key="split/kam/s1/manifest.json")
     s3.delete_object(Bucket=moto_s3, Key="split/kam/s1/s1_1.tif")
-    assert split_scene(scene, out, split_size=20, block_size=10) == first
-    assert read_scene_split(out) == first
+    assert cut_scene_into_windows(scene, out, split_size=20, block_size=10) == first
+    assert read_scene_windows(out) == first
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket=moto_s3, Prefix="split/")["Contents"]}
     assert keys == {f"split/kam/s1/{n}" for n in ["manifest.json", "s1.geojson"]} | {
         f"split/kam/s1/s1_{i}.tif" for i in range(3)

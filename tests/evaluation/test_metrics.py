@@ -1,12 +1,11 @@
 """Micro Jaccard arithmetic, streamed scene evaluation and the threshold sweep, eval reports."""
 
+from dataclasses import astuple
 from pathlib import Path
 
 import numpy as np
 import pytest
-import shapely
 from affine import Affine
-from rasterio.features import rasterize
 from rasterio.windows import Window
 
 from benchmark.errors import InputError
@@ -17,30 +16,9 @@ from benchmark.evaluation.metrics import (
     counts_from_histograms,
     evaluate_scene,
 )
-from benchmark.inference.predict import probability_to_mask
+from benchmark.inference.forward import probability_to_mask
+from tests.fixtures.buildings import BOXES, box_rasterizer
 from tests.fixtures.rasters import TRANSFORM, rgba, write_raster
-
-
-def box_rasterizer(boxes_px: list[tuple[int, int, int, int]]):
-    """A ``rasterize_window`` for buildings given as scene pixel boxes (row0, col0, row1, col1).
-
-    The boxes become polygons in the scene's CRS, so any window or resolution rasterizes them.
-    """
-    geoms = []
-    for r0, c0, r1, c1 in boxes_px:
-        x0, y0 = TRANSFORM @ (c0, r0)
-        x1, y1 = TRANSFORM @ (c1, r1)
-        geoms.append(shapely.box(min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
-
-    def rasterize_window(transform: Affine, shape: tuple[int, int]) -> np.ndarray:
-        return rasterize(
-            [(g, 1) for g in geoms], out_shape=shape, transform=transform, fill=0, dtype=np.uint8
-        )
-
-    return rasterize_window
-
-
-BOXES = [(10, 10, 40, 50), (60, 70, 95, 120), (5, 100, 30, 118)]
 
 
 @pytest.fixture
@@ -110,7 +88,7 @@ class TestEvaluateScene:
         assert list(swept) == list(thresholds)
         for t in thresholds:
             assert swept[t] == count_confusion(probability_to_mask(prob, t), truth, valid)
-        assert sum(swept[0.5].astuple()) == valid.sum()  # alpha-0 pixels are not scored
+        assert sum(astuple(swept[0.5])) == valid.sum()  # alpha-0 pixels are not scored
         assert 0 < swept[0.5].jaccard < 1
 
     def test_a_window_of_the_scene_is_scored_on_its_grid(self, scored_scene, tmp_path):

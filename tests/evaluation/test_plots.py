@@ -5,26 +5,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
-from matplotlib.image import imread
+import shapely
+from affine import Affine
+from matplotlib.figure import Figure
 from rasterio.windows import Window
 
 import benchmark.evaluation.plots as plots
 from benchmark.data.submission import write_mask
 from benchmark.evaluation.metrics import ConfusionCounts
 from benchmark.evaluation.plots import (
+    draw_outlines,
     plot_chip_predictions,
     plot_scene_overlay,
     plot_training_curves,
 )
-from tests.evaluation.test_metrics import BOXES, box_rasterizer
-from tests.fixtures.rasters import rgba, write_raster
+from tests.fixtures.buildings import BOXES, box_rasterizer
+from tests.fixtures.rasters import TRANSFORM, png_shape, rgba, write_raster
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
-
-
-def png_shape(path: Path) -> tuple[int, ...]:
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    return imread(path).shape
 
 
 @pytest.fixture
@@ -71,6 +69,25 @@ class TestSceneOverlay:
         counts = ConfusionCounts(tp=1, fp=1, fn=0)
         plot_scene_overlay(image_uri, prob_uri, box_rasterizer(BOXES), str(png), counts=counts)
         assert png.stat().st_size > 1000
+
+    def test_with_footprints(self, tmp_path, scene_and_prob):
+        image_uri, prob_uri = scene_and_prob
+        png = tmp_path / "o.png"
+        footprint = shapely.box(*rasterio.transform.array_bounds(30, 40, TRANSFORM))
+        rasterize = box_rasterizer(BOXES)
+        plot_scene_overlay(image_uri, prob_uri, rasterize, str(png), buildings=[footprint])
+        assert png.stat().st_size > 1000
+
+
+class TestDrawOutlines:
+    def test_in_the_pictures_pixels(self):
+        ax = Figure().subplots()
+        transform = Affine(0.2, 0, 100, 0, -0.2, 50)  # a picture's pixels: 0.2 units
+        draw_outlines(ax, [shapely.box(101, 48, 103, 49)], transform)
+        (ring,) = ax.collections[0].get_segments()
+        # columns 5 to 15, rows 5 to 10; imshow puts pixel centres on whole numbers
+        assert ring.min(axis=0) == pytest.approx((4.5, 4.5))
+        assert ring.max(axis=0) == pytest.approx((14.5, 9.5))
 
 
 class TestTrainingCurves:

@@ -5,12 +5,12 @@ import pytest
 import torch
 from torch import nn
 
-import benchmark.inference.predict as inference
+from benchmark.inference.execution import InferenceOptions, prepare_model
+from benchmark.inference.forward import predict_probabilities
 from benchmark.inference.onnx_runtime import OnnxRuntimeNetwork, run_with_onnx_runtime
-from benchmark.inference.predict import InferenceOptions, predict_probabilities, prepare_model
 from benchmark.training.models import PadToMultiple, build_segmentation_model
+from tests.fixtures.models import FP32, conv_model
 from tests.fixtures.rasters import rgba
-from tests.inference.test_predict import PLAIN, conv_model
 
 pytest.importorskip("onnxruntime")
 
@@ -40,12 +40,11 @@ def test_preparing_twice_exports_once():
     assert run_with_onnx_runtime(padded, num_threads=1) is padded
 
 
-def test_the_cpu_fast_path_agrees_with_plain_fp32(monkeypatch):
-    monkeypatch.setattr(inference, "cpu_has_fast_bf16", lambda: False)
-    monkeypatch.setattr(inference, "onnx_runtime_available", lambda: True)
-    fast = InferenceOptions(device="cpu", fast=True, batch_size=2)
+def test_the_onnx_plan_agrees_with_fp32():
+    # Forced, so it runs whether or not this CPU's fast path would pick it.
+    onnx = InferenceOptions(device="cpu", execution="onnx", batch_size=2)
     images = rgba(48, 72, seed=5, notch=False)[None, :3].repeat(3, axis=0)
-    model = prepare_model(conv_model(), fast)
+    model = prepare_model(conv_model(), onnx)
     assert isinstance(model, OnnxRuntimeNetwork)
-    plain = predict_probabilities(prepare_model(conv_model(), PLAIN), images, PLAIN)
-    np.testing.assert_allclose(predict_probabilities(model, images, fast), plain, atol=1e-5)
+    reference = predict_probabilities(prepare_model(conv_model(), FP32), images, FP32)
+    np.testing.assert_allclose(predict_probabilities(model, images, onnx), reference, atol=1e-5)

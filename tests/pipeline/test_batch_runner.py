@@ -21,11 +21,14 @@ from rastervision.pipeline.pipeline import Pipeline
 from rastervision.pipeline.registry import Registry
 
 import rastervision.benchmark
-from benchmark.data.scene_windows import split_scene
+from benchmark.data.aws_errors import AwsError
+from benchmark.data.scene_windows import cut_scene_into_windows
 from benchmark.data.stac import read_training_scenes
 from benchmark.errors import InputError
-from benchmark.pipeline.batch_runner import DRY_RUN_ENV, BenchmarkBatchRunner
+from benchmark.pipeline.batch_runner import BenchmarkBatchRunner
+from benchmark.pipeline.dry_run import DRY_RUN_ENV
 from benchmark.pipeline.runner_registration import batch_runner, register
+from tests.fixtures.aws import make_batch_resources, parse_dry_run
 from tests.fixtures.opencities import make_opencities_catalog
 
 pytestmark = pytest.mark.aws
@@ -72,28 +75,9 @@ def use_profile(tmp_path, monkeypatch):
 @pytest.fixture
 def batch_resources(aws_env):
     """A compute environment, CPU and GPU job queues and job definitions in moto."""
-    batch = boto3.client("batch")
-    role = boto3.client("iam").create_role(RoleName="batch", AssumeRolePolicyDocument="{}")
-    env = batch.create_compute_environment(
-        computeEnvironmentName="bench-env",
-        type="UNMANAGED",
-        state="ENABLED",
-        serviceRole=role["Role"]["Arn"],
+    make_batch_resources(
+        list(QUEUES.values()), {JOB_DEFS[device]: f"bench-{device}" for device in QUEUES}
     )
-    for device in ("cpu", "gpu"):
-        batch.create_job_queue(
-            jobQueueName=QUEUES[device],
-            state="ENABLED",
-            priority=1,
-            computeEnvironmentOrder=[
-                {"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}
-            ],
-        )
-        batch.register_job_definition(
-            jobDefinitionName=JOB_DEFS[device],
-            type="container",
-            containerProperties={"image": f"bench-{device}", "vcpus": 1, "memory": 512},
-        )
     boto3.client("s3").create_bucket(Bucket=BUCKET)
     return aws_env
 
@@ -114,17 +98,6 @@ def submitted_jobs(server) -> list[dict]:
         if r["url"].endswith("/v1/submitjob")
     ]
     return [{**r, "jobId": ids[r["jobName"]]} for r in requests]
-
-
-def parse_dry_run(stdout: str) -> list[dict[str, str]]:
-    """The job lines of a dry run, as {field: value} (the command name under 'step')."""
-    jobs = []
-    for line in stdout.splitlines():
-        step, sep, rest = line.partition(": ")
-        if sep and rest.startswith("id="):
-            fields = dict(word.split("=", 1) for word in shlex.split(rest))
-            jobs.append({"step": step, **fields})
-    return jobs
 
 
 class TinyPipeline(Pipeline):
@@ -289,6 +262,86 @@ class TestErrors:
             run_tiny(["prepare", "train"])
 
 
+class TestAwsSetup:
+    """What is wrong in the account is found before the first job is submitted."""
+
+    @pytest.mark.parametrize(
+        ("setting", "kind"),
+        [("cpu_job_queue", "job queue"), ("gpu_job_def", "job definition")],
+    )
+    def test_resource_that_does_not_exist(self, batch_resources, use_profile, setting, kind):
+        path = use_profile(**{setting: "RasterVisionOther"})
+        with pytest.raises(InputError) as exc:
+            run_tiny(["prepare", "fit", "score"])
+        message = str(exc.value)
+        assert message.startswith(
+            f"AWS Batch {kind} RasterVisionOther does not exist in region us-east-1 "
+            "(nothing was submitted)"
+        )
+        assert f"set [BATCH] {setting} in profile 'bench' ({path})" in message
+        assert not submitted_jobs(batch_resources)
+
+    def test_job_definition_by_revision_and_arn(self, batch_resources, use_profile):
+        arn = boto3.client("batch").describe_job_definitions(jobDefinitionName=JOB_DEFS["cpu"])
+        use_profile(
+            gpu_job_def=f"{JOB_DEFS['gpu']}:1",
+            cpu_job_def=arn["jobDefinitions"][0]["jobDefinitionArn"],
+        )
+        run_tiny(["prepare", "fit"])
+        assert len(submitted_jobs(batch_resources)) == 2
+
+    def test_no_credentials(self, batch_resources, use_profile, monkeypatch):
+        use_profile()
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        with pytest.raises(AwsError, match=r"^AWS Batch \(region us-east-1\): no AWS credentials"):
+            run_tiny(["prepare", "fit"])
+        assert not submitted_jobs(batch_resources)
+
+    def test_profile_file_missing(self, aws_env, tmp_path, monkeypatch):
+        monkeypatch.setenv("RV_CONFIG_DIR", str(tmp_path))
+        rv_config_.set_everett_config(profile="absent")
+        try:
+            with pytest.raises(InputError) as exc:
+                run_tiny(["score"])
+        finally:
+            rv_config_.set_everett_config()
+        assert str(exc.value).startswith(
+            f"Raster Vision profile 'absent' not found ({tmp_path / 'absent'}), so [BATCH] "
+            f"cpu_job_queue is not set: install it (mkdir -p {tmp_path} && cp "
+            f".rastervision/wbbenchmark {tmp_path / 'absent'})"
+        )
+
+    def test_dry_run_without_credentials_prints_the_graph(
+        self, batch_resources, use_profile, monkeypatch, capsys, caplog
+    ):
+        use_profile()
+        monkeypatch.setenv(DRY_RUN_ENV, "1")
+        monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+        monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+        run_tiny(["prepare", "fit", "score"])
+        assert [j["step"] for j in parse_dry_run(capsys.readouterr().out)] == [
+            "prepare",
+            "fit",
+            "score",
+        ]
+        (warning,) = [
+            r.getMessage() for r in caplog.records if r.name == "benchmark.pipeline.batch_runner"
+        ]
+        assert warning.startswith(
+            f"No AWS credentials: not checked that job queue(s) {QUEUES['cpu']}, "
+            f"{QUEUES['gpu']} and job definition(s) {JOB_DEFS['cpu']}, {JOB_DEFS['gpu']} exist"
+        )
+
+    def test_dry_run_with_credentials_checks_the_queues(
+        self, batch_resources, use_profile, monkeypatch
+    ):
+        use_profile(gpu_job_queue="RasterVisionGpuJobQueue")
+        monkeypatch.setenv(DRY_RUN_ENV, "1")
+        with pytest.raises(InputError, match="job queue RasterVisionGpuJobQueue does not exist"):
+            run_tiny(["fit"])
+
+
 # ---- the real CLI and wb_scripts on the benchmark's pipelines ------------------------------
 
 
@@ -370,7 +423,7 @@ def test_benchmark_command_from_the_readme(batch_resources, use_profile, catalog
     # The benchmark's config lists PREPROCESS's windows, so split the scenes (into S3) first.
     scenes = read_training_scenes(catalog.catalog_uri)
     for key in (env["TRAIN_IDS"], env["VALID_IDS"]):
-        split_scene(scenes[key], f"{ROOT}/split_images/{key}", split_size=64)
+        cut_scene_into_windows(scenes[key], f"{ROOT}/split_images/{key}", split_size=64)
     rastervision(
         "run", "batch", "benchmark.experiments.benchmark",
         "chip", "train", "predict", "eval", "bundle", "POSTPROCESS",

@@ -12,19 +12,9 @@ import numpy as np
 import pytest
 import rasterio
 
-from tests.fixtures.cli import CHIP, run_whole_pipeline
-from tests.fixtures.opencities import make_opencities_catalog
+from tests.fixtures.cli import CHIP
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> dict:
-    tmp_path = tmp_path_factory.mktemp("e2e")
-    catalog = make_opencities_catalog(tmp_path / "data", test_chip_size=CHIP)
-    root = tmp_path / "out"
-    run_whole_pipeline(catalog, str(root), tmp_path)
-    return {"root": root, "catalog": catalog}
 
 
 def test_preprocess_wrote_windows_and_manifests(finished_run):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from benchmark.data.scene_windows import read_scene_split
+from benchmark.data.scene_windows import read_scene_windows
 from tests.fixtures.opencities import cli_args, make_opencities_catalog
 
 pytestmark = pytest.mark.slow
@@ -46,7 +46,7 @@ def test_sigkill_then_rerun_completes_from_where_it_stopped(tmp_path):
     assert "(earlier run), kept" in output  # it says what it reused
 
     for key in (catalog.train_keys[0], catalog.valid_keys[0]):
-        split = read_scene_split(str(root / "split_images" / key))
+        split = read_scene_windows(str(root / "split_images" / key))
         with rasterio.open(split.image_uri) as src:
             for w in split.windows:
                 window = rasterio.windows.Window(w.col_off, w.row_off, w.width, w.height)

@@ -1,6 +1,6 @@
 """``wb_scripts/ablation`` (``tools.ablation``): variants, runs, scores and the table.
 
-The unit tests fake the rastervision runs and their outputs; the slow test runs ``--smoke``
+The unit tests fake the rastervision runs and their outputs; the slow test runs ``--test``
 (the baseline and TTA with its model, through the real CLI) on the tiny generated catalog.
 """
 
@@ -13,6 +13,7 @@ import pytest
 from benchmark.data.uris import write_json
 from benchmark.evaluation.metrics import ConfusionCounts, build_eval_report
 from benchmark.experiments.benchmark import BenchmarkArgs
+from benchmark.pipeline import layout
 from tests.fixtures.opencities import make_opencities_catalog
 from tools import ablation
 from tools.ablation import (
@@ -28,7 +29,7 @@ BY_NAME = {v.name: v for v in VARIANTS}
 # Small enough for the 96 x 80 px scenes of the generated catalog.
 TINY_ARGS = [
     "-a", "chip_sz", "32", "-a", "random_sz_min", "24", "-a", "random_sz_max", "40",
-    "-a", "predict_chip_sz", "48", "-a", "num_workers", "0",
+    "-a", "predict_window", "48", "-a", "num_workers", "0",
 ]  # fmt: skip
 
 
@@ -46,23 +47,24 @@ def make_setup(tmp_path: Path, **extra: str) -> Setup:
 
 def fake_eval(root: Path, name: str, counts: ConfusionCounts, threshold: float = 0.5) -> None:
     """What a finished variant's eval leaves: its saved config and eval.json."""
-    eval_uri, train_uri = root / "eval" / name, root / "train" / name
+    eval_uri = layout.command_dir(str(root), "eval", name)
+    train_uri = layout.command_dir(str(root), "train", name)
     write_json(
-        {"eval_uri": str(eval_uri), "train_uri": str(train_uri)},
-        str(root / "pipeline-config" / f"{name}.json"),
+        {"eval_uri": eval_uri, "train_uri": train_uri},
+        layout.pipeline_config_uri(str(root), name),
     )
     report = build_eval_report({"kam/bbb222": counts}) | {"decision_threshold": threshold}
-    write_json(report, str(eval_uri / "eval.json"))
+    write_json(report, layout.eval_report_uri(eval_uri))
 
 
 def fake_training(root: Path, name: str) -> None:
     """What a finished variant's train leaves: RV's log.csv (two epochs, 2 min) and a bundle."""
-    train_uri = root / "train" / name
-    train_uri.mkdir(parents=True, exist_ok=True)
-    (train_uri / "log.csv").write_text(
+    train_uri = layout.command_dir(str(root), "train", name)
+    Path(train_uri).mkdir(parents=True, exist_ok=True)
+    Path(layout.training_log_uri(train_uri)).write_text(
         "epoch,train_loss,train_time,val_loss\n0,0.9,0:01:00.500000,1.0\n1,0.7,0:00:59.500000,0.9\n"
     )
-    (train_uri / "model-bundle.zip").write_bytes(b"zip")
+    Path(layout.model_bundle_uri(train_uri)).write_bytes(b"zip")
 
 
 class TestVariants:
@@ -164,11 +166,17 @@ class TestArguments:
         with pytest.raises(ValueError, match=message):
             ablation.parse_extra_args(words)
 
-    def test_smoke_defaults(self):
-        args = ablation.build_parser().parse_args(["--smoke", "--epochs", "3"])
+    def test_test_run_defaults(self):
+        args = ablation.build_parser().parse_args(["--test", "--epochs", "3"])
         setup = ablation.make_setup(args, {})
         assert setup.budget == Budget(chips_per_scene=8, num_epochs=3, batch_sz=2)
-        assert setup.out.name == "ablation-smoke"
+        assert setup.out.name == "ablation-test"
+
+    def test_budget_must_be_positive(self, capsys):
+        with pytest.raises(SystemExit) as exit_info:
+            ablation.build_parser().parse_args(["--epochs", "0"])
+        assert exit_info.value.code == 2
+        assert "--epochs: 0 is not a whole number above 0" in capsys.readouterr().err
 
 
 class TestScores:
@@ -309,13 +317,13 @@ class TestResults:
 
 
 @pytest.mark.slow
-def test_smoke_run_on_the_tiny_catalog(tmp_path, monkeypatch, capsys):
+def test_test_run_on_the_tiny_catalog(tmp_path, monkeypatch, capsys):
     """The whole script through the real CLI: PREPROCESS, the baseline, TTA with its model."""
     catalog = make_opencities_catalog(tmp_path / "data", test_chip_size=64)
     monkeypatch.setenv("RV_TMP_DIR", str(tmp_path / "rvtmp"))
     out = tmp_path / "out"
     argv = [
-        "--smoke", "--out", str(out), "--catalog", catalog.catalog_uri,
+        "--test", "--out", str(out), "--catalog", catalog.catalog_uri,
         "--train-ids", catalog.train_keys[0], "--valid-ids", catalog.valid_keys[0],
         # RV pads random windows past the edges of a 96 px scene and drops chips that are
         # mostly padding (unseeded): draw enough that a batch of 2 always remains.

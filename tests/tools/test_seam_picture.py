@@ -1,17 +1,14 @@
-"""Seam picture: the seam measure, the tiling crop, and the command's PNG and JSON."""
+"""Seam picture: the seam measure, and the command's crop, PNG and JSON."""
 
 import json
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from rasterio.windows import Window
 
-from benchmark.errors import InputError
-from tests.evaluation.test_plots import png_shape
-from tests.fixtures.rasters import rgba, write_raster
-from tests.inference.test_predict import conv_model
-from tools.seam_picture import main, measure_seams, tiling_crop, window_edges
+from tests.fixtures.models import conv_model
+from tests.fixtures.rasters import png_shape, rgba, write_raster
+from tools.seam_picture import main, measure_seams
 
 
 def ramp_with_step() -> np.ndarray:
@@ -49,27 +46,11 @@ class TestMeasureSeams:
             measure_seams(ramp_with_step(), [], [])
 
 
-class TestTiling:
-    def test_window_edges(self):
-        assert window_edges(768, 256, 0) == [256, 512]
-        assert window_edges(768, 256, 128) == [128, 256, 384, 512, 640]
-
-    def test_largest_centred_crop_both_tilings_fit(self):
-        # The Kampala validation scene: 1273 x 1012 px.
-        assert tiling_crop(Window(0, 0, 1273, 1012), 256, 128) == Window(124, 122, 1024, 768)
-        # Strides 256 and 192 both tile 256 + 768k px.
-        assert tiling_crop(Window(10, 20, 1100, 1030), 256, 64) == Window(48, 23, 1024, 1024)
-
-    def test_too_small_for_two_windows(self):
-        with pytest.raises(InputError, match="at least 512 px"):
-            tiling_crop(Window(0, 0, 1000, 500), 256, 128)
-
-
 class TestCommand:
     @staticmethod
     def run(scene: str, png: str, *args: str) -> int:
         bundle = SimpleNamespace(model=conv_model())
-        common = ["--chip-sz", "32", "--overlap", "16", "--device", "cpu"]
+        common = ["--window", "32", "--overlap", "16", "--device", "cpu"]
         return main(["b.zip", scene, png, *common, *args], load_bundle=lambda uri: bundle)
 
     @pytest.fixture
@@ -96,6 +77,7 @@ class TestCommand:
         [
             (["--overlap", "20"], "overlap 20 must be between 1 and half the window"),
             (["--region", "50", "0", "64", "64"], "is not inside the 140x100 scene"),
+            (["--region", "0", "0", "60", "140"], "it needs at least 64 px"),
         ],
     )
     def test_bad_input_is_one_line_exit_2(self, tmp_path, scene, capsys, args, message):

@@ -1,0 +1,33 @@
+"""``python -m benchmark.cli.locate NAME ROOT_URI EXPERIMENT_ID``: print where a run writes NAME.
+
+For the shell scripts (``wb_scripts/submit``), so that no location is spelled outside
+:mod:`benchmark.pipeline.layout`. Fast: it imports neither Raster Vision nor torch.
+"""
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from benchmark.cli import options
+from benchmark.pipeline import layout
+
+LOCATIONS: dict[str, Callable[[str, str], str]] = {
+    "config": layout.pipeline_config_uri,
+    "postprocess": layout.postprocess_dir,
+    "submission": layout.submission_uri,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the location on stdout."""
+    parser = argparse.ArgumentParser(prog="python -m benchmark.cli.locate", description=__doc__)
+    parser.add_argument("name", choices=sorted(LOCATIONS), help="what to locate")
+    parser.add_argument("root_uri", help="the run's root (local or s3://)")
+    parser.add_argument("experiment_id", help="the run's experiment id")
+    args = parser.parse_args(argv)
+    sys.stdout.write(LOCATIONS[args.name](args.root_uri, args.experiment_id) + "\n")
+    return options.EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,152 @@
+"""What our commands share: argument value types, exit statuses and the one-line error.
+
+Written once, as rasterio keeps its ``rio`` options in one module, so every command checks a
+window side or a threshold the same way and exits the same way:
+
+- ``EXIT_OK`` (0): done;
+- ``EXIT_FAILED`` (1): ran, but some of the work could not be done (the command lists it);
+- ``EXIT_BAD_INPUT`` (2): nothing done, the input is wrong; one ``error: ...`` line says what.
+  argparse exits 2 for a bad command line too, so a caller tells "fix the input" apart from
+  "some items failed" by the status alone.
+
+The value types raise :class:`argparse.ArgumentTypeError`, and argparse names them in its
+message (``invalid pixels value: 'x'``), hence their plain names.
+"""
+
+import argparse
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from benchmark.errors import InputError
+
+if TYPE_CHECKING:
+    from benchmark.inference.execution import InferenceOptions
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+
+
+def probability(value: str) -> float:
+    """A decision threshold: building where P > it, so 1 would mark nothing."""
+    threshold = float(value)
+    if not 0.0 <= threshold < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not in [0, 1)")
+    return threshold
+
+
+def metres(value: str) -> float:
+    """A ground sample distance in metres per pixel."""
+    size = float(value)
+    if not size > 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number of metres")
+    return size
+
+
+def pixels(value: str) -> int:
+    """A number of pixels, 0 allowed (an overlap)."""
+    count = int(value)
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a number of pixels")
+    return count
+
+
+def side(value: str) -> int:
+    """The side of a window or chip: at least one pixel."""
+    length = pixels(value)
+    if length == 0:
+        raise argparse.ArgumentTypeError("a window needs at least one pixel a side")
+    return length
+
+
+def non_negative(value: str) -> float:
+    """Metres or square metres where 0 means off (a tolerance, a minimum area)."""
+    number = float(value)
+    if not number >= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a number >= 0")
+    return number
+
+
+def count(value: str) -> int:
+    """How many of something (chips, steps, epochs, a batch): at least one."""
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a whole number above 0")
+    return number
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, unit: str, window_default: str) -> None:
+    """The options of every command that runs a model bundle, written once.
+
+    Args:
+        parser: the command's parser.
+        unit: what a forward pass takes a batch of ("chips", "windows").
+        window_default: what ``--window`` defaults to, for its help.
+    """
+    parser.add_argument(
+        "--threshold",
+        type=probability,
+        default=None,
+        help="building where P > T (default: the threshold stored in the bundle)",
+    )
+    parser.add_argument("--tta", action="store_true", help="average 8 flips/rotations (8x time)")
+    parser.add_argument(
+        "--no-fast",
+        dest="fast",
+        action="store_false",
+        help="plain fp32 PyTorch (default: the hardware's fast path: CUDA fp16 autocast; CPU "
+        "bf16 autocast where native, else ONNX Runtime)",
+    )
+    parser.add_argument(
+        "--window",
+        type=side,
+        default=None,
+        metavar="PX",
+        help=f"prediction window side in the model's pixels (default: {window_default})",
+    )
+    parser.add_argument(
+        "--overlap",
+        type=pixels,
+        default=None,
+        metavar="PX",
+        help="pixels shared by neighbouring windows (default: the bundle's)",
+    )
+    parser.add_argument("--batch-size", type=count, default=4, help=f"{unit} per forward pass")
+    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--num-threads", type=count, default=None, help="torch CPU threads (default: all cores)"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def inference_options(args: argparse.Namespace, **more: Any) -> "InferenceOptions":
+    """:class:`InferenceOptions` from the options :func:`add_model_arguments` added."""
+    from benchmark.inference.execution import InferenceOptions  # torch: only when predicting
+
+    return InferenceOptions(
+        device=args.device,
+        fast=args.fast,
+        batch_size=args.batch_size,
+        tta=args.tta,
+        num_threads=args.num_threads,
+        **more,
+    )
+
+
+def print_error(message: str) -> None:
+    """``error: <message>`` on stderr, as Raster Vision's commands and ours show problems."""
+    sys.stderr.write(f"error: {message}\n")
+
+
+def exit_status(run: Callable[[], int]) -> int:
+    """Run a command's work; an :class:`InputError` becomes one error line and ``EXIT_BAD_INPUT``.
+
+    Our own commands return their status (``main() -> int``, testable without a process);
+    inside ``rastervision`` runs the exception hook of :mod:`benchmark.cli.output` does the same.
+    """
+    try:
+        return run()
+    except InputError as exc:
+        print_error(str(exc))
+        return EXIT_BAD_INPUT

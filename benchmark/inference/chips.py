@@ -1,0 +1,298 @@
+"""Folder prediction: a folder of test chips in, one mask (or probability) GeoTIFF per chip out.
+
+The model is the whole bill, so the code around it must add almost nothing: chips are decoded
+in DataLoader workers while the model runs, and outputs are quantized and written by a
+background thread, both at a low scheduling priority. Chips at another GSD than the model's are
+resized for it (:func:`~benchmark.inference.forward.probabilities_at_scale`); chips larger than
+the model's ``window`` run in windows blended like a scene's (:mod:`benchmark.inference.blending`).
+"""
+
+import logging
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+import torch
+from rastervision.pipeline.file_system import list_paths
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from benchmark.data.imagery import open_scene_checked, read_rgb, read_valid_mask
+from benchmark.data.submission import write_mask
+from benchmark.data.uris import TMP_PREFIX, is_s3
+from benchmark.inference.blending import windowed_probabilities
+from benchmark.inference.execution import (
+    ExecutionPlan,
+    InferenceOptions,
+    execution_plan,
+    prepare_model,
+)
+from benchmark.inference.forward import (
+    batch_probabilities,
+    probabilities_at_scale,
+    probability_to_mask,
+    quantize,
+)
+
+log = logging.getLogger(__name__)
+
+# Chip outputs waiting for the writer thread, in batches: bounds memory if writing stalls.
+MAX_PENDING_BATCHES = 2
+# Scheduling priority (nice) of the chip decoder and writer, which run beside the model.
+BACKGROUND_NICENESS = 10
+
+
+class ChipLike(Protocol):
+    """What folder prediction needs of a chip (``benchmark.data.stac.ChipRef``)."""
+
+    id: str
+    uri: str
+
+
+@dataclass
+class ChipFolderReport:
+    """What folder prediction did, chip by chip, and where the time went."""
+
+    written: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # output already complete (resume)
+    bad: dict[str, str] = field(default_factory=dict)  # chip id -> problem
+    wall_seconds: float = 0.0  # the whole call
+    model_seconds: float = 0.0  # inside the forward passes (the floor for wall_seconds)
+
+    def summary(self) -> str:
+        """One line for the log."""
+        line = f"{len(self.written)} written, {len(self.skipped)} already done, {len(self.bad)} bad"
+        if self.written:
+            line += (
+                f", {self.wall_seconds / len(self.written):.3f} s/chip"
+                f" ({self.model_seconds / len(self.written):.3f} s in the model)"
+            )
+        if self.bad:
+            shown = "; ".join(f"{k}: {v}" for k, v in list(self.bad.items())[:5])
+            line += f" [{shown}{'; ...' if len(self.bad) > 5 else ''}]"
+        return line
+
+
+@dataclass
+class _ChipBatch:
+    """Decoded chips of one batch; bad chips carry their problem instead of pixels."""
+
+    indices: list[int]
+    images: torch.Tensor  # uint8 (n, 3, H, W)
+    valid: torch.Tensor  # bool (n, H, W)
+    bad: list[tuple[int, str]]
+
+    def pin_memory(self) -> "_ChipBatch":
+        """Page-locked copies, for asynchronous copies to the GPU (DataLoader calls this)."""
+        return _ChipBatch(self.indices, self.images.pin_memory(), self.valid, self.bad)
+
+
+class _ChipDataset(Dataset):
+    """Decodes chips (in a DataLoader worker); a bad chip yields its problem, not an error."""
+
+    def __init__(self, chips: Sequence[ChipLike], expected_size: int) -> None:
+        self.uris = [chip.uri for chip in chips]
+        self.expected_size = expected_size
+
+    def __len__(self) -> int:
+        return len(self.uris)
+
+    def _read(self, uri: str) -> tuple[np.ndarray, np.ndarray]:
+        size = self.expected_size
+        with open_scene_checked(uri, require_georef=False) as src:
+            if src.count not in (3, 4):
+                raise ValueError(f"{src.count} bands, expected 3 (RGB) or 4 (RGBA)")
+            if (src.height, src.width) != (size, size):
+                raise ValueError(f"{src.width}x{src.height} px, expected {size}x{size}")
+            return read_rgb(src), read_valid_mask(src)
+
+    def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, np.ndarray | None, str]:
+        uri = self.uris[index]
+        try:
+            image, valid = self._read(uri)
+        except Exception as exc:  # reported by name; the rest of the set still predicts
+            return index, None, None, str(exc).removeprefix(f"{uri}: ")
+        return index, image, valid, ""
+
+
+def _collate_chips(items: list[tuple[int, np.ndarray | None, np.ndarray | None, str]]):
+    """Stack the good chips (tensors cross from the worker through shared memory)."""
+    good = [(i, img, valid) for i, img, valid, problem in items if not problem]
+    bad = [(i, problem) for i, _, _, problem in items if problem]
+    if not good:
+        empty = torch.empty(0, dtype=torch.uint8)
+        return _ChipBatch([], empty, empty.bool(), bad)
+    return _ChipBatch(
+        indices=[i for i, _, _ in good],
+        images=torch.from_numpy(np.stack([img for _, img, _ in good])),
+        valid=torch.from_numpy(np.stack([valid for _, _, valid in good])),
+        bad=bad,
+    )
+
+
+def _run_in_background() -> None:
+    """Lower the calling thread's scheduling priority (Linux: per thread; elsewhere: no-op).
+
+    Decoding and writing chips costs ~0.08 s of CPU per 1024 px chip, yet on a machine whose
+    cores all run the model it slowed the model by ~0.25 s per chip: each preemption stalls
+    a multi-threaded operator until its last thread is back. At a low priority the decoder
+    and writer run in the gaps the model's threads leave.
+    """
+    try:
+        thread = threading.get_native_id()
+        niceness = os.getpriority(os.PRIO_PROCESS, thread) + BACKGROUND_NICENESS
+        os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
+    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
+        pass
+
+
+def _start_decoder(worker_id: int) -> None:
+    """DataLoader worker start-up: chip decoding is background work."""
+    _run_in_background()
+
+
+def _existing_outputs(out_dir: str) -> set[str]:
+    """Names of finished ``.tif`` files in ``out_dir``: one listing, not a request per chip."""
+    if is_s3(out_dir):
+        names = [os.path.basename(p) for p in list_paths(out_dir, ext=".tif")]
+    elif os.path.isdir(out_dir):
+        names = os.listdir(out_dir)
+    else:
+        return set()
+    return {n for n in names if n.endswith(".tif") and not n.startswith(TMP_PREFIX)}
+
+
+def _write_chip_output(
+    prob: np.ndarray, valid: np.ndarray, threshold: float | None, uri: str
+) -> None:
+    """Quantize (and threshold) one chip's probabilities, zero outside its imagery, write."""
+    out = quantize(prob)
+    if threshold is not None:
+        out = probability_to_mask(out, threshold)
+    out[~valid] = 0
+    write_mask(out, uri)
+
+
+def _chip_probabilities(
+    model: nn.Module,
+    images: torch.Tensor,
+    plan: ExecutionPlan,
+    tta: bool,
+    scale: float,
+    window: int | None,
+    overlap: int,
+) -> torch.Tensor:
+    """P(building) (B, H, W) of uint8 chips: resized by ``scale``, whole or in windows."""
+
+    def probabilities(batch: torch.Tensor) -> torch.Tensor:
+        if window is None:
+            return batch_probabilities(model, batch, plan, tta)
+        return windowed_probabilities(model, batch, plan, tta, window, overlap)
+
+    return probabilities_at_scale(images, plan, scale, probabilities)
+
+
+def predict_chip_folder(
+    model: nn.Module,
+    chips: Sequence[ChipLike],
+    out_dir: str,
+    options: InferenceOptions | None = None,
+    threshold: float | None = 0.5,
+    expected_size: int = 1024,
+    overwrite: bool = False,
+    input_scale: float = 1.0,
+    window: int | None = None,
+    overlap: int = 0,
+) -> ChipFolderReport:
+    """Write ``{out_dir}/{id}.tif`` for every chip: its 0/1 building mask.
+
+    Chips are decoded in ``options.num_workers`` DataLoader processes while the model runs
+    and outputs are written by a background thread, so the wall time stays close to the
+    model's. Pixels outside the imagery (alpha 0) are 0.
+
+    Args:
+        model: the network (prepared here with ``options``).
+        chips: ``ChipRef``-like objects with ``.id`` and ``.uri``.
+        out_dir: output directory (local or s3://).
+        options: inference options (defaults if None).
+        threshold: building when P > threshold; None writes uint8 probabilities
+            ``round(255 * P)`` instead (for a threshold chosen later).
+        expected_size: chips must be this many pixels square.
+        overwrite: redo chips whose output exists; otherwise they are skipped, which resumes an
+            interrupted run (outputs are atomic, so an existing one is complete).
+        input_scale: resize factor of the chips for the model (chip GSD / the model's GSD,
+            see :func:`benchmark.data.gsd.gsd_scale`); outputs keep the chips' size.
+        window: run chips larger than this (after resizing) in windows of this side,
+            blended like a scene's (see :mod:`benchmark.inference.blending`); None runs whole
+            chips.
+        overlap: pixels shared by neighbouring windows.
+
+    Returns:
+        What was written, skipped and refused (bad chips: unreadable, not 3/4 bands, wrong
+        size), with timings.
+    """
+    start = time.perf_counter()
+    options = options or InferenceOptions()
+    out_dir = out_dir.rstrip("/")
+    report = ChipFolderReport()
+    done = set() if overwrite else _existing_outputs(out_dir)
+    todo = []
+    for chip in chips:
+        if f"{chip.id}.tif" in done:
+            report.skipped.append(chip.id)
+        else:
+            todo.append(chip)
+    if report.skipped:
+        log.info("%d chip(s) already predicted in %s: skipped", len(report.skipped), out_dir)
+    if not todo:
+        report.wall_seconds = time.perf_counter() - start
+        return report
+
+    model = prepare_model(model, options)
+    plan = execution_plan(options)
+    loader = DataLoader(
+        _ChipDataset(todo, expected_size),
+        batch_size=options.batch_size,
+        num_workers=options.num_workers,
+        collate_fn=_collate_chips,
+        pin_memory=plan.is_cuda,
+        prefetch_factor=2 if options.num_workers else None,
+        worker_init_fn=_start_decoder,
+    )
+    pending: deque[Future] = deque()
+    with (
+        ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="chip-writer", initializer=_run_in_background
+        ) as writer,
+        tqdm(total=len(todo), desc="Predicting chips", unit="chip") as bar,
+    ):
+        for batch in loader:
+            for i, problem in batch.bad:
+                report.bad[todo[i].id] = problem
+                log.warning("%s: %s (not predicted)", todo[i].uri, problem)
+            if batch.indices:
+                t0 = time.perf_counter()
+                probs = _chip_probabilities(
+                    model, batch.images, plan, options.tta, input_scale, window, overlap
+                )
+                probs = probs.cpu().numpy()
+                report.model_seconds += time.perf_counter() - t0
+                for i, prob, valid in zip(batch.indices, probs, batch.valid.numpy(), strict=True):
+                    uri = f"{out_dir}/{todo[i].id}.tif"
+                    pending.append(writer.submit(_write_chip_output, prob, valid, threshold, uri))
+                    report.written.append(todo[i].id)
+            while len(pending) > MAX_PENDING_BATCHES * options.batch_size:
+                pending.popleft().result()  # also surfaces a write error early
+            bar.update(len(batch.indices) + len(batch.bad))
+        for future in pending:
+            future.result()
+    report.wall_seconds = time.perf_counter() - start
+    log.info("%s: %s", out_dir, report.summary())
+    return report

@@ -1,0 +1,106 @@
+"""The forward pass: uint8 images in, P(building) out, with TTA and a resize for the model's GSD.
+
+Probabilities are stored as uint8 ``round(255 * P(building))`` (:func:`quantize`); a pixel is a
+building when that value exceeds ``255 * threshold`` (:func:`probability_to_mask`), everywhere:
+folder predict, POSTPROCESS, eval and the plots use that one rule.
+"""
+
+from collections.abc import Callable
+from contextlib import nullcontext
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from benchmark.inference.execution import ExecutionPlan, InferenceOptions, execution_plan
+
+
+def probability_to_mask(prob_u8: np.ndarray, threshold: float) -> np.ndarray:
+    """uint8 building mask (1 = building) from uint8 probabilities."""
+    return (prob_u8 > round(255 * threshold, 6)).astype(np.uint8)
+
+
+def quantize(prob: np.ndarray) -> np.ndarray:
+    """Float probabilities in [0, 1] -> uint8 ``round(255 * P)``."""
+    return np.rint(np.clip(prob, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def _forward_probabilities(model: nn.Module, x: torch.Tensor, plan: ExecutionPlan) -> torch.Tensor:
+    """float32 (B, H, W) P(building) for float (B, 3, H, W) input already on the device."""
+    if plan.channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    dtype = plan.autocast_dtype
+    autocast = torch.autocast(plan.device.type, dtype=dtype) if dtype else nullcontext()
+    with autocast:
+        logits = model(x)
+    return logits.float().softmax(dim=1)[:, 1]
+
+
+def _d4_transforms() -> list[tuple[int, bool]]:
+    """The 8 symmetries of a square: (quarter turns, then a left-right flip)."""
+    return [(k, flip) for k in range(4) for flip in (False, True)]
+
+
+@torch.inference_mode()
+def batch_probabilities(
+    model: nn.Module, images: torch.Tensor, plan: ExecutionPlan, tta: bool
+) -> torch.Tensor:
+    """P(building) (B, H, W) on the device for uint8 (B, 3, H, W) images, in one pass (or 8)."""
+    x = images.to(plan.device, non_blocking=plan.is_cuda).float().div_(255)
+    if not tta:
+        return _forward_probabilities(model, x, plan)
+    total = torch.zeros(x.shape[0], *x.shape[2:], device=x.device)
+    for k, flip in _d4_transforms():
+        t = torch.rot90(x, k, dims=(2, 3))
+        t = torch.flip(t, dims=(3,)) if flip else t
+        p = _forward_probabilities(model, t, plan)
+        p = torch.flip(p, dims=(2,)) if flip else p
+        total += torch.rot90(p, -k, dims=(1, 2))
+    return total / 8
+
+
+def _resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize of float (B, C, H, W) to ``size`` (antialiased when shrinking)."""
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def probabilities_at_scale(
+    images: torch.Tensor,
+    plan: ExecutionPlan,
+    scale: float,
+    probabilities: Callable[[torch.Tensor], torch.Tensor],
+) -> torch.Tensor:
+    """P(building) (B, H, W) of uint8 images, ``probabilities`` run on them resized by ``scale``.
+
+    How chips at one GSD meet a model trained at another: each chip is resized to the model's
+    GSD and the probabilities back to the chip's own size, so outputs keep the chip's grid
+    (1024 x 1024 in the competition) whatever the scale.
+    """
+    if scale == 1.0:
+        return probabilities(images)
+    size = (images.shape[-2], images.shape[-1])
+    scaled = (max(1, round(size[0] * scale)), max(1, round(size[1] * scale)))
+    x = images.to(plan.device, non_blocking=plan.is_cuda).float()
+    resized = _resize(x, scaled).round_().clamp_(0, 255).to(torch.uint8)
+    probs = probabilities(resized)
+    return _resize(probs[:, None], size)[:, 0].clamp_(0, 1)
+
+
+def predict_probabilities(
+    model: nn.Module, images_uint8: np.ndarray | torch.Tensor, options: InferenceOptions
+) -> np.ndarray:
+    """float32 (B, H, W) P(building) for uint8 RGB images (B, 3, H, W).
+
+    ``model`` must have been through :func:`~benchmark.inference.execution.prepare_model` with
+    the same options. Runs ``options.batch_size`` images per forward pass.
+    """
+    plan = execution_plan(options)
+    images = torch.as_tensor(images_uint8)
+    if images.ndim != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
+        raise ValueError(f"expected uint8 (B, 3, H, W) images, got {images.dtype} {images.shape}")
+    parts = [
+        batch_probabilities(model, batch, plan, options.tta).cpu()
+        for batch in images.split(options.batch_size)
+    ]
+    return torch.cat(parts).numpy()

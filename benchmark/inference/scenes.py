@@ -1,0 +1,296 @@
+"""Scene prediction: a georeferenced scene in, a probability raster on its grid out.
+
+Scenes are predicted one strip of windows at a time, so memory is bounded by a strip, not the
+scene: a reader thread reads the next windows while the model runs, and each strip's final
+rows are blended, masked and written as soon as no later window touches them. A model trained
+at a common GSD (``-a gsd``, see :mod:`benchmark.data.gsd`) predicts a window PREPROCESS
+resampled to it, and its probabilities come back on the window's own grid.
+"""
+
+import logging
+import os
+import queue
+import tempfile
+import threading
+from collections.abc import Iterator
+from typing import TypeVar
+
+import numpy as np
+import rasterio
+import torch
+from rasterio.windows import Window
+from torch import nn
+from tqdm.auto import tqdm
+
+from benchmark.data.gsd import GridMap, read_bands
+from benchmark.data.imagery import open_scene_checked, read_rgb, read_valid_mask, window_of_window
+from benchmark.data.uris import TMP_PREFIX, atomic_output, uri_exists
+from benchmark.data.windows import plan_windows
+from benchmark.inference.blending import BlendGrid
+from benchmark.inference.execution import InferenceOptions, execution_plan, prepare_model
+from benchmark.inference.forward import batch_probabilities, quantize
+
+log = logging.getLogger(__name__)
+
+# Output tiles of scene probability rasters; strips are written in multiples of it, so no
+# compressed tile is ever written twice.
+SCENE_BLOCK = 256
+# Columns normalized and written at a time when a strip of scene rows is final.
+WRITE_COLUMNS = 16 * SCENE_BLOCK
+# U-Net-style encoders downsample 5 times: window sides must be multiples of 2 ** 5.
+SIZE_MULTIPLE = 32
+
+T = TypeVar("T")
+
+
+def _read_padded(src: rasterio.DatasetReader, row: int, col: int, size: int) -> np.ndarray:
+    """(3, size, size) uint8 window, zero-padded where it passes the raster's edge."""
+    win = Window(col, row, min(size, src.width - col), min(size, src.height - row))
+    out = np.zeros((3, size, size), dtype=np.uint8)
+    out[:, : int(win.height), : int(win.width)] = read_rgb(src, win)
+    return out
+
+
+def _prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Iterate ``items`` in a background thread, ``depth`` items ahead (reads overlap compute).
+
+    An exception in the producer is re-raised here; leaving the loop early stops the producer.
+    """
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    end = object()
+
+    def put(item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not put((item, None)):
+                    return
+            put((end, None))
+        except BaseException as exc:
+            put((end, exc))
+
+    thread = threading.Thread(target=produce, name="prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = q.get()
+            if exc is not None:
+                raise exc
+            if item is end:
+                return
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _scene_batches(
+    image_uri: str, rows: list[int], cols: list[int], size: int, batch_size: int
+) -> Iterator[tuple[int, list[int], np.ndarray]]:
+    """(row, cols, uint8 (n, 3, size, size) windows), strip by strip, left to right."""
+    with rasterio.open(image_uri) as src:
+        for row in rows:
+            for c0 in range(0, len(cols), batch_size):
+                batch_cols = cols[c0 : c0 + batch_size]
+                yield (
+                    row,
+                    batch_cols,
+                    np.stack([_read_padded(src, row, c, size) for c in batch_cols]),
+                )
+
+
+def _probability_profile(src: rasterio.DatasetReader, window: Window | None = None) -> dict:
+    """GeoTIFF profile of a probability raster on ``src``'s grid (or ``window`` of it)."""
+    window = window or Window(0, 0, src.width, src.height)
+    return {
+        "driver": "GTiff",
+        "width": int(window.width),
+        "height": int(window.height),
+        "count": 1,
+        "dtype": "uint8",
+        "crs": src.crs,
+        "transform": src.window_transform(window),
+        "tiled": True,
+        "blockxsize": SCENE_BLOCK,
+        "blockysize": SCENE_BLOCK,
+        "compress": "deflate",
+        "predictor": 2,
+    }
+
+
+def _output_exists(out_uri: str, overwrite: bool) -> bool:
+    """Whether ``out_uri`` is done already (outputs are atomic) and is to be kept."""
+    if not overwrite and uri_exists(out_uri):
+        log.info("%s exists: skipped", out_uri)
+        return True
+    return False
+
+
+def _write_final_rows(
+    src: rasterio.DatasetReader,
+    dst: rasterio.io.DatasetWriter,
+    acc: np.ndarray,
+    top: int,
+    n: int,
+    row_cover: np.ndarray,
+    col_cover: np.ndarray,
+) -> None:
+    """Write the first ``n`` rows of ``acc`` (scene rows from ``top``), then shift the rest up.
+
+    The rows are normalized by the window coverage and masked by the scene's imagery. Works
+    in column blocks: on a 40,000 px wide scene a whole strip's float temporaries (division,
+    clipping, rounding, validity mask) would cost several hundred MB at once.
+    """
+    for col in range(0, acc.shape[1], WRITE_COLUMNS):
+        cols = slice(col, col + WRITE_COLUMNS)
+        window = Window(col, top, acc[:n, cols].shape[1], n)
+        prob = acc[:n, cols] / (row_cover[top : top + n, None] * col_cover[None, cols])
+        dst.write(quantize(prob) * read_valid_mask(src, window), 1, window=window)
+        acc[:-n, cols] = acc[n:, cols]  # numpy buffers the overlapping copy, one block at a time
+        acc[-n:, cols] = 0
+
+
+def predict_scene(
+    model: nn.Module,
+    image_uri: str,
+    out_uri: str,
+    options: InferenceOptions | None = None,
+    window: int = 1024,
+    overlap: int = 0,
+    overwrite: bool = False,
+) -> None:
+    """Write a georeferenced uint8 probability raster (``round(255 * P)``) for a scene.
+
+    The scene is predicted in windows of side ``window``, batched within strips of windows; each
+    finished strip is blended, masked (0 outside the imagery) and written, so memory holds
+    one strip. The output has the input's grid, CRS and transform, 256 px tiles, DEFLATE.
+
+    Args:
+        model: the network (prepared here with ``options``).
+        image_uri: the scene (RGBA or RGB GeoTIFF, local or s3://).
+        out_uri: where to write; skipped if it exists, unless ``overwrite``.
+        options: inference options (defaults if None).
+        window: window side in pixels (rounded up to a multiple of 32 for small scenes).
+        overlap: pixels shared by neighbouring windows, blended with ramps so window edges
+            leave no seam (at most half a window; see :mod:`benchmark.inference.blending`).
+        overwrite: redo an existing output.
+    """
+    if overlap < 0:
+        raise ValueError(f"overlap {overlap} must not be negative")
+    if _output_exists(out_uri, overwrite):
+        return
+    options = options or InferenceOptions()
+    model = prepare_model(model, options)
+    plan = execution_plan(options)
+    with open_scene_checked(image_uri) as src:
+        height, width = src.height, src.width
+        # A small scene gets one window of about its size, not a mostly-padding full one.
+        longest = -(-max(height, width) // SIZE_MULTIPLE) * SIZE_MULTIPLE
+        side = min(window, longest)
+        grid = BlendGrid.over(height, width, side, overlap)
+        rows, cols = grid.rows, grid.cols
+        profile = _probability_profile(src)
+        batches = _prefetched(_scene_batches(image_uri, rows, cols, side, options.batch_size))
+        with (
+            atomic_output(out_uri) as path,
+            rasterio.open(path, "w", **profile) as dst,
+            tqdm(total=len(rows) * len(cols), desc=os.path.basename(image_uri), unit="win") as bar,
+        ):
+            # Weighted sums for scene rows [top, top + len(acc)); rows above top are written.
+            acc = np.zeros((side + SCENE_BLOCK, width), dtype=np.float32)
+            top = 0
+            for row, batch_cols, images in batches:
+                probs = batch_probabilities(model, torch.from_numpy(images), plan, options.tta)
+                wy = grid.row_weights[row]
+                for col, prob in zip(batch_cols, probs.cpu().numpy(), strict=True):
+                    wx = grid.col_weights[col]
+                    h, w = len(wy), len(wx)
+                    acc[row - top : row - top + h, col : col + w] += prob[:h, :w] * wy[:, None] * wx
+
+                bar.update(len(batch_cols))
+                if batch_cols[-1] != cols[-1]:
+                    continue  # the strip is not finished
+                next_row = rows[rows.index(row) + 1] if row != rows[-1] else None
+                # Rows above the next strip are final; write whole tiles of them.
+                end = (
+                    height
+                    if next_row is None
+                    else top + (next_row - top) // SCENE_BLOCK * SCENE_BLOCK
+                )
+                if end == top:
+                    continue
+                _write_final_rows(src, dst, acc, top, end - top, grid.row_cover, grid.col_cover)
+                top = end
+    log.info("Wrote %s", out_uri)
+
+
+def resample_probabilities_onto(
+    prob_uri: str, scene_uri: str, scene_window: Window, out_uri: str, block_size: int = 1024
+) -> None:
+    """Write ``prob_uri`` onto the grid of ``scene_window`` of ``scene_uri``, 0 off its imagery.
+
+    ``prob_uri`` covers exactly the ground of ``scene_window`` (a resampled PREPROCESS window's
+    prediction, see :mod:`benchmark.data.gsd`). Probabilities are resampled bilinearly, block by
+    block, so memory is bounded by a block; the valid pixels are the scene's own.
+    """
+    with rasterio.open(prob_uri) as prob_src, open_scene_checked(scene_uri) as scene:
+        source = Window(0, 0, prob_src.width, prob_src.height)
+        back = GridMap(source, int(scene_window.width), int(scene_window.height))
+        with (
+            atomic_output(out_uri) as path,
+            rasterio.open(path, "w", **_probability_profile(scene, scene_window)) as dst,
+        ):
+            for block in plan_windows(back.width, back.height, back.block_side(block_size)):
+                shape = (int(block.height), int(block.width))
+                prob = read_bands(prob_src, back.source_window(block), shape)[0]
+                valid = read_valid_mask(scene, window_of_window(scene_window, block))
+                dst.write(prob * valid, 1, window=block)
+    log.info("Wrote %s (resampled from %s)", out_uri, prob_uri)
+
+
+def predict_resampled_window(
+    model: nn.Module,
+    image_uri: str,
+    scene_uri: str,
+    scene_window: Window,
+    out_uri: str,
+    options: InferenceOptions | None = None,
+    window: int = 1024,
+    overlap: int = 0,
+    overwrite: bool = False,
+    tmp_dir: str | None = None,
+) -> None:
+    """Predict a window PREPROCESS resampled to a GSD; write it on the window's own grid.
+
+    The model runs on ``image_uri`` at its GSD (:func:`predict_scene`, into a temporary file)
+    and the probabilities are resampled back onto ``scene_window`` of ``scene_uri``, 0 outside the
+    scene's imagery: the output has the grid :func:`predict_scene` gives the native window,
+    so ``eval`` scores it at the original resolution.
+
+    Args:
+        model: the network (prepared with ``options``).
+        image_uri: the resampled window (from PREPROCESS with ``-a gsd``).
+        scene_uri: the scene it was cut from.
+        scene_window: where it sits in the scene, in scene pixels.
+        out_uri: where to write; skipped if it exists, unless ``overwrite``.
+        options: inference options (defaults if None).
+        window: prediction window side, in resampled pixels.
+        overlap: pixels shared by neighbouring prediction windows (resampled pixels).
+        overwrite: redo an existing output.
+        tmp_dir: where the prediction at the GSD is kept until resampled (system default).
+    """
+    if _output_exists(out_uri, overwrite):
+        return
+    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX, dir=tmp_dir) as work_dir:
+        at_gsd = os.path.join(work_dir, "at_gsd.tif")
+        predict_scene(model, image_uri, at_gsd, options, window, overlap, overwrite=True)
+        resample_probabilities_onto(at_gsd, scene_uri, scene_window, out_uri)

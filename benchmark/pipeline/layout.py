@@ -1,0 +1,166 @@
+"""Where every command writes: the one module that spells output URIs.
+
+A run keeps Raster Vision's layout, ``{root_uri}/{command}/{experiment_id}``, which resumed
+runs, model bundles and ``wb_scripts`` rely on; PREPROCESS's windows sit beside it, shared by
+every experiment at their GSD::
+
+    {root}/split_images[_gsd{gsd}]/{area}/{id}/  PREPROCESS: windows {id}_{i}.tif, labels,
+                                                 manifest.json (benchmark.data.scene_windows)
+    {root}/split_images-config.json              PREPROCESS's pipeline config
+    {root}/pipeline-config/{exp}.json            the benchmark's pipeline config
+    {root}/{analyze,chip,train}/{exp}/           Raster Vision's own (train: model-bundle.zip,
+                                                 log.csv)
+    {root}/predict/{exp}/{window}.tif            predict: validation-window probabilities
+    {root}/predict/{exp}/test/{chip}.tif         predict: test-chip probabilities
+    {root}/eval/{exp}/eval.json                  eval: the report; {window}.png overlays,
+                                                 training_curves.png
+    {root}/bundle/{exp}/model-bundle.zip         bundle: RV's bundle plus benchmark.json
+    {root}/postprocess/{exp}/{chip}.tif          POSTPROCESS: the submission masks
+    {root}/postprocess/{exp}.json                POSTPROCESS: the threshold they were made with
+    {root}/submission/{exp}/submission.tgz       POSTPROCESS: the packed masks (and a
+                                                 submission_preview.png)
+
+Every ``*_uri`` of the benchmark config can be overridden, so the functions for what lies in a
+command's folder take that folder (``cfg.eval_uri``...), not the root. Nothing here imports
+Raster Vision, so the shell scripts ask it quickly too (:mod:`benchmark.cli.locate`). One input
+path is spelled here too: where the Open Cities catalog keeps a scene's files, which a dry run
+assumes when it cannot read the catalog (:mod:`benchmark.pipeline.dry_run`).
+"""
+
+# Members of a model bundle (``{bundle}/model-bundle.zip``), and the file RV's train writes.
+MODEL_BUNDLE_NAME = "model-bundle.zip"
+BUNDLE_INFO_NAME = "benchmark.json"
+TRAINING_LOG_NAME = "log.csv"
+# The benchmark's commands that write to ``{root}/{command}/{experiment_id}`` (RV's *_uri).
+RV_COMMAND_DIRS = ("analyze", "chip", "train", "predict", "eval", "bundle")
+POSTPROCESS_DIR = "postprocess"
+# PREPROCESS's module and output folder share the name, which users' runs depend on.
+WINDOWS_DIR = "split_images"
+MANIFEST_NAME = "manifest.json"
+
+
+def _join(*parts: str) -> str:
+    return "/".join([parts[0].rstrip("/"), *parts[1:]])
+
+
+def command_dir(root_uri: str, command: str, experiment_id: str) -> str:
+    """``{root}/{command}/{experiment_id}``: one command's outputs for one experiment."""
+    return _join(root_uri, command, experiment_id)
+
+
+def pipeline_config_uri(root_uri: str, experiment_id: str) -> str:
+    """The benchmark's saved config: one per experiment, so experiments can share a root."""
+    return _join(root_uri, "pipeline-config", f"{experiment_id}.json")
+
+
+def preprocess_config_uri(root_uri: str) -> str:
+    """PREPROCESS's saved config, apart from the benchmark's."""
+    return _join(root_uri, f"{WINDOWS_DIR}-config.json")
+
+
+def default_windows_dir(root_uri: str, gsd: float | None = None) -> str:
+    """``{root}/split_images[_gsd{gsd}]``: where PREPROCESS writes windows by default.
+
+    Windows at different GSDs get different folders, so a run at one GSD never finds (and
+    refuses) the windows of a run at another.
+    """
+    suffix = "" if gsd is None else f"_gsd{gsd:g}"
+    return _join(root_uri, f"{WINDOWS_DIR}{suffix}")
+
+
+def scene_windows_dir(windows_dir: str, area: str, scene_id: str) -> str:
+    """Where PREPROCESS writes one scene's windows, labels and manifest."""
+    return _join(windows_dir, area, scene_id)
+
+
+def window_file_uri(scene_dir: str, scene_id: str, index: int) -> str:
+    """PREPROCESS's ``index``-th window of a scene (counting those holding imagery)."""
+    return _join(scene_dir, f"{scene_id}_{index}.tif")
+
+
+def window_labels_uri(scene_dir: str, scene_id: str) -> str:
+    """The scene's cleaned building labels PREPROCESS writes beside its windows."""
+    return _join(scene_dir, f"{scene_id}.geojson")
+
+
+def manifest_uri(scene_dir: str) -> str:
+    """PREPROCESS's record of a scene's windows, written last: the scene is done."""
+    return _join(scene_dir, MANIFEST_NAME)
+
+
+def catalog_scene_uris(catalog_uri: str, area: str, scene_id: str) -> tuple[str, str]:
+    """(image, labels) of a scene where the Open Cities catalog keeps them, beside ``catalog.json``.
+
+    ``{area}/{id}/{id}.tif`` and ``{area}/{id}-labels/{id}.geojson``: what a dry run assumes
+    when it cannot read the catalog (the catalog's own links are what a real run follows).
+    """
+    catalog_dir = catalog_uri.rsplit("/", 1)[0]
+    return (
+        _join(catalog_dir, area, scene_id, f"{scene_id}.tif"),
+        _join(catalog_dir, area, f"{scene_id}-labels", f"{scene_id}.geojson"),
+    )
+
+
+def window_probability_uri(predict_dir: str, window_id: str) -> str:
+    """Predict's probability raster of one validation window (what eval scores)."""
+    return _join(predict_dir, f"{window_id}.tif")
+
+
+def test_probability_dir(predict_dir: str) -> str:
+    """Where predict writes the test chips' probabilities, ``{chip}.tif``."""
+    return _join(predict_dir, "test")
+
+
+def chip_file_uri(folder: str, chip_id: str) -> str:
+    """``{folder}/{chip}.tif``: a test chip's probability, or its mask in the submission format."""
+    return _join(folder, f"{chip_id}.tif")
+
+
+def eval_report_uri(eval_dir: str) -> str:
+    """Eval's report: Jaccard per scene, city and overall, and the decision threshold."""
+    return _join(eval_dir, "eval.json")
+
+
+def footprints_uri(eval_dir: str, window_id: str, extension: str) -> str:
+    """Eval's building footprints traced from one validation window (``geojson``, ``gpkg``)."""
+    return _join(eval_dir, f"{window_id}_buildings.{extension}")
+
+
+def overlay_uri(eval_dir: str, window_id: str) -> str:
+    """Eval's picture of one validation window's prediction against its labels."""
+    return _join(eval_dir, f"{window_id}.png")
+
+
+def training_curves_uri(eval_dir: str) -> str:
+    """Eval's plot of RV's training log."""
+    return _join(eval_dir, "training_curves.png")
+
+
+def training_log_uri(train_dir: str) -> str:
+    """The metrics RV's train writes every epoch."""
+    return _join(train_dir, TRAINING_LOG_NAME)
+
+
+def model_bundle_uri(command_output_dir: str) -> str:
+    """``model-bundle.zip`` in train's folder (the learner's) or bundle's (ours, with RV's)."""
+    return _join(command_output_dir, MODEL_BUNDLE_NAME)
+
+
+def postprocess_dir(root_uri: str, experiment_id: str) -> str:
+    """Where POSTPROCESS writes the submission masks (``wb_scripts/submit`` collects them)."""
+    return command_dir(root_uri, POSTPROCESS_DIR, experiment_id)
+
+
+def threshold_record_uri(masks_dir: str) -> str:
+    """Beside the masks: the threshold they were made with (a changed one redoes them all)."""
+    return f"{masks_dir.rstrip('/')}.json"
+
+
+def submission_uri(root_uri: str, experiment_id: str) -> str:
+    """The packed submission POSTPROCESS writes (``wb_scripts/submit``'s default too)."""
+    return _join(command_dir(root_uri, "submission", experiment_id), "submission.tgz")
+
+
+def submission_preview_uri(submission: str) -> str:
+    """A picture of the first test chips and their masks, beside the packed submission."""
+    return submission.removesuffix(".tgz") + "_preview.png"
