@@ -422,6 +422,8 @@ def measure_training(run: DemoRun, out: Path, steps: int, repeats: int) -> dict:
         "train_overhead_ratio": ratio,
         "train_overhead_ratio_spread": spread,
         "train_overhead_ratio_runs": ratios,
+        "train_loop_s_runs": rv_s,
+        "bare_train_loop_s_runs": bare_s,
     }
 
 
