@@ -59,12 +59,19 @@ def _excepthook(
 
 
 class _ToRasterVisionLog(logging.Handler):
-    """Hand records to RV's logger, which filters by RV's verbosity and formats them."""
+    """Hand records to RV's handlers, which filter by RV's verbosity and format them.
+
+    Only to the ``rastervision`` logger's own handlers: the record goes on to the root logger
+    by our own logger's propagation, and handing it to RV's logger as a whole would bring it
+    to the root's handlers (a user's ``basicConfig``, pytest's capture) a second time.
+    """
 
     def emit(self, record: logging.LogRecord) -> None:
         rv_log = logging.getLogger(RV_LOGGER)
         if rv_log.isEnabledFor(record.levelno):
-            rv_log.handle(record)
+            for handler in rv_log.handlers:
+                if record.levelno >= handler.level:
+                    handler.handle(record)
 
 
 class _OnlyWhenVerbose(logging.Filter):

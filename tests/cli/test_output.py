@@ -1,0 +1,14 @@
+"""Our terminal output under the rastervision CLI (benchmark.cli.output)."""
+
+import logging
+
+from benchmark.cli import output
+
+
+def test_installed_log_routing_reaches_the_root_once(caplog):
+    """A user's root handler (or pytest's capture) sees each of our records once, not twice."""
+    output.install()
+    output.install()  # idempotent
+    caplog.set_level(logging.INFO)
+    logging.getLogger("benchmark.some.module").warning("one line")
+    assert [r.getMessage() for r in caplog.records] == ["one line"]
