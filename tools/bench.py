@@ -129,7 +129,7 @@ def ensure_demo_run(out: Path) -> DemoRun:
 
 def make_chips(out: Path, n: int, georeferenced: bool) -> list:
     """``n`` 1024 px test chips: copies of the sample's, optionally given its scene's georef."""
-    from benchmark.data.stac import ChipRef
+    from benchmark.data.chips import ChipRef
 
     folder = out / ("chips_georef" if georeferenced else "chips")
     shutil.rmtree(folder, ignore_errors=True)

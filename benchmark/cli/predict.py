@@ -18,9 +18,9 @@ from typing import Any
 
 from benchmark.cli import options
 from benchmark.cli.output import log_like_rastervision
+from benchmark.data.chips import list_test_chips
 from benchmark.data.constants import CHIP_SIZE
 from benchmark.data.gsd import gsd_scale
-from benchmark.data.stac import list_test_chips
 from benchmark.data.submission import pack_submission
 from benchmark.errors import InputError
 from benchmark.inference.chips import ChipFolderReport, predict_chip_folder

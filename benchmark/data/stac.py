@@ -1,4 +1,4 @@
-"""Reading the Open Cities STAC catalogs: training scenes and test chips.
+"""Reading the Open Cities STAC catalogs: the training scenes (test chips: :mod:`.chips`).
 
 Raster Vision's own STAC reader fetches schemas from the internet, so we read the catalogs
 with pystac directly, through RV's file system (local paths and ``s3://`` alike, passed to
@@ -17,17 +17,16 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import pystac
 from pystac.stac_io import DefaultStacIO
-from pystac.utils import make_absolute_href, str_to_datetime
-from rastervision.pipeline.file_system import file_to_str, list_paths
+from pystac.utils import str_to_datetime
+from rastervision.pipeline.file_system import file_to_str
 
 from benchmark.data.aws_errors import aws_errors
-from benchmark.data.uris import is_s3, read_json, uri_exists
+from benchmark.data.uris import read_json, uri_exists
 from benchmark.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,6 @@ LABELS_ASSET = "labels"
 LABEL_SUFFIX = "-labels"
 # Stands in for a datetime pystac cannot parse: nothing here uses dates, pystac requires one.
 PLACEHOLDER_DATETIME = "1970-01-01T00:00:00Z"
-READ_THREADS = 16  # concurrent reads of test catalog items (S3 latency, not CPU)
 
 
 @dataclass(frozen=True)
@@ -53,14 +51,6 @@ class SceneRef:
     def key(self) -> str:
         """``area/id``, how scenes are named in ``-a train_ids``."""
         return f"{self.area}/{self.id}"
-
-
-@dataclass(frozen=True)
-class ChipRef:
-    """A test chip: the submission file for it is ``{id}.tif``."""
-
-    id: str
-    uri: str
 
 
 class TrainingScenes(dict[str, SceneRef]):
@@ -96,7 +86,7 @@ def _has_datetime(properties: dict[str, Any]) -> bool:
     return True
 
 
-class _CatalogIO(DefaultStacIO):
+class CatalogIO(DefaultStacIO):
     """pystac's reads through RV's file systems; every problem an InputError naming the file.
 
     ``fixes`` holds the files each kind of fix-up was made to, so that a catalog of 11,000
@@ -108,15 +98,17 @@ class _CatalogIO(DefaultStacIO):
         self.fixes: dict[str, set[str]] = {}
 
     def read_text(self, source: Any, *args: Any, **kwargs: Any) -> str:
+        """A file's text through RV's file system (local or s3://)."""
         uri = str(os.fspath(source))
         with aws_errors(uri):
             return file_to_str(uri)
 
     def read_json(self, source: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """A STAC file's JSON, fixed up where pystac would choke on what we do not need."""
         href = str(os.fspath(source))
         return self._fix_up(read_json(href, what="STAC file"), href)
 
-    def stac_object_from_dict(
+    def stac_object_from_dict(  # noqa: D102 (pystac's, with the fix-ups above)
         self,
         d: dict[str, Any],
         href: Any = None,
@@ -154,11 +146,12 @@ class _CatalogIO(DefaultStacIO):
         self.fixes.setdefault(kind, set()).add(href)
 
     def log_fixes(self, uri: str) -> None:
+        """One warning per kind of fix-up made while reading the catalog at ``uri``."""
         for kind, hrefs in self.fixes.items():
             log.warning("%s: %d STAC file(s) (e.g. %s): %s", uri, len(hrefs), min(hrefs), kind)
 
 
-def _open_catalog(uri: str, io: _CatalogIO) -> pystac.Catalog:
+def open_catalog(uri: str, io: CatalogIO) -> pystac.Catalog:
     """The catalog (or collection) at ``uri``, read through ``io``."""
     data = io.read_json(uri)
     if data.get("type") == "Feature":
@@ -274,8 +267,8 @@ def read_training_scenes(catalog_uri: str) -> TrainingScenes:
         InputError: the catalog, or a collection or item it links to, is missing or is not
             STAC JSON.
     """
-    io = _CatalogIO()
-    pairing = _pair(_area_items(_open_catalog(catalog_uri, io)))
+    io = CatalogIO()
+    pairing = _pair(_area_items(open_catalog(catalog_uri, io)))
     io.log_fixes(catalog_uri)
     if pairing.paired_by_id:
         log.info(
@@ -346,98 +339,3 @@ def select_scenes(
                     f"{catalog_uri}: scene {scene.key}: {asset} {uri} does not exist{where}"
                 )
     return selected
-
-
-def _chip_uri(item: dict[str, Any], href: str) -> str:
-    """The test chip an item points at: its ``image`` asset, else its only or its tif asset."""
-    assets = item.get("assets") if isinstance(item.get("assets"), dict) else {}
-    tifs = [k for k, a in assets.items() if str(a.get("href", "")).lower().endswith(".tif")]
-    keys = [IMAGE_ASSET] if IMAGE_ASSET in assets else list(assets) if len(assets) == 1 else tifs
-    if len(keys) != 1 or not isinstance(assets[keys[0]].get("href"), str):
-        raise InputError(
-            f"{href}: test item has no '{IMAGE_ASSET}' asset with an href "
-            f"(it has: {', '.join(assets) or 'none'})"
-        )
-    return make_absolute_href(assets[keys[0]]["href"], href)
-
-
-def _test_item_hrefs(catalog_uri: str, io: _CatalogIO) -> list[str]:
-    """Where the items of the test catalog (and of any sub-catalogs) are."""
-    catalog = _open_catalog(catalog_uri, io)
-    hrefs = [link.get_absolute_href() for link in catalog.links if link.rel == "item"]
-    for link in catalog.links:
-        if link.rel == "child":
-            hrefs += _test_item_hrefs(link.get_absolute_href(), io)
-    return hrefs
-
-
-def _chips_from_catalog(test_stac_uri: str, test_img_dir: str | None) -> list[ChipRef]:
-    """Chips of the test catalog; its 11,481 items are read as plain JSON, many at a time.
-
-    pystac resolves each item link with a linear scan of the catalog's links (quadratic in
-    the number of items) and deep-copies every item to migrate it; we only need an id and
-    an href. Threads make the 11,481 small reads from S3 bearable.
-    """
-    io = _CatalogIO()
-    hrefs = _test_item_hrefs(test_stac_uri, io)
-    with ThreadPoolExecutor(max_workers=READ_THREADS) as pool:
-        items = list(pool.map(io.read_json, hrefs))
-    io.log_fixes(test_stac_uri)
-    chips = []
-    for href, item in zip(hrefs, items, strict=True):
-        chip_id = item.get("id")
-        if not isinstance(chip_id, str) or not chip_id:
-            raise InputError(f"{href}: test item has no id")
-        if test_img_dir:
-            uri = f"{test_img_dir.rstrip('/')}/{chip_id}/{chip_id}.tif"
-        else:
-            uri = _chip_uri(item, href)
-        chips.append(ChipRef(chip_id, uri))
-    return chips
-
-
-def _chips_in_dir(img_dir: str) -> list[ChipRef]:
-    """``*.tif`` under ``img_dir`` (``{id}/{id}.tif`` or flat), leaving out hidden temp files."""
-    if is_s3(img_dir):
-        with aws_errors(img_dir):
-            paths = list_paths(img_dir, ext=".tif", delimiter="")  # no delimiter: recursive
-    elif os.path.isdir(img_dir):
-        paths = [
-            os.path.join(dirpath, name)
-            for dirpath, _, names in os.walk(img_dir)
-            for name in names
-            if name.endswith(".tif")
-        ]
-    else:
-        raise InputError(f"{img_dir}: test image directory not found")
-    names = ((p, os.path.basename(p)) for p in paths)
-    return [ChipRef(name.removesuffix(".tif"), p) for p, name in names if not name.startswith(".")]
-
-
-def list_test_chips(
-    test_stac_uri: str | None = None, test_img_dir: str | None = None
-) -> list[ChipRef]:
-    """Test chips, sorted by id, from the test catalog and/or a directory of chips.
-
-    With a catalog, chip ids come from its items; the image is ``{test_img_dir}/{id}/{id}.tif``
-    when a directory is given too (the original benchmark reads the 11,481-item catalog
-    locally, the images from S3), else the item's asset. With only a directory, every
-    ``*.tif`` under it (``{id}/{id}.tif`` or flat ``{id}.tif``).
-
-    Raises:
-        InputError: neither is given, the catalog is unreadable, the directory is missing,
-            no chip is found, or two chips have the same id.
-    """
-    if test_stac_uri:
-        chips, source = _chips_from_catalog(test_stac_uri, test_img_dir), test_stac_uri
-    elif test_img_dir:
-        chips, source = _chips_in_dir(test_img_dir), test_img_dir
-    else:
-        raise InputError("give test_stac_uri or test_img_dir to find the test chips")
-    if not chips:
-        raise InputError(f"{source}: no test chips found (no items / no *.tif)")
-    repeated = sorted(i for i, n in Counter(c.id for c in chips).items() if n > 1)
-    if repeated:
-        shown = ", ".join(repeated[:10]) + (" ..." if len(repeated) > 10 else "")
-        raise InputError(f"{source}: {len(repeated)} test chip id(s) occur twice: {shown}")
-    return sorted(chips, key=lambda c: c.id)

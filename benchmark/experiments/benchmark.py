@@ -32,10 +32,10 @@ from rastervision.core.data import (
 from rastervision.core.rv_pipeline import SemanticSegmentationChipOptions, WindowSamplingConfig
 from rastervision.pytorch_backend import PyTorchSemanticSegmentationConfig
 
+from benchmark.data.chips import list_test_chips
 from benchmark.data.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
 from benchmark.data.label_source import NoDataAsBackgroundLabelSourceConfig
 from benchmark.data.scene_windows import SceneWindows, WindowFile, read_scene_windows
-from benchmark.data.stac import list_test_chips
 from benchmark.experiments.args import SceneArgs, parse_args, rename_deprecated
 from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import (

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from benchmark.data.stac import _chip_uri, list_test_chips
+from benchmark.data.chips import chip_uri, list_test_chips
 from benchmark.data.uris import is_s3, read_json, uri_exists
 from benchmark.errors import InputError
 
@@ -33,7 +33,7 @@ def _from_stac(uri: str) -> list[str]:
     """The image of a STAC item, or those of every item under a catalog."""
     data = read_json(uri, what="STAC file")
     if isinstance(data, dict) and data.get("type") == "Feature":
-        return [_chip_uri(data, uri)]
+        return [chip_uri(data, uri)]
     return [chip.uri for chip in list_test_chips(test_stac_uri=uri)]
 
 

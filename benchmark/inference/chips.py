@@ -50,7 +50,7 @@ BACKGROUND_NICENESS = 10
 
 
 class ChipLike(Protocol):
-    """What folder prediction needs of a chip (``benchmark.data.stac.ChipRef``)."""
+    """What folder prediction needs of a chip (``benchmark.data.chips.ChipRef``)."""
 
     id: str
     uri: str

@@ -17,8 +17,8 @@ from rastervision.core.data import SceneConfig
 from rastervision.core.rv_pipeline import SemanticSegmentation
 from torch import nn
 
+from benchmark.data.chips import ChipRef
 from benchmark.data.gsd import gsd_scale
-from benchmark.data.stac import ChipRef
 from benchmark.evaluation.evaluate import evaluate_validation, read_decision_threshold
 from benchmark.inference.chips import predict_chip_folder
 from benchmark.inference.execution import InferenceOptions, prepare_model

@@ -1,50 +1,17 @@
 import json
 import logging
-import shutil
 from pathlib import Path
 
-import pystac
 import pytest
 
-from benchmark.data.stac import (
-    ChipRef,
-    SceneRef,
-    list_test_chips,
-    parse_scene_ids,
-    read_training_scenes,
-    select_scenes,
-)
+from benchmark.data.chips import ChipRef, list_test_chips
+from benchmark.data.stac import SceneRef, parse_scene_ids, read_training_scenes, select_scenes
 from benchmark.errors import InputError
+from tests.fixtures.files import edit_json
 from tests.fixtures.opencities import make_opencities_catalog
 
 KAMPALA = "data/kampala_sample/train_tier_1/catalog.json"
 NIA = "data/opencities_stac_nia/catalog.json"
-
-
-class _NoDefaultStacIO(pystac.StacIO):
-    """Fails any read pystac makes without our StacIO (it could not read s3:// offline)."""
-
-    def read_text(self, source, *args, **kwargs):
-        raise AssertionError(f"pystac's default StacIO read {source}")
-
-    def write_text(self, dest, txt, *args, **kwargs):
-        raise AssertionError(f"pystac's default StacIO wrote {dest}")
-
-
-@pytest.fixture(autouse=True)
-def _only_our_stac_io(monkeypatch):
-    monkeypatch.setattr(pystac.StacIO, "_default_io", _NoDefaultStacIO)
-
-
-@pytest.fixture
-def catalog(tmp_path):
-    return make_opencities_catalog(tmp_path, test_chip_size=8)
-
-
-def _edit(path: Path, change) -> None:
-    data = json.loads(path.read_text())
-    change(data)
-    path.write_text(json.dumps(data))
 
 
 def _item(catalog, name: str) -> Path:
@@ -103,7 +70,7 @@ class TestGeneratedCatalog:
     def test_pairs_by_source_link_whatever_the_ids(self, catalog):
         # A label item named unlike its image: only the source link ties them.
         labels = _item(catalog, "aaa111-labels")
-        _edit(labels, lambda d: d.update(id="roofs-of-a"))
+        edit_json(labels, lambda d: d.update(id="roofs-of-a"))
         assert read_training_scenes(catalog.catalog_uri)["kam/aaa111"].label_uri.endswith(
             "aaa111-labels/aaa111.geojson"
         )
@@ -114,9 +81,9 @@ class TestGeneratedCatalog:
 
     def test_stac_1_without_type_and_odd_datetimes_are_fixed_up(self, tmp_path, caplog):
         fixture = make_opencities_catalog(tmp_path, stac_version="1.0.0", test_chip_size=8)
-        _edit(Path(fixture.catalog_uri), lambda d: d.pop("type"))
-        _edit(_item(fixture, "aaa111"), lambda d: d["properties"].update(datetime="19/09/2017"))
-        _edit(_item(fixture, "bbb222"), lambda d: d["properties"].pop("datetime"))
+        edit_json(Path(fixture.catalog_uri), lambda d: d.pop("type"))
+        edit_json(_item(fixture, "aaa111"), lambda d: d["properties"].update(datetime="19/09/2017"))
+        edit_json(_item(fixture, "bbb222"), lambda d: d["properties"].pop("datetime"))
         assert sorted(read_training_scenes(fixture.catalog_uri)) == fixture.scene_keys
         assert (
             f"1 STAC file(s) (e.g. {fixture.catalog_uri}): STAC 1.x catalog or collection "
@@ -178,12 +145,12 @@ class TestBrokenCatalogs:
             read_training_scenes(catalog.catalog_uri)
 
     def test_a_linked_item_pystac_cannot_parse(self, catalog):
-        _edit(_item(catalog, "bbb222"), lambda d: d["links"].append({"rel": "x"}))
+        edit_json(_item(catalog, "bbb222"), lambda d: d["links"].append({"rel": "x"}))
         with pytest.raises(InputError, match=r"bbb222\.json: not a readable STAC object"):
             read_training_scenes(catalog.catalog_uri)
 
     def test_item_without_image_asset_is_an_error_only_when_selected(self, catalog, caplog):
-        _edit(_item(catalog, "aaa111"), lambda d: d.update(assets={}))
+        edit_json(_item(catalog, "aaa111"), lambda d: d.update(assets={}))
         scenes = read_training_scenes(catalog.catalog_uri)
         assert list(scenes) == ["kam/bbb222"]
         assert "scene kam/aaa111 skipped" in caplog.text
@@ -196,13 +163,13 @@ class TestBrokenCatalogs:
             select_scenes(scenes, ["kam/aaa111"], catalog.catalog_uri)
 
     def test_item_without_labels_asset(self, catalog):
-        _edit(_item(catalog, "aaa111-labels"), lambda d: d.update(assets={"x": {"href": "x"}}))
+        edit_json(_item(catalog, "aaa111-labels"), lambda d: d.update(assets={"x": {"href": "x"}}))
         with pytest.raises(InputError, match=r"aaa111-labels\.json has no 'image' or 'labels'"):
             select_scenes(read_training_scenes(catalog.catalog_uri), ["kam/aaa111"], "c")
 
     def test_image_item_without_a_label_item(self, catalog):
         collection = Path(catalog.catalog_uri).parent / "kam" / "collection.json"
-        _edit(
+        edit_json(
             collection,
             lambda d: d.update(
                 links=[ln for ln in d["links"] if "aaa111-labels" not in ln["href"]]
@@ -215,7 +182,7 @@ class TestBrokenCatalogs:
         def point_elsewhere(d):
             next(ln for ln in d["links"] if ln["rel"] == "source")["href"] = "../zzz/zzz.json"
 
-        _edit(_item(catalog, "aaa111-labels"), point_elsewhere)
+        edit_json(_item(catalog, "aaa111-labels"), point_elsewhere)
         scenes = read_training_scenes(catalog.catalog_uri)
         with pytest.raises(
             InputError,
@@ -229,7 +196,7 @@ class TestBrokenCatalogs:
         [("aaa111-labels", "labels", r"aaa111\.geojson"), ("aaa111", "image", r"aaa111\.tif")],
     )
     def test_asset_href_that_does_not_resolve(self, catalog, name, asset, file):
-        _edit(_item(catalog, name), lambda d: d["assets"][asset].update(href=f"./../x/{asset}"))
+        edit_json(_item(catalog, name), lambda d: d["assets"][asset].update(href=f"./../x/{asset}"))
         scenes = read_training_scenes(catalog.catalog_uri)  # not checked until selected
         with pytest.raises(
             InputError,
@@ -260,64 +227,6 @@ class TestParseSceneIds:
     def test_repeated(self):
         with pytest.raises(InputError, match="more than once: acc/d41d81"):
             parse_scene_ids("acc/d41d81,mon/401175,acc/d41d81")
-
-
-class TestTestChips:
-    def test_from_the_catalog_with_ids_from_its_items(self, catalog):
-        chips = list_test_chips(catalog.test_catalog_uri)
-        assert chips == [
-            ChipRef(i, str(Path(catalog.test_dir) / i / f"{i}.tif")) for i in ["c0ffee", "decade"]
-        ]
-
-    def test_catalog_ids_with_images_elsewhere(self, catalog):
-        chips = list_test_chips(catalog.test_catalog_uri, "s3://bucket/test/")
-        assert chips[0] == ChipRef("c0ffee", "s3://bucket/test/c0ffee/c0ffee.tif")
-
-    def test_nested_and_flat_directories(self, catalog, tmp_path):
-        nested = list_test_chips(test_img_dir=catalog.test_dir)
-        assert nested == list_test_chips(catalog.test_catalog_uri)
-        flat = tmp_path / "flat"
-        flat.mkdir()
-        for chip in nested:
-            shutil.copy(chip.uri, flat)
-        (flat / ".tmp-0123-c0ffee.tif").write_bytes(b"")  # a killed upload's leftover
-        assert list_test_chips(test_img_dir=str(flat)) == [
-            ChipRef(c.id, str(flat / f"{c.id}.tif")) for c in nested
-        ]
-
-    def test_item_asset_not_named_image(self, catalog):
-        item = Path(catalog.test_dir) / "decade" / "decade.json"
-        _edit(item, lambda d: d.update(assets={"visual": d["assets"]["image"]}))
-        assert list_test_chips(catalog.test_catalog_uri)[1].uri.endswith("decade/decade.tif")
-        _edit(item, lambda d: d.update(assets={"a": {"href": "a.png"}, "b": {"href": "b.png"}}))
-        with pytest.raises(InputError, match=r"decade\.json: test item has no 'image' asset"):
-            list_test_chips(catalog.test_catalog_uri)
-
-    def test_many_items_stay_linear(self, tmp_path):
-        ids = [f"{i:06x}" for i in range(2000)]
-        item = {"type": "Feature", "stac_version": "0.8.1", "properties": {}, "geometry": None}
-        for chip_id in ids:
-            path = tmp_path / chip_id / f"{chip_id}.json"
-            path.parent.mkdir()
-            path.write_text(json.dumps({**item, "id": chip_id, "links": [], "assets": {}}))
-        links = [{"rel": "item", "href": f"./{i}/{i}.json"} for i in reversed(ids)]
-        catalog = {"id": "test", "stac_version": "0.8.1", "description": "t", "links": links}
-        (tmp_path / "catalog.json").write_text(json.dumps(catalog))
-        chips = list_test_chips(str(tmp_path / "catalog.json"), str(tmp_path))
-        assert [c.id for c in chips] == ids
-
-    def test_duplicate_ids(self, catalog, tmp_path):
-        shutil.copy(Path(catalog.test_dir) / "c0ffee" / "c0ffee.tif", catalog.test_dir)
-        with pytest.raises(InputError, match=r"test: 1 test chip id\(s\) occur twice: c0ffee"):
-            list_test_chips(test_img_dir=catalog.test_dir)
-
-    def test_nothing_found_or_nothing_given(self, tmp_path):
-        with pytest.raises(InputError, match=rf"{tmp_path}: no test chips found"):
-            list_test_chips(test_img_dir=str(tmp_path))
-        with pytest.raises(InputError, match=r"nope: test image directory not found"):
-            list_test_chips(test_img_dir=str(tmp_path / "nope"))
-        with pytest.raises(InputError, match="give test_stac_uri or test_img_dir"):
-            list_test_chips()
 
 
 @pytest.mark.aws

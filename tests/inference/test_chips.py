@@ -13,7 +13,7 @@ from rasterio.enums import Compression
 from rastervision.pipeline.file_system import download_if_needed
 
 import benchmark.inference.chips as chips_module
-from benchmark.data.stac import ChipRef
+from benchmark.data.chips import ChipRef
 from benchmark.data.submission import pack_submission
 from benchmark.inference.chips import predict_chip_folder
 from benchmark.inference.execution import InferenceOptions
