@@ -46,3 +46,6 @@ export PATH="${VENV}/bin:${PATH}"
 # Raster Vision writes temporaries under /opt/data/tmp unless told otherwise.
 export RV_TMP_DIR="${RV_TMP_DIR:-${REPO_ROOT}/out/tmp}"
 mkdir -p "$RV_TMP_DIR"
+# albumentations checks PyPI for a newer version on import and warns when it cannot: no news
+# for anyone running this pipeline (the versions are pinned), and noise on every offline run.
+export NO_ALBUMENTATIONS_UPDATE="${NO_ALBUMENTATIONS_UPDATE:-1}"
