@@ -95,7 +95,7 @@ def draw_picture(outputs: FootprintOutputs, png: Path) -> BuildingCounts:
     ]
     ax.legend(handles=handles, loc="lower right", framealpha=0.85)
     with atomic_output(str(png)) as path:
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+        fig.savefig(path, format="png", dpi=100, bbox_inches="tight")
     log.info("Wrote %s (%s)", png, counts)
     return counts
 

@@ -18,7 +18,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rastervision.pipeline.file_system import download_if_needed, list_paths
 
-from benchmark.data.uris import TMP_PREFIX, atomic_output, is_s3
+from benchmark.data.uris import atomic_output, is_s3
 from benchmark.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def write_mask(mask: np.ndarray, uri: str) -> None:
 
 
 def _file_names(dir_uri: str) -> list[str]:
-    """Names of the files directly in ``dir_uri``, without in-progress temporaries."""
+    """Names of the files directly in ``dir_uri``, without hidden ones (writes in progress)."""
     if is_s3(dir_uri):
         paths = list_paths(dir_uri)
     elif os.path.isdir(dir_uri):
@@ -56,7 +56,7 @@ def _file_names(dir_uri: str) -> list[str]:
     else:
         return []
     names = [os.path.basename(p.rstrip("/")) for p in paths]
-    return [n for n in names if not n.startswith(TMP_PREFIX)]
+    return [n for n in names if not n.startswith(".")]
 
 
 def _check_mask(uri: str, size: int) -> str | None:

@@ -1,13 +1,17 @@
 """Reading and writing outputs at URIs (local paths or ``s3://``) without half-written files.
 
-Every output goes through :func:`atomic_output`: it is written to a temporary name and only
+Every output goes through :func:`atomic_output`: it is written under a partial name and only
 renamed into place (locally) or uploaded whole (S3) when complete, so a killed run never
-leaves a file that a later command or a re-run would accept as finished.
+leaves a file that a later command or a re-run would accept as finished, nor one that a glob
+of outputs (``*.tif``, ``**/*.tif``) would meet.
 """
 
+import hashlib
 import json
 import os
+import re
 import shutil
+import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,9 +24,16 @@ from rastervision.pipeline.file_system import file_exists, file_to_str, upload_o
 from benchmark.data.aws_errors import aws_errors, s3_object_exists
 from benchmark.errors import InputError
 
-# Temporary files start with this (a hidden name), so no glob for outputs ("{id}_{i}.tif",
-# "*.tif") ever matches one, even one left behind by a killed process.
+# Temporary directories (system temp, S3 uploads) start with this hidden prefix. Runs before
+# partial files moved to PARTIAL_DIR also left ``.tmp-*`` files beside outputs: listings still
+# skip hidden names.
 TMP_PREFIX = ".tmp-"
+# A local output in ``{dir}`` is written as ``{dir}/.partial/{pid}-{host}-{random}-{name}.partial``.
+PARTIAL_DIR = ".partial"
+PARTIAL_SUFFIX = ".partial"
+_HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
+_PARTIAL_NAME = re.compile(rf"(\d+)-([0-9a-f]{{8}})-[0-9a-f]{{8}}-.+{re.escape(PARTIAL_SUFFIX)}")
+_writing: set[str] = set()  # this process's partial files in progress (all threads)
 
 
 def is_s3(uri: str) -> bool:
@@ -30,20 +41,68 @@ def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
-def _tmp_name(uri: str) -> str:
-    """A unique hidden name that keeps ``uri``'s suffix (GDAL picks drivers by it)."""
-    return f"{TMP_PREFIX}{uuid.uuid4().hex[:12]}-{Path(uri).name}"
+def _partial_path(uri: str) -> str:
+    """Where this process writes local ``uri`` until it is complete (see :func:`atomic_output`)."""
+    parent, name = os.path.split(os.path.abspath(uri))
+    tag = f"{os.getpid()}-{_HOST}-{uuid.uuid4().hex[:8]}"
+    return os.path.join(parent, PARTIAL_DIR, f"{tag}-{name}{PARTIAL_SUFFIX}")
+
+
+def _pid_alive(pid: int) -> bool:
+    if os.name != "posix":  # os.kill(pid, 0) would send Ctrl-C on Windows: keep the partial
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_stale_partials(parent: str) -> None:
+    """Remove the partial files in ``parent`` that dead processes of this machine left.
+
+    A partial is stale when its name says this host and a process id that no longer runs (or
+    this process, but not one of its writes in progress: a restarted container can reuse the
+    pid). Others are kept: another split writing the same folder right now, another machine
+    on a shared file system, files not named by :func:`atomic_output`.
+    """
+    partial_dir = os.path.join(parent, PARTIAL_DIR)
+    try:
+        names = os.listdir(partial_dir)
+    except FileNotFoundError:
+        return
+    for name in names:
+        match = _PARTIAL_NAME.fullmatch(name)
+        if match is None or match[2] != _HOST:
+            continue
+        path = os.path.join(partial_dir, name)
+        pid = int(match[1])
+        if (pid == os.getpid() and path not in _writing) or not _pid_alive(pid):
+            with suppress(FileNotFoundError):
+                os.remove(path)
 
 
 @contextmanager
 def atomic_output(uri: str) -> Iterator[str]:
     """Yield a local path to write ``uri``'s content to; publish it only if the body succeeds.
 
-    Locally the temporary file sits beside the destination (parent directories are created),
-    so the final ``os.replace`` is atomic; for S3 it is written in a temporary directory and
-    uploaded in one piece after the body finishes. If the body raises, the temporary file is
-    removed and nothing is published. The file is not created in advance (``mkstemp`` would
-    leave it readable by its owner only), the body creates it.
+    Locally the partial file is ``{dir}/.partial/{pid}-{host}-{random}-{name}.partial``: on the
+    destination's file system, so the final ``os.replace`` is atomic, and never with the
+    final extension, so no glob of outputs finds one left by a killed process (``glob`` and
+    shells skip the hidden folder; ``pathlib``'s ``rglob("*.tif")`` and ``aws s3 sync
+    --exclude "*" --include "*.tif"`` enter it, but the name does not match). A plain ``aws s3
+    sync`` does copy hidden folders: each write removes the partials that dead processes of
+    this machine left in its folder (:func:`remove_stale_partials`), so a re-run that
+    completes leaves none, and the last writer out removes the ``.partial`` folder.
+
+    The partial file is created empty (normal permissions, not ``mkstemp``'s owner-only ones)
+    before the body runs: it keeps the folder from being removed under a concurrent writer.
+    The body writes over it (without deleting it) and must name its format (GDAL ``driver``,
+    matplotlib ``format``): the partial's suffix says none. For S3 the file is written in a
+    temporary directory and uploaded in one piece after the body finishes. If the body
+    raises, the partial file is removed and nothing is published.
     """
     if is_s3(uri):
         tmp_dir = tempfile.mkdtemp(prefix=TMP_PREFIX)
@@ -55,16 +114,26 @@ def atomic_output(uri: str) -> Iterator[str]:
         finally:
             shutil.rmtree(tmp_dir, ignore_errors=True)
         return
-    parent = os.path.dirname(os.path.abspath(uri))
-    os.makedirs(parent, exist_ok=True)
-    tmp_path = os.path.join(parent, _tmp_name(uri))
+    tmp_path = _partial_path(uri)
+    partial_dir = os.path.dirname(tmp_path)
+    _writing.add(tmp_path)
     try:
+        while True:
+            os.makedirs(partial_dir, exist_ok=True)
+            with suppress(FileNotFoundError):  # the last writer out has just removed the folder
+                open(tmp_path, "x").close()
+                break
+        remove_stale_partials(os.path.dirname(partial_dir))
         yield tmp_path
         os.replace(tmp_path, uri)
     except BaseException:
         with suppress(FileNotFoundError):
             os.remove(tmp_path)
         raise
+    finally:
+        _writing.discard(tmp_path)
+        with suppress(OSError):  # fails while another writer's partial is in it
+            os.rmdir(partial_dir)
 
 
 def uri_exists(uri: str) -> bool:

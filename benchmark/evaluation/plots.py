@@ -73,7 +73,7 @@ def _read_valid_decimated(
 
 def _save(fig: Figure, png_uri: str) -> None:
     with atomic_output(png_uri) as path:
-        fig.savefig(path, dpi=100, bbox_inches="tight")
+        fig.savefig(path, format="png", dpi=100, bbox_inches="tight")
     log.info("Wrote %s", png_uri)
 
 

@@ -10,6 +10,7 @@ gets valid empty files. Both files are atomic: a killed run leaves neither half-
 """
 
 import json
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -49,21 +50,23 @@ def geojson_feature(footprint: Footprint) -> dict[str, Any]:
 def _append_gpkg(path: str, batch: list[Footprint], crs_wkt: str, append: bool) -> None:
     """Write ``batch`` to the GeoPackage layer (create it, even empty, unless ``append``)."""
     rows = [_properties(f) for f in batch]
-    pyogrio.raw.write(
-        path,
-        geometry=shapely.to_wkb(np.array([f.polygon for f in batch], dtype=object)),
-        field_data=[
-            np.array([r["building"] for r in rows], dtype=object),
-            np.array([r["area_m2"] for r in rows], dtype=np.float64),
-            np.array([r["confidence"] for r in rows], dtype=np.float64),
-        ],
-        fields=["building", "area_m2", "confidence"],
-        layer=GPKG_LAYER,
-        driver="GPKG",
-        geometry_type="Polygon",
-        crs=crs_wkt,
-        append=append,
-    )
+    with warnings.catch_warnings():  # atomic_output's partial name does not end in .gpkg
+        warnings.filterwarnings("ignore", ".* (non conformant file|filename) ext", RuntimeWarning)
+        pyogrio.raw.write(
+            path,
+            geometry=shapely.to_wkb(np.array([f.polygon for f in batch], dtype=object)),
+            field_data=[
+                np.array([r["building"] for r in rows], dtype=object),
+                np.array([r["area_m2"] for r in rows], dtype=np.float64),
+                np.array([r["confidence"] for r in rows], dtype=np.float64),
+            ],
+            fields=["building", "area_m2", "confidence"],
+            layer=GPKG_LAYER,
+            driver="GPKG",
+            geometry_type="Polygon",
+            crs=crs_wkt,
+            append=append,
+        )
 
 
 def write_footprints(

@@ -1,11 +1,20 @@
 import os
 import stat
+import subprocess
+import sys
+from glob import glob
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from benchmark.data.uris import TMP_PREFIX, atomic_output, read_json, uri_exists, write_json
+from benchmark.data.uris import (
+    PARTIAL_DIR,
+    atomic_output,
+    read_json,
+    uri_exists,
+    write_json,
+)
 from benchmark.errors import InputError
 
 
@@ -13,19 +22,64 @@ class TestAtomicOutputLocal:
     def test_publishes_only_on_success(self, tmp_path):
         target = tmp_path / "sub" / "out.tif"
         with atomic_output(str(target)) as path:
-            assert os.path.dirname(path) == str(target.parent)
-            assert os.path.basename(path).startswith(TMP_PREFIX) and path.endswith(".tif")
+            assert os.path.dirname(path) == str(target.parent / PARTIAL_DIR)  # same file system
             open(path, "wb").write(b"data")
             assert not target.exists()
         assert target.read_bytes() == b"data"
-        assert [p.name for p in target.parent.iterdir()] == ["out.tif"]
+        assert sorted(p.name for p in target.parent.rglob("*") if p.is_file()) == ["out.tif"]
+
+    def test_no_glob_of_outputs_finds_a_partial(self, tmp_path):
+        with atomic_output(str(tmp_path / "a" / "out.tif")) as path:
+            open(path, "wb").write(b"half")
+            assert not path.endswith(".tif")
+            assert glob(f"{tmp_path}/**/*.tif", recursive=True) == []
+            assert list(tmp_path.rglob("*.tif")) == []  # pathlib does enter hidden folders
+
+    def test_a_dead_process_partial_is_removed_by_the_next_write(self, tmp_path):
+        code = (
+            "import os, sys\n"
+            "from benchmark.data.uris import atomic_output\n"
+            "with atomic_output(sys.argv[1]) as path:\n"
+            "    open(path, 'w').write('half')\n"
+            "    os._exit(9)\n"  # killed mid-write: no clean-up runs
+        )
+        subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.tif")], check=False)
+        assert len(os.listdir(tmp_path / PARTIAL_DIR)) == 1  # the killed write's partial
+        write_json({}, str(tmp_path / "b.json"))
+        assert sorted(os.listdir(tmp_path)) == ["b.json"]
+
+    def test_a_live_process_partial_is_kept(self, tmp_path):
+        code = (
+            "import sys\n"
+            "from benchmark.data.uris import atomic_output\n"
+            "with atomic_output(sys.argv[1]) as path:\n"
+            "    open(path, 'w').write('half')\n"
+            "    print(path, flush=True)\n"
+            "    sys.stdin.read()\n"  # still writing until its stdin closes
+        )
+        cmd = [sys.executable, "-c", code, str(tmp_path / "a.tif")]
+        with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as p:
+            live = p.stdout.readline().strip()
+            with atomic_output(str(tmp_path / "b.tif")) as path:
+                open(path, "w").write("done")
+            assert os.path.exists(live)
+            p.stdin.close()
+        assert sorted(os.listdir(tmp_path)) == ["a.tif", "b.tif"]  # the last one out tidies up
+
+    def test_a_partial_of_this_pid_not_being_written_is_stale(self, tmp_path):
+        with atomic_output(str(tmp_path / "a.tif")) as path:
+            open(path, "w").write("done")
+        os.makedirs(os.path.dirname(path))
+        open(path, "w").write("half")  # as if left by a killed process with this pid
+        write_json({}, str(tmp_path / "b.json"))
+        assert sorted(os.listdir(tmp_path)) == ["a.tif", "b.json"]
 
     def test_leaves_nothing_when_the_body_fails(self, tmp_path):
         target = tmp_path / "out.json"
         with pytest.raises(RuntimeError), atomic_output(str(target)) as path:
             open(path, "w").write("half")
             raise RuntimeError("killed")
-        assert list(tmp_path.iterdir()) == []
+        assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
 
     def test_keeps_an_existing_file_when_the_body_fails(self, tmp_path):
         target = tmp_path / "out.json"
@@ -33,7 +87,8 @@ class TestAtomicOutputLocal:
         with pytest.raises(KeyboardInterrupt), atomic_output(str(target)) as path:
             open(path, "w").write("half")
             raise KeyboardInterrupt
-        assert target.read_text() == "old" and len(list(tmp_path.iterdir())) == 1
+        assert target.read_text() == "old"
+        assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == ["out.json"]
 
     def test_published_file_has_normal_permissions(self, tmp_path):
         target = tmp_path / "out.txt"

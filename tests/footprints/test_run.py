@@ -31,7 +31,8 @@ def features(out: Path, name: str) -> list[dict]:
 
 
 def leftovers(folder: Path) -> list[str]:
-    return [p.name for p in folder.rglob(".tmp-*")]
+    partials = [p for p in folder.rglob("*.partial") if p.is_file()]
+    return [p.name for p in [*folder.rglob(".tmp-*"), *partials]]
 
 
 class TestFootprints:

@@ -52,5 +52,7 @@ def test_sigkill_then_rerun_completes_from_where_it_stopped(tmp_path):
                 window = rasterio.windows.Window(w.col_off, w.row_off, w.width, w.height)
                 with rasterio.open(w.uri) as out:
                     assert np.array_equal(out.read(), src.read(window=window)), w.uri
+    # The killed run's partial window was removed by the re-run, not left to a glob or a sync.
+    assert [p for p in (root / "split_images").rglob("*.partial") if p.is_file()] == []
     for name, mtime in done_before.items():  # complete windows were kept, not redone
         assert (first_dir / name).stat().st_mtime_ns == mtime
