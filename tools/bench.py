@@ -55,7 +55,7 @@ from benchmark.cli.output import log_like_rastervision
 from benchmark.pipeline import layout
 from tools.footprints_measure import GOALS as FOOTPRINT_GOALS
 from tools.footprints_measure import measure_against_rv, measure_city_scale
-from tools.measure import REPO, describe_machine, run_rastervision
+from tools.measure import REPO, describe_machine, python_in_child, run_rastervision
 
 SAMPLE = REPO / "data" / "kampala_sample"
 CATALOG = SAMPLE / "train_tier_1" / "catalog.json"
@@ -84,20 +84,6 @@ def _timed(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return time.perf_counter() - start
-
-
-def _python(code: str, *args: str) -> tuple[float, float]:
-    """Run ``code`` in a fresh interpreter: (wall seconds, its own peak RSS in MB).
-
-    GNU time reports the child's own peak (``getrusage(RUSAGE_CHILDREN)`` would report the
-    largest of all children so far).
-    """
-    cmd = ["/usr/bin/time", "-f", "MAXRSS_KB=%M", sys.executable, "-c", code, *args]
-    start = time.perf_counter()
-    result = subprocess.run(cmd, check=True, cwd=REPO, stderr=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - start
-    peak_kb = [line for line in result.stderr.splitlines() if line.startswith("MAXRSS_KB=")][-1]
-    return wall, int(peak_kb.removeprefix("MAXRSS_KB=")) / 1024
 
 
 @dataclass(frozen=True)
@@ -478,8 +464,10 @@ def measure_memory(out: Path, size: int) -> dict:
     labels = out / "big" / "big.geojson"
     write_synthetic_scene(scene, size)
     labels.write_text('{"type": "FeatureCollection", "features": []}')
-    pre_s, pre_mb = _python(PREPROCESS_40K, str(scene), str(labels), str(out / "big" / "split"))
-    pred_s, pred_mb = _python(PREDICT_40K, str(scene), str(out / "big" / "prob.tif"))
+    pre_s, pre_mb = python_in_child(
+        PREPROCESS_40K, str(scene), str(labels), str(out / "big" / "split")
+    )
+    pred_s, pred_mb = python_in_child(PREDICT_40K, str(scene), str(out / "big" / "prob.tif"))
     return {
         "scene_px": size,
         "preprocess_40k_s": pre_s,

@@ -12,16 +12,13 @@
 """
 
 import json
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pyogrio.raw
 import rasterio
 import shapely
 
-from tools.measure import REPO
+from tools.measure import python_in_child
 
 GOALS = {
     "peak_rss_mb_footprints_40k": ("<=", 2000.0),
@@ -92,22 +89,6 @@ with open(out + ".geojson", "w") as f:
     json.dump([shapely.to_geojson(p) for p in placed], f)
 print(f"WORK_S={time.perf_counter() - start}", file=sys.stderr)
 """
-
-
-def python_in_child(code: str, *args: str) -> tuple[float, float]:
-    """Run ``code`` in a fresh interpreter: (seconds, its own peak RSS in MB).
-
-    The seconds are the wall time, or the ``WORK_S=`` the code prints to stderr (its work
-    without the imports, which are most of the wall time on a small scene).
-    """
-    cmd = ["/usr/bin/time", "-f", "MAXRSS_KB=%M", sys.executable, "-c", code, *args]
-    start = time.perf_counter()
-    result = subprocess.run(cmd, check=True, cwd=REPO, stderr=subprocess.PIPE, text=True)
-    wall = time.perf_counter() - start
-    lines = result.stderr.splitlines()
-    peak = [line for line in lines if line.startswith("MAXRSS_KB=")][-1]
-    work = [float(line.removeprefix("WORK_S=")) for line in lines if line.startswith("WORK_S=")]
-    return (work[-1] if work else wall), int(peak.removeprefix("MAXRSS_KB=")) / 1024
 
 
 def measure_city_scale(bundle: Path, scene: Path, out: Path) -> dict:

@@ -43,3 +43,21 @@ def describe_machine() -> str:
         pass
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     return f"{cpu}, {os.cpu_count()} cores, {gpu}, torch {torch.__version__}"
+
+
+def python_in_child(code: str, *args: str) -> tuple[float, float]:
+    """Run ``code`` in a fresh interpreter: (seconds, its own peak RSS in MB).
+
+    The seconds are the wall time, or the ``WORK_S=`` the code prints to stderr (its work
+    without the imports, which are most of the wall time on a small scene). GNU time reports
+    the child's own peak (``getrusage(RUSAGE_CHILDREN)`` would report the largest of all
+    children so far).
+    """
+    cmd = ["/usr/bin/time", "-f", "MAXRSS_KB=%M", sys.executable, "-c", code, *args]
+    start = time.perf_counter()
+    result = subprocess.run(cmd, check=True, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - start
+    lines = result.stderr.splitlines()
+    peak = [line for line in lines if line.startswith("MAXRSS_KB=")][-1]
+    work = [float(line.removeprefix("WORK_S=")) for line in lines if line.startswith("WORK_S=")]
+    return (work[-1] if work else wall), int(peak.removeprefix("MAXRSS_KB=")) / 1024
