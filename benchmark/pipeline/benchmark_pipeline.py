@@ -8,11 +8,8 @@ own grid: validation predictions the scene's, test masks the chip's 1024 x 1024.
 """
 
 import logging
-import random
 import tempfile
 
-import numpy as np
-import torch
 from rastervision.core.data import SceneConfig
 from rastervision.core.rv_pipeline import SemanticSegmentation
 from torch import nn
@@ -28,6 +25,8 @@ from benchmark.pipeline.benchmark_config import BenchmarkConfig
 from benchmark.pipeline.bundle import add_bundle_info, load_learner_model
 from benchmark.pipeline.postprocess import write_submission
 from benchmark.pipeline.work_split import share_of_work
+from benchmark.training.learner import ResumableLearner
+from benchmark.training.seeding import seed_random_generators
 
 log = logging.getLogger(__name__)
 
@@ -50,19 +49,6 @@ def bundle_info(cfg: BenchmarkConfig) -> dict:
     }
 
 
-def seed_random_generators(seed: int) -> None:
-    """Seed every generator RV's chip and train draw from, so a run can be repeated.
-
-    RV samples random chip windows with Python's ``random``, initializes weights and shuffles
-    batches with torch's generator (which also seeds the DataLoader workers) and seeds none of
-    them. The augmentation has a random state of its own, seeded by
-    :class:`benchmark.training.augmentation.ProcessSeededTransform`.
-    """
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 class BenchmarkPipeline(SemanticSegmentation):
     """Semantic segmentation of buildings, ending in a competition submission."""
 
@@ -77,9 +63,21 @@ class BenchmarkPipeline(SemanticSegmentation):
         super().chip(split_ind, num_splits)
 
     def train(self) -> None:
-        """RV's train, seeded: the same chips give the same model (up to thread scheduling)."""
+        """RV's train, seeded and resumable (:class:`ResumableLearner`).
+
+        The same chips give the same model (up to thread scheduling), and a train killed
+        part way (a reclaimed spot instance) and started again continues where it was. Fine-
+        tuning from ``source_bundle_uri`` keeps RV's own learner, which resumes weights only.
+        """
         seed_random_generators(self.config.seed)
-        super().train()
+        if self.config.source_bundle_uri is not None:
+            super().train()
+            return
+        backend = self.config.backend.build(self.config, self.tmp_dir)
+        learner = ResumableLearner(
+            backend.learner_cfg, tmp_dir=self.tmp_dir, training=True, seed=self.config.seed
+        )
+        learner.main()
 
     def _load_model(self) -> nn.Module:
         return load_learner_model(layout.model_bundle_uri(self.config.train_uri), self.tmp_dir)

@@ -9,7 +9,7 @@ every experiment at their GSD::
     {root}/split_images-config.json              PREPROCESS's pipeline config
     {root}/pipeline-config/{exp}.json            the benchmark's pipeline config
     {root}/{analyze,chip,train}/{exp}/           Raster Vision's own (train: model-bundle.zip,
-                                                 log.csv)
+                                                 log.csv, and ours: train-state.pth)
     {root}/predict/{exp}/{window}.tif            predict: validation-window probabilities
     {root}/predict/{exp}/test/{chip}.tif         predict: test-chip probabilities
     {root}/eval/{exp}/eval.json                  eval: the report; {window}.png overlays,
@@ -27,10 +27,11 @@ path is spelled here too: where the Open Cities catalog keeps a scene's files, w
 assumes when it cannot read the catalog (:mod:`benchmark.pipeline.dry_run`).
 """
 
-# Members of a model bundle (``{bundle}/model-bundle.zip``), and the file RV's train writes.
+# Members of a model bundle (``{bundle}/model-bundle.zip``), and the files train writes.
 MODEL_BUNDLE_NAME = "model-bundle.zip"
 BUNDLE_INFO_NAME = "benchmark.json"
 TRAINING_LOG_NAME = "log.csv"
+TRAIN_STATE_NAME = "train-state.pth"  # what a killed train resumes from (training.learner)
 # The benchmark's commands that write to ``{root}/{command}/{experiment_id}`` (RV's *_uri).
 RV_COMMAND_DIRS = ("analyze", "chip", "train", "predict", "eval", "bundle")
 POSTPROCESS_DIR = "postprocess"

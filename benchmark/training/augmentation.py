@@ -59,28 +59,29 @@ def build_aug_transform(preset: str, img_sz: int) -> dict:
 
 
 class ProcessSeededTransform:
-    """An albumentations transform whose random state is seeded once in each process.
+    """An albumentations transform that draws from torch's seed of the process it runs in.
 
     Albumentations keeps its own random state and ignores the global seeds. A ``seed`` given to
     ``A.Compose`` does not help: it seeds every child transform alike, so a horizontal and a
     vertical flip would always fire together; and DataLoader workers, forked from one process,
-    would all replay the same draws. Here the whole transform shares one generator, seeded with
-    ``seed`` in the main process and, in a DataLoader worker, with torch's seed for that worker
-    (torch derives it from the main process's generator, which the pipeline seeds): repeatable,
-    and each worker draws its own augmentations.
+    would all replay the same draws. Here the whole transform shares one generator, seeded
+    with ``torch.initial_seed()``: in the main process the seed the pipeline (or the learner,
+    each epoch) gave torch; in a DataLoader worker the seed torch gives that worker, derived
+    from the main process's generator. Whenever that seed changes (a new epoch, a new worker),
+    the generator is seeded again: repeatable, each worker draws its own augmentations, and an
+    epoch draws the same whatever ran before it in the process.
     """
 
-    def __init__(self, transform: A.BaseCompose, seed: int) -> None:
-        """Wrap ``transform`` (RV's training transform) to be seeded from ``seed``."""
+    def __init__(self, transform: A.BaseCompose) -> None:
+        """Wrap ``transform`` (RV's training transform)."""
         self.transform = transform
-        self.seed = seed
-        self._seeded_in: int | None = None  # the process whose seed the state holds
+        self._seeded_for: tuple[int, int] | None = None  # (process, torch seed) of the state
 
     def __call__(self, **data: Any) -> dict[str, Any]:
         """Apply the transform (RV calls it as ``transform(image=..., mask=...)``)."""
-        if self._seeded_in != os.getpid():
-            worker = torch.utils.data.get_worker_info()
-            seed = self.seed if worker is None else worker.seed % 2**32
+        key = (os.getpid(), torch.initial_seed())
+        if self._seeded_for != key:
+            seed = key[1] % 2**32
             self.transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
-            self._seeded_in = os.getpid()
+            self._seeded_for = key
         return self.transform(**data)

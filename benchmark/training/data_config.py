@@ -14,8 +14,8 @@ class BenchmarkImageDataConfig(SemanticSegmentationImageDataConfig):
 
     seed: int | None = Field(
         None,
-        description="Seeds the training augmentation (see ProcessSeededTransform); "
-        "None: a new seed each run.",
+        description="The run's seed: the training augmentation follows torch's seed, which "
+        "the pipeline sets from it (see ProcessSeededTransform); None: a new seed each run.",
     )
 
     def get_data_transforms(self) -> tuple[A.BasicTransform, A.BasicTransform]:
@@ -23,4 +23,4 @@ class BenchmarkImageDataConfig(SemanticSegmentationImageDataConfig):
         base_transform, aug_transform = super().get_data_transforms()
         if self.seed is None:
             return base_transform, aug_transform
-        return base_transform, ProcessSeededTransform(aug_transform, self.seed)
+        return base_transform, ProcessSeededTransform(aug_transform)

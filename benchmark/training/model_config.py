@@ -21,7 +21,10 @@ class BenchmarkModelConfig(SemanticSegmentationModelConfig):
     arch: str = Field("unet", description="Decoder architecture: unet or fpn.")
     encoder: str = Field(
         "resnet18",
-        description="Encoder: resnet18, resnet34, resnet50, efficientnet-b0 or efficientnet-b3.",
+        description=(
+            "Encoder: resnet18, resnet34, resnet50, efficientnet-b0, efficientnet-b3, "
+            "mobilenet_v2 or tu-mobilenetv3_small_050 (the smallest)."
+        ),
     )
 
     def build_default_model(self, num_classes: int, in_channels: int) -> nn.Module:

@@ -14,6 +14,7 @@ from benchmark.data.uris import write_json
 from benchmark.evaluation.metrics import ConfusionCounts, build_eval_report
 from benchmark.experiments.benchmark import BenchmarkArgs
 from benchmark.pipeline import layout
+from tests.fixtures.cli import TINY_MODEL_ARGS
 from tests.fixtures.opencities import make_opencities_catalog
 from tools import ablation
 from tools.ablation import (
@@ -29,7 +30,7 @@ BY_NAME = {v.name: v for v in VARIANTS}
 # Small enough for the 96 x 80 px scenes of the generated catalog.
 TINY_ARGS = [
     "-a", "chip_sz", "32", "-a", "random_sz_min", "24", "-a", "random_sz_max", "40",
-    "-a", "predict_window", "48", "-a", "num_workers", "0",
+    "-a", "predict_window", "48", "-a", "num_workers", "0", *TINY_MODEL_ARGS,
 ]  # fmt: skip
 
 

@@ -38,7 +38,8 @@ IMAGE = np.arange(64, dtype=np.uint8).reshape(8, 8, 1).repeat(3, axis=2)
 def test_a_seeded_transform_repeats_itself_and_reaches_all_eight_symmetries():
     runs = []
     for _ in range(2):
-        transform = ProcessSeededTransform(_rv_training_transform(), seed=3)
+        torch.manual_seed(3)
+        transform = ProcessSeededTransform(_rv_training_transform())
         runs.append([transform(image=IMAGE)["image"].tobytes() for _ in range(60)])
     assert runs[0] == runs[1]
     # A Compose(seed=...) seeds each child alike: its flips fire together, 4 outcomes of 8.
@@ -62,8 +63,21 @@ def _epoch(transform, seed: int) -> list[bytes]:
     return [batch.numpy().tobytes() for batch in loader]
 
 
+def test_a_new_torch_seed_starts_the_draws_again():
+    """Each epoch is seeded anew by the learner: it must draw the same after any history."""
+    transform = ProcessSeededTransform(_rv_training_transform())
+    draws = {}
+    for history in (0, 7):
+        torch.manual_seed(1)
+        for _ in range(history):
+            transform(image=IMAGE)
+        torch.manual_seed(2)  # the next epoch
+        draws[history] = [transform(image=IMAGE)["image"].tobytes() for _ in range(20)]
+    assert draws[0] == draws[7]
+
+
 def test_dataloader_workers_draw_apart_and_repeatably():
-    transform = ProcessSeededTransform(_rv_training_transform(), seed=3)
+    transform = ProcessSeededTransform(_rv_training_transform())
     first_worker, second_worker = _epoch(transform, seed=0)
     assert first_worker != second_worker  # forked copies would replay one stream
     assert _epoch(transform, seed=0) == [first_worker, second_worker]

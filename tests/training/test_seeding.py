@@ -3,6 +3,7 @@
 import json
 import random
 import zipfile
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from rastervision.core.rv_pipeline import SemanticSegmentation
 from rastervision.pipeline.config import build_config
 
 from benchmark.experiments import benchmark, split_images
+from benchmark.pipeline import benchmark_pipeline
 from tests.fixtures.opencities import make_opencities_catalog
 
 
@@ -62,7 +64,9 @@ def test_each_split_and_train_start_from_their_seed(seeded_config, monkeypatch):
     cfg, tmp_path = seeded_config
     draws = []
     monkeypatch.setattr(SemanticSegmentation, "chip", lambda self, *split: draws.append(_draws()))
-    monkeypatch.setattr(SemanticSegmentation, "train", lambda self: draws.append(_draws()))
+    # What train draws first: the learner it builds initializes the weights.
+    learner = SimpleNamespace(main=lambda: draws.append(_draws()))
+    monkeypatch.setattr(benchmark_pipeline, "ResumableLearner", lambda *args, **kwargs: learner)
     pipeline = cfg.build(str(tmp_path))
     pipeline.chip(0, 2)
     pipeline.chip(1, 2)

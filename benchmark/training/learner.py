@@ -1,0 +1,149 @@
+"""Training that survives a kill: Raster Vision's learner with the whole state of the run saved.
+
+AWS Batch runs ``train`` on spot instances that can be reclaimed at any moment, and re-runs the
+job (``attempts``). Raster Vision 0.31 then resumes from ``last-model.pth`` and ``log.csv`` in
+the train output (synced from S3 first) and steps its one-cycle schedule forward to the epoch
+it resumes from. That does not continue the run that was killed:
+
+- the optimizer starts again from nothing: Adam's moment estimates are lost;
+- the next epoch's batch order and augmentation come from generators the new process started
+  afresh, so the resumed epochs see other batches than the killed run would have;
+- ``last-model.pth`` and ``model-bundle.zip`` are written in place: a kill while one is being
+  written leaves a truncated file, which the next attempt fails to load; and a kill between
+  ``log.csv`` and the weights leaves the two an epoch apart.
+
+Here every epoch ends by writing ``train-state.pth`` atomically: the epoch, the weights, the
+optimizer and schedulers, and the metrics of every epoch so far. On resume it is the one source
+of truth: ``log.csv`` (from which RV counts the epochs done) and ``last-model.pth`` (which RV's
+bundle copies) are rewritten from it. Each epoch draws its batches and augmentation from a seed
+of its own (:func:`benchmark.training.seeding.epoch_seed`), so the resumed epochs draw what the
+killed run would have drawn.
+"""
+
+import logging
+import os
+import shutil
+from os.path import basename, join
+from typing import Any
+
+import torch
+from rastervision.pipeline.file_system import zipdir
+from rastervision.pytorch_learner import SemanticSegmentationLearner
+from rastervision.pytorch_learner.utils import log_metrics_to_csv
+
+from benchmark.data.uris import atomic_output
+from benchmark.errors import InputError
+from benchmark.pipeline.layout import TRAIN_STATE_NAME, TRAINING_LOG_NAME
+from benchmark.training.seeding import epoch_seed, seed_random_generators
+
+log = logging.getLogger(__name__)
+
+_SCHEDULERS = ("step_scheduler", "epoch_scheduler")
+
+
+class ResumableLearner(SemanticSegmentationLearner):
+    """RV's semantic segmentation learner that resumes a killed run as if it had not stopped."""
+
+    def __init__(self, *args: Any, seed: int | None = None, **kwargs: Any) -> None:
+        """Take RV's learner arguments, and the run's ``seed`` (None: epochs are not seeded)."""
+        # RV's constructor already sets up training (and resumes): the seed must be known.
+        self.seed = seed
+        self._metrics: list[dict[str, Any]] = []
+        self._next_epoch = 0
+        super().__init__(*args, **kwargs)
+
+    @property
+    def train_state_path(self) -> str:
+        """``train-state.pth`` in the local train output (RV syncs it to and from S3)."""
+        return join(self.output_dir_local, TRAIN_STATE_NAME)
+
+    def setup_training(self, loss_def_path: str | None = None) -> None:
+        """RV's setup (data, loss, optimizer, schedules), then the saved state, if any."""
+        state = self._read_train_state()
+        if state is not None:
+            # Before RV's setup: it counts the epochs done, and steps its schedule, from log.csv.
+            self._metrics = state["metrics"]
+            self._rewrite_log()
+        super().setup_training(loss_def_path)
+        if state is None:
+            return
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        for name in _SCHEDULERS:
+            scheduler = getattr(self, name)
+            if scheduler is not None and state[name] is not None:
+                scheduler.load_state_dict(state[name])
+        self.save_weights(self.last_model_weights_path)
+        log.info(
+            "Resuming after epoch %d of %d from %s: weights, optimizer, schedule and the "
+            "seeded batch order continue",
+            state["epoch"] + 1, self.cfg.solver.num_epochs, TRAIN_STATE_NAME,
+        )  # fmt: skip
+
+    def _read_train_state(self) -> dict[str, Any] | None:
+        if not os.path.isfile(self.train_state_path):
+            return None
+        try:
+            return torch.load(self.train_state_path, map_location=self.device, weights_only=False)
+        except Exception as exc:  # written atomically: only a foreign or damaged file is unreadable
+            raise InputError(
+                f"{self.train_state_path}: unreadable ({exc.__class__.__name__}: {exc}); "
+                "delete it to resume from last-model.pth alone"
+            ) from exc
+
+    def _rewrite_log(self) -> None:
+        path = join(self.output_dir_local, TRAINING_LOG_NAME)
+        with atomic_output(path) as partial:
+            os.remove(partial)  # RV's writer appends, with a header only to a new file
+            for metrics in self._metrics:
+                log_metrics_to_csv(partial, metrics)
+
+    def on_train_start(self) -> None:
+        """Note the first epoch this process trains (0, or the one after the saved state)."""
+        super().on_train_start()
+        self._next_epoch = self.get_start_epoch()
+
+    def train_epoch(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """RV's epoch, its batch order and augmentation drawn from the epoch's own seed."""
+        if self.seed is not None:
+            seed_random_generators(epoch_seed(self.seed, self._next_epoch))
+        return super().train_epoch(*args, **kwargs)
+
+    def on_epoch_end(self, curr_epoch: int, metrics: dict[str, Any]) -> None:
+        """Save the state of the run first, then what RV writes (log, weights, S3 sync)."""
+        self._metrics.append(metrics)
+        state = {
+            "epoch": curr_epoch,
+            "model": self.model.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "metrics": self._metrics,
+            **{name: _state_of(getattr(self, name)) for name in _SCHEDULERS},
+        }
+        with atomic_output(self.train_state_path) as partial:
+            torch.save(state, partial)
+        super().on_epoch_end(curr_epoch, metrics)
+        self._next_epoch = curr_epoch + 1
+
+    def save_weights(self, path: str) -> None:
+        """RV's, atomically: a kill while saving leaves the previous file whole."""
+        with atomic_output(path) as partial:
+            super().save_weights(partial)
+
+    def save_model_bundle(self, export_onnx: bool = True) -> None:
+        """RV's bundle, its zip written atomically (RV's own writes it in place)."""
+        log.info("Creating bundle.")
+        bundle_dir = join(self.tmp_dir, "model-bundle")
+        shutil.rmtree(bundle_dir, ignore_errors=True)
+        os.makedirs(bundle_dir)
+        self._bundle_model(bundle_dir, export_onnx=export_onnx)
+        self._bundle_modules(bundle_dir)
+        self._bundle_transforms(bundle_dir)
+        shutil.copy(self.config_path, join(bundle_dir, "learner-config.json"))
+        zip_path = join(self.output_dir_local, basename(self.model_bundle_uri))
+        log.info("Saving bundle to %s.", zip_path)
+        with atomic_output(zip_path) as partial:
+            zipdir(bundle_dir, partial)
+
+
+def _state_of(scheduler: Any) -> dict[str, Any] | None:
+    return None if scheduler is None else scheduler.state_dict()

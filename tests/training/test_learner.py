@@ -1,0 +1,107 @@
+"""A train killed at any point and started again ends as if it had never stopped (local and S3)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from benchmark.pipeline import layout
+from benchmark.pipeline.bundle import load_learner_model
+from tests.fixtures import kill_at
+from tests.fixtures.cli import TINY_MODEL_ARGS, rastervision
+from tests.fixtures.opencities import cli_args, make_opencities_catalog
+
+pytestmark = [pytest.mark.slow, pytest.mark.faults]
+
+EPOCHS = 3
+KILLED = -9
+
+
+def _train_args(catalog, root: str, experiment_id: str) -> list[str]:
+    return [
+        "run", "inprocess", "benchmark.experiments.benchmark",
+        *cli_args(catalog.scene_args(root)), *TINY_MODEL_ARGS,
+        "-a", "experiment_id", experiment_id, "-a", "num_epochs", str(EPOCHS),
+        "-a", "chip_sz", "32", "-a", "batch_sz", "2", "-a", "num_workers", "0",
+    ]  # fmt: skip
+
+
+def _killed_train(point: str, epoch: int, args: list[str], tmp_path: Path, *commands: str) -> str:
+    """``commands`` (default: train), SIGKILLed at ``point`` of ``epoch`` of train; the log."""
+    cmd = [sys.executable, kill_at.__file__, point, str(epoch)]
+    cmd += ["--tmpdir", str(tmp_path / "rvtmp"), *args, *(commands or ["train"])]
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    assert result.returncode == KILLED, result.stdout[-2000:] + result.stderr[-4000:]
+    return result.stderr
+
+
+def _epochs_logged(train_dir: Path) -> list[int]:
+    return pd.read_csv(layout.training_log_uri(str(train_dir)))["epoch"].tolist()
+
+
+@pytest.fixture(scope="module")
+def preprocessed(tmp_path_factory):
+    """The tiny catalog, cut into windows, and a train run that was never interrupted."""
+    tmp_path = tmp_path_factory.mktemp("resume")
+    catalog = make_opencities_catalog(tmp_path / "data", test_chip_size=64)
+    root = str(tmp_path / "out")
+    rastervision(
+        "run", "inprocess", "benchmark.experiments.split_images", "PREPROCESS",
+        *cli_args(catalog.scene_args(root)), "-a", "split_size", "64", tmp_path=tmp_path,
+    )  # fmt: skip
+    rastervision(*_train_args(catalog, root, "whole"), "chip", "train", tmp_path=tmp_path)
+    return catalog, Path(root), tmp_path
+
+
+def test_killed_mid_epoch_and_at_epoch_end_training_ends_as_if_never_stopped(preprocessed):
+    catalog, root, tmp_path = preprocessed
+    args = _train_args(catalog, str(root), "killed")
+    train_dir = root / "train" / "killed"
+
+    _killed_train("mid-epoch", 1, args, tmp_path, "chip", "train")
+    assert _epochs_logged(train_dir) == [0]
+    output = _killed_train("epoch-end", 1, args, tmp_path)
+    assert "Resuming after epoch 1 of 3" in output
+    assert _epochs_logged(train_dir) == [0]  # the state saved epoch 1; RV's log did not yet
+    output = rastervision(*args, "train", tmp_path=tmp_path).stderr
+    assert "Resuming after epoch 2 of 3" in output  # from the state, not from log.csv
+
+    whole = root / "train" / "whole"
+    assert _epochs_logged(train_dir) == _epochs_logged(whole) == list(range(EPOCHS))
+    resumed = torch.load(train_dir / "last-model.pth", weights_only=True)
+    uninterrupted = torch.load(whole / "last-model.pth", weights_only=True)
+    for name, tensor in uninterrupted.items():  # same batches, same optimizer state
+        torch.testing.assert_close(resumed[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
+    assert list(train_dir.rglob("*.partial")) == []
+
+    model = load_learner_model(layout.model_bundle_uri(str(train_dir)), str(tmp_path / "load"))
+    with torch.inference_mode():
+        logits = model(torch.rand(1, 3, 32, 32))
+    assert logits.shape == (1, 2, 32, 32) and np.isfinite(logits.numpy()).all()
+
+
+@pytest.mark.aws
+def test_a_train_on_s3_killed_mid_epoch_resumes_from_the_synced_state(preprocessed, aws_env):
+    catalog, root, tmp_path = preprocessed
+    s3_root = "s3://open-cities/out"
+    subprocess.run(["aws", "s3", "mb", "s3://open-cities"], check=True, capture_output=True)
+    args = _train_args(catalog, s3_root, "spot")
+    # PREPROCESS's windows stay local (the catalog is): only the run's outputs are on S3.
+    args += ["-a", "split_dir", str(root / "split_images")]
+    _killed_train("mid-epoch", 2, args, tmp_path, "chip", "train")
+    output = rastervision(*args, "train", tmp_path=tmp_path).stderr
+    assert "Resuming after epoch 2 of 3" in output
+
+    copy = tmp_path / "from-s3"
+    subprocess.run(
+        ["aws", "s3", "cp", "--recursive", f"{s3_root}/train/spot", str(copy),
+         "--exclude", "*", "--include", "log.csv", "--include", "model-bundle.zip"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    assert _epochs_logged(copy) == list(range(EPOCHS))
+    model = load_learner_model(layout.model_bundle_uri(str(copy)), str(tmp_path / "s3load"))
+    assert model(torch.rand(1, 3, 32, 32)).shape == (1, 2, 32, 32)
