@@ -90,6 +90,13 @@ class BenchmarkArgs(SceneArgs):
     pretrained: bool = Field(True, description="ImageNet encoder weights (needs internet).")
     loss: str = Field("ce", description="ce, dice, lovasz or a sum such as ce+dice.")
     aug: str = Field("d4", description="Augmentation preset: none, d4, color, scale.")
+    ema_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Validate and bundle an exponential moving average of the weights with "
+        "this decay per step (e.g. 0.99); none: the last weights.",
+    )
     num_workers: int = Field(2, ge=0, description="DataLoader worker processes.")
     # Prediction and evaluation.
     predict_window: int = Field(
@@ -302,6 +309,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
             batch_sz=2 if args.test else args.batch_sz,
             one_cycle=args.one_cycle,
             loss=args.loss,
+            ema_decay=args.ema_decay,
         ),
         log_tensorboard=False,
         run_tensorboard=False,

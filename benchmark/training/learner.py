@@ -13,11 +13,17 @@ it resumes from. That does not continue the run that was killed:
   ``log.csv`` and the weights leaves the two an epoch apart.
 
 Here every epoch ends by writing ``train-state.pth`` atomically: the epoch, the weights, the
-optimizer and schedulers, and the metrics of every epoch so far. On resume it is the one source
+optimizer and schedulers, the weight average if one is kept, and the metrics of every epoch so
+far. On resume it is the one source
 of truth: ``log.csv`` (from which RV counts the epochs done) and ``last-model.pth`` (which RV's
 bundle copies) are rewritten from it. Each epoch draws its batches and augmentation from a seed
 of its own (:func:`benchmark.training.seeding.epoch_seed`), so the resumed epochs draw what the
 killed run would have drawn.
+
+With ``ema_decay`` set (:class:`benchmark.training.model_config.BenchmarkSolverConfig`) the
+learner also keeps an exponential moving average of the weights, updated after every optimizer
+step; validation scores it and ``last-model.pth`` (so the bundle) holds it. On a small, noisy
+training set the last weights depend on the last few batches; their average much less.
 """
 
 import logging
@@ -30,6 +36,8 @@ import torch
 from rastervision.pipeline.file_system import zipdir
 from rastervision.pytorch_learner import SemanticSegmentationLearner
 from rastervision.pytorch_learner.utils import log_metrics_to_csv
+from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from benchmark.data.uris import atomic_output
 from benchmark.errors import InputError
@@ -50,6 +58,7 @@ class ResumableLearner(SemanticSegmentationLearner):
         self.seed = seed
         self._metrics: list[dict[str, Any]] = []
         self._next_epoch = 0
+        self._ema: AveragedModel | None = None
         super().__init__(*args, **kwargs)
 
     @property
@@ -65,9 +74,12 @@ class ResumableLearner(SemanticSegmentationLearner):
             self._metrics = state["metrics"]
             self._rewrite_log()
         super().setup_training(loss_def_path)
+        self._setup_weight_average()
         if state is None:
             return
         self.model.load_state_dict(state["model"])
+        if self._ema is not None and state.get("ema") is not None:
+            self._ema.load_state_dict(state["ema"])
         self.opt.load_state_dict(state["optimizer"])
         for name in _SCHEDULERS:
             scheduler = getattr(self, name)
@@ -79,6 +91,21 @@ class ResumableLearner(SemanticSegmentationLearner):
             "seeded batch order continue",
             state["epoch"] + 1, self.cfg.solver.num_epochs, TRAIN_STATE_NAME,
         )  # fmt: skip
+
+    def _setup_weight_average(self) -> None:
+        decay = getattr(self.cfg.solver, "ema_decay", None)  # None in RV's own solver config
+        if decay is None:
+            return
+        self._ema = AveragedModel(
+            self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
+        )
+        self.opt.register_step_post_hook(lambda *_: self._ema.update_parameters(self.model))
+        log.info("Keeping an exponential moving average of the weights (decay %g)", decay)
+
+    @property
+    def trained_model(self) -> nn.Module:
+        """What the run produces: the weight average if one is kept, else the model."""
+        return self.model if self._ema is None else self._ema.module
 
     def _read_train_state(self) -> dict[str, Any] | None:
         if not os.path.isfile(self.train_state_path):
@@ -117,6 +144,7 @@ class ResumableLearner(SemanticSegmentationLearner):
             "model": self.model.state_dict(),
             "optimizer": self.opt.state_dict(),
             "metrics": self._metrics,
+            "ema": None if self._ema is None else self._ema.state_dict(),
             **{name: _state_of(getattr(self, name)) for name in _SCHEDULERS},
         }
         with atomic_output(self.train_state_path) as partial:
@@ -124,10 +152,18 @@ class ResumableLearner(SemanticSegmentationLearner):
         super().on_epoch_end(curr_epoch, metrics)
         self._next_epoch = curr_epoch + 1
 
+    def validate_epoch(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """RV's validation, of what the run produces (the weight average, if kept)."""
+        model, self.model = self.model, self.trained_model
+        try:
+            return super().validate_epoch(*args, **kwargs)
+        finally:
+            self.model = model
+
     def save_weights(self, path: str) -> None:
-        """RV's, atomically: a kill while saving leaves the previous file whole."""
+        """What the run produces, atomically: a kill while saving leaves the old file whole."""
         with atomic_output(path) as partial:
-            super().save_weights(partial)
+            torch.save(self.trained_model.state_dict(), partial)
 
     def save_model_bundle(self, export_onnx: bool = True) -> None:
         """RV's bundle, its zip written atomically (RV's own writes it in place)."""

@@ -36,11 +36,19 @@ class BenchmarkModelConfig(SemanticSegmentationModelConfig):
 
 @register_config("benchmark_solver", plugin=PLUGIN)
 class BenchmarkSolverConfig(SolverConfig):
-    """RV's solver with a choice of loss (RV's own is cross-entropy only)."""
+    """RV's solver with a choice of loss (RV's own is cross-entropy only) and weight averaging."""
 
     loss: str = Field(
         "ce",
         description="Loss spec: ce, dice, lovasz or a weighted sum such as ce:0.5+dice:0.5.",
+    )
+    ema_decay: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="Keep an exponential moving average of the weights, updated after every "
+        "step with this decay (0.99: about the last 100 steps), and validate and bundle it in "
+        "place of the last weights. None: off.",
     )
 
     def validate_config(self) -> None:

@@ -1,4 +1,8 @@
-"""A train killed at any point and started again ends as if it had never stopped (local and S3)."""
+"""A train killed at any point and started again ends as if it had never stopped (local and S3).
+
+The runs keep a weight average (``-a ema_decay``), so its state resumes too, and it is what the
+run saves and bundles.
+"""
 
 import subprocess
 import sys
@@ -27,6 +31,7 @@ def _train_args(catalog, root: str, experiment_id: str) -> list[str]:
         *cli_args(catalog.scene_args(root)), *TINY_MODEL_ARGS,
         "-a", "experiment_id", experiment_id, "-a", "num_epochs", str(EPOCHS),
         "-a", "chip_sz", "32", "-a", "batch_sz", "2", "-a", "num_workers", "0",
+        "-a", "ema_decay", "0.9",
     ]  # fmt: skip
 
 
@@ -77,6 +82,13 @@ def test_killed_mid_epoch_and_at_epoch_end_training_ends_as_if_never_stopped(pre
     for name, tensor in uninterrupted.items():  # same batches, same optimizer state
         torch.testing.assert_close(resumed[name], tensor, rtol=1e-4, atol=1e-5, msg=name)
     assert list(train_dir.rglob("*.partial")) == []
+    state = torch.load(train_dir / layout.TRAIN_STATE_NAME, weights_only=False)
+    assert state["epoch"] == EPOCHS - 1
+    average = {k.removeprefix("module."): v for k, v in state["ema"].items() if k != "n_averaged"}
+    assert average.keys() == resumed.keys()
+    for name, tensor in average.items():  # last-model.pth, and so the bundle, is the average
+        assert torch.equal(resumed[name], tensor), name
+    assert not all(torch.equal(state["model"][n], t) for n, t in average.items())
 
     model = load_learner_model(layout.model_bundle_uri(str(train_dir)), str(tmp_path / "load"))
     with torch.inference_mode():
