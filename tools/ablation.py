@@ -1,19 +1,26 @@
-"""``wb_scripts/ablation``: the baseline and each option beyond it, for the same budget.
+"""``wb_scripts/ablation``: the baseline and each option beyond it, for the same budget and seeds.
 
-Every variant is the baseline (the original's recipe: U-Net, ResNet-18, cross-entropy, D4 flips)
-with one change, trained from scratch on random chips of the Kampala sample's training scene
-drawn the same way, for the same number of steps, then predicted and scored on its validation
-scene with the competition's micro Jaccard. Options that change only inference (test-time
-augmentation, blended overlap, a tuned threshold) predict with the baseline's trained model
-instead of training their own, so the one change is all that differs. Each variant is the real
-``rastervision`` CLI (inprocess runner) in a child process, its output in
-``{out}/logs/{variant}.log``. Writes ``{out}/results.json`` and ``{out}/results.md`` (the
-README's table) and names the best variant.
+Every variant is a recipe's baseline with one change. ``--recipe original`` (the default) is
+the original benchmark's (U-Net, ResNet-18, cross-entropy, D4 flips) at the sample's 7.5 cm for
+a small budget; ``--recipe demo`` is ``wb_scripts/demo``'s (30 cm, 128 px chips, Lovasz, about
+300 steps of batch 8). Each variant is trained from scratch on random chips of the Kampala
+sample's training scene drawn the same way, for the same number of steps, then predicted and
+scored on its validation scene: the competition's micro Jaccard and per-building F1. Options
+that change only inference (test-time augmentation, blended overlap, a tuned threshold)
+predict with the baseline's model of the same seed instead of training their own, so the one
+change is all that differs.
 
-One scene each way is a small sample, and each variant runs once with the experiment's seed
-(the same chips, initial weights and batch order on a re-run, other ones with ``-- -a seed N``):
-a few points of Jaccard are noise, and the tuned threshold is chosen on the scene it is scored
-on.
+Each variant runs once per seed of ``--seeds`` (default 0, the experiment's default): the real
+``rastervision`` CLI (inprocess runner) in a child process with ``-a seed N`` and experiment id
+``{variant}-seed{N}``, its output in ``{out}/logs/{variant}-seed{N}.log``. Writes
+``{out}/results.json`` (every seed's scores or error, and their aggregates) and
+``{out}/results.md`` (the README's table: mean, worst and spread of Jaccard over the seeds that
+scored) and names the variant with the best mean Jaccard.
+
+One scene each way is a small sample: a seed fixes the chips, initial weights and batch order,
+and another seed moved one variant by 0.08 Jaccard at the demo's budget, more than most gaps
+between variants. Hence several seeds, with the worst and the spread beside the mean. The tuned
+threshold is chosen on the scene it is scored on.
 """
 
 import argparse
@@ -31,9 +38,15 @@ from typing import IO
 
 from benchmark.cli import options
 from benchmark.cli.output import log_like_rastervision
-from benchmark.cli.summary import describe_scores, format_duration, read_run_config
+from benchmark.cli.summary import (
+    describe_building_scores,
+    describe_scores,
+    format_duration,
+    read_run_config,
+)
 from benchmark.data.uris import read_json
 from benchmark.pipeline import layout
+from tools.ablation_table import best_variant, markdown_table, rv_flags, variant_row
 from tools.measure import REPO, describe_machine, run_rastervision
 
 SAMPLE_CATALOG = REPO / "data" / "kampala_sample" / "train_tier_1" / "catalog.json"
@@ -44,25 +57,12 @@ PREPROCESS = "benchmark.experiments.split_images"
 TRAINING_COMMANDS = ("chip", "train", "predict", "eval")
 INFERENCE_COMMANDS = ("predict", "eval")
 # Set by the script from its own options; not accepted after ``--``.
-RESERVED_ARGS = frozenset({"root_uri", "experiment_id", "train_stac_uri", "train_ids", "valid_ids"})
+RESERVED_ARGS = frozenset(
+    {"root_uri", "experiment_id", "train_stac_uri", "train_ids", "valid_ids", "seed"}
+)
+DEFAULT_SEEDS = (0,)  # the benchmark experiment's default -a seed: one run, as before --seeds
 
 log = logging.getLogger("tools.ablation")
-
-# The original benchmark's model, loss and augmentation, with the demo's chip geometry (random
-# 224-320 px windows resized to 256) and lr 1e-3: from scratch (no internet here), the
-# original's 1e-4 barely moves a model in a few hundred steps.
-BASELINE_ARGS = {
-    "model": "unet",
-    "encoder": "resnet18",
-    "loss": "ce",
-    "aug": "d4",
-    "pretrained": "false",
-    "lr": "1e-3",
-    "chip_method": "random",
-    "chip_sz": "256",
-    "random_sz_min": "224",
-    "random_sz_max": "320",
-}
 
 
 @dataclass(frozen=True)
@@ -78,11 +78,64 @@ class Budget:
         return {key: str(value) for key, value in asdict(self).items()}
 
 
-# About 28 minutes for the whole ablation on a 2-core CPU (estimated): per training variant
-# 2 x 80 / 4 = 40 steps of ~2.2 s (more for ResNet-34 and EfficientNet), plus ~12 s of
-# start-up, the bundle RV exports after training, chip, predict and eval: ~2.5 min; under a
-# minute for each inference-only variant but TTA (8 passes).
-DEFAULT_BUDGET = Budget(chips_per_scene=80, num_epochs=2, batch_sz=4)
+@dataclass(frozen=True)
+class Recipe:
+    """A baseline for the variants to change one thing of: its ``-a`` arguments and budget."""
+
+    name: str
+    summary: str  # for --help
+    args: dict[str, str]
+    budget: Budget
+
+
+ORIGINAL = Recipe(
+    "original",
+    "the original benchmark's model, loss and augmentation at the sample's 7.5 cm, random "
+    "224-320 px windows resized to 256, lr 1e-3",
+    # From scratch (no internet here), the original's lr 1e-4 barely moves a model in a few
+    # hundred steps.
+    {
+        "model": "unet",
+        "encoder": "resnet18",
+        "loss": "ce",
+        "aug": "d4",
+        "pretrained": "false",
+        "lr": "1e-3",
+        "chip_method": "random",
+        "chip_sz": "256",
+        "random_sz_min": "224",
+        "random_sz_max": "320",
+    },
+    # About 28 minutes for every variant on a 2-core CPU (estimated): per training variant
+    # 2 x 80 / 4 = 40 steps of ~2.2 s (more for ResNet-34 and EfficientNet), plus ~12 s of
+    # start-up, the bundle RV exports after training, chip, predict and eval: ~2.5 min; under a
+    # minute for each inference-only variant but TTA (8 passes).
+    Budget(chips_per_scene=80, num_epochs=2, batch_sz=4),
+)
+DEMO = Recipe(
+    "demo",
+    "wb_scripts/demo's: 30 cm, random 112-160 px windows resized to 128, Lovasz hinge, "
+    "predicted in 128 px windows blended over 64",
+    # The -a arguments of wb_scripts/demo's benchmark command (a test keeps them equal); the
+    # model and encoder are the experiment's defaults, U-Net and ResNet-18.
+    {
+        "gsd": "0.3",
+        "pretrained": "false",
+        "chip_method": "random",
+        "chip_sz": "128",
+        "random_sz_min": "112",
+        "random_sz_max": "160",
+        "lr": "1e-3",
+        "loss": "lovasz",
+        "aug": "d4",
+        "predict_window": "128",
+        "predict_overlap": "64",
+    },
+    # ~300 steps: about 7 minutes per training variant and seed on 2 cores, 25 s per
+    # inference-only one (measured, 2026-12-02).
+    Budget(chips_per_scene=600, num_epochs=5, batch_sz=8),
+)
+RECIPES = {recipe.name: recipe for recipe in (ORIGINAL, DEMO)}
 TEST_BUDGET = Budget(chips_per_scene=8, num_epochs=1, batch_sz=2)
 BUDGET_OPTIONS = (
     ("--chips-per-scene", "chips_per_scene"), ("--epochs", "num_epochs"),
@@ -92,17 +145,18 @@ BUDGET_OPTIONS = (
 
 @dataclass(frozen=True)
 class Variant:
-    """The baseline with one change; ``name`` is also its experiment id."""
+    """The baseline with one change; ``name`` is also the start of its experiment ids."""
 
     name: str
     change: str
     args: dict[str, str] = field(default_factory=dict)
     reuses: str | None = None  # the variant whose trained model this one predicts with
+    recipes: tuple[str, ...] = ()  # the recipes it makes sense for; empty: every one
 
 
 BASELINE = "baseline"
 VARIANTS = (
-    Variant(BASELINE, "none: U-Net, ResNet-18, cross-entropy, D4 flips (the original's)"),
+    Variant(BASELINE, "none: the recipe (below the table)"),
     Variant("ce-dice", "loss cross-entropy + Dice", {"loss": "ce+dice"}),
     Variant("lovasz", "loss Lovasz hinge", {"loss": "lovasz"}),
     Variant("aug-color", "augmentation D4 + colour jitter", {"aug": "color"}),
@@ -111,12 +165,18 @@ VARIANTS = (
     Variant("resnet34", "encoder ResNet-34", {"encoder": "resnet34"}),
     Variant("efficientnet-b0", "encoder EfficientNet-B0", {"encoder": "efficientnet-b0"}),
     Variant("gsd-0.1", "windows resampled to 10 cm (the sample is 7.5 cm)", {"gsd": "0.1"}),
+    Variant(
+        "ema",
+        "exponential moving average of the weights (decay 0.99), validated and bundled",
+        {"ema_decay": "0.99"},
+    ),
     Variant("tta", "8-fold test-time augmentation", {"tta": "true"}, reuses=BASELINE),
     Variant(
         "overlap-256",
         "prediction windows overlap 256 px, blended",
         {"predict_overlap": "256"},
         reuses=BASELINE,
+        recipes=(ORIGINAL.name,),  # at most half a window: the demo's are 128 px
     ),
     Variant(
         "tuned-threshold",
@@ -125,6 +185,7 @@ VARIANTS = (
         reuses=BASELINE,
     ),
 )
+VARIANT_ORDER = tuple(v.name for v in VARIANTS)  # the table's
 TEST_VARIANTS = (BASELINE, "tta")  # one trained, one reusing its model: both paths
 
 
@@ -134,25 +195,36 @@ class VariantError(Exception):
 
 @dataclass(frozen=True)
 class Setup:
-    """What every variant of one ablation shares: data, budget, extra arguments, directories."""
+    """What every run of one ablation shares: data, recipe, budget, extra arguments, folders."""
 
     out: Path
     tmp: Path
     catalog: str
     train_ids: str
     valid_ids: str
+    recipe: Recipe
     budget: Budget
     extra: dict[str, str] = field(default_factory=dict)  # -a arguments after --
 
     def identity(self) -> dict:
-        """What results must share to sit in one table."""
+        """What results must share to sit in one table (the seeds need not)."""
         return {
             "catalog": self.catalog,
             "train_ids": self.train_ids,
             "valid_ids": self.valid_ids,
+            "recipe": {"name": self.recipe.name, "args": self.recipe.args},
             "budget": asdict(self.budget),
             "extra": self.extra,
         }
+
+    def baseline_args(self) -> dict[str, str]:
+        """The baseline's ``-a`` arguments: the recipe's, the budget, the user's extras."""
+        return {**self.recipe.args, **self.budget.args(), **self.extra}
+
+
+def run_id(name: str, seed: int) -> str:
+    """The experiment id of a variant's run with one seed."""
+    return f"{name}-seed{seed}"
 
 
 def experiment_arg_names() -> tuple[set[str], set[str]]:
@@ -167,17 +239,39 @@ def experiment_arg_names() -> tuple[set[str], set[str]]:
     return set(BenchmarkArgs.model_fields), set(SplitImagesArgs.model_fields)
 
 
-def supported_variants(variants: Iterable[Variant], known_args: Collection[str]) -> list[Variant]:
-    """The variants whose every argument the benchmark experiment has."""
+def why_left_out(variant: Variant, known_args: Collection[str], setup: Setup) -> str | None:
+    """Why ``variant`` cannot run in ``setup``, or None if it can.
+
+    An argument the experiment lacks, a recipe it is not for, or a change the baseline already
+    has (the demo recipe's Lovasz hinge), which would only run the baseline again.
+    """
+    missing = sorted(set(variant.args) - set(known_args))
+    if missing:
+        return f"the experiment has no -a {', '.join(missing)}"
+    if variant.recipes and setup.recipe.name not in variant.recipes:
+        return f"it is for the {' and '.join(variant.recipes)} recipe only"
+    baseline = setup.baseline_args()
+    if variant.args and all(baseline.get(key) == value for key, value in variant.args.items()):
+        return f"the baseline already has {' '.join(rv_flags(variant.args))}"
+    return None
+
+
+def supported_variants(
+    variants: Iterable[Variant],
+    known_args: Collection[str],
+    setup: Setup,
+    only: Collection[str] | None = None,
+) -> list[Variant]:
+    """The variants that can run in ``setup``; asking for one that cannot (``only``) is an error."""
     kept = []
     for variant in variants:
-        missing = sorted(set(variant.args) - set(known_args))
-        if missing:
-            log.info(
-                "Leaving out %s: the experiment has no -a %s", variant.name, ", ".join(missing)
-            )
-        else:
+        reason = why_left_out(variant, known_args, setup)
+        if reason is None:
             kept.append(variant)
+        elif only and variant.name in only:
+            raise ValueError(f"cannot run {variant.name}: {reason}")
+        else:
+            log.info("Leaving out %s: %s", variant.name, reason)
     return kept
 
 
@@ -187,7 +281,7 @@ def select_variants(
     """``only`` (every variant without it), in ``variants``' order, with the models they reuse.
 
     A variant that reuses a model not in ``trained`` (the variants an earlier run in the same
-    directory finished) brings that model's variant along, ahead of it.
+    directory finished, with the same seed) brings that model's variant along, ahead of it.
     """
     by_name = {v.name: v for v in variants}
     unknown = sorted(set(only or ()) - by_name.keys())
@@ -202,24 +296,38 @@ def select_variants(
     return [v for v in variants if v.name in wanted]
 
 
-def experiment_args(setup: Setup, variant: Variant) -> dict[str, str]:
-    """Every ``-a`` argument of a variant's run: baseline, budget, user's extras, its change."""
+def plan_runs(
+    variants: list[Variant],
+    only: Collection[str] | None,
+    seeds: Iterable[int],
+    rows: Mapping[str, dict],
+) -> list[tuple[Variant, int]]:
+    """Each selected variant with each seed, seed by seed: every variant has a score early.
+
+    ``rows`` are earlier results kept: a model one of them trained with a seed is reused for
+    that seed instead of being trained again.
+    """
+    runs = []
+    for seed in seeds:
+        trained = [
+            name for name, row in rows.items() if "jaccard" in row["seeds"].get(str(seed), {})
+        ]
+        runs += [(variant, seed) for variant in select_variants(variants, only, trained)]
+    return runs
+
+
+def experiment_args(setup: Setup, variant: Variant, seed: int) -> dict[str, str]:
+    """Every ``-a`` argument of a variant's run: baseline, its change, the seed, the data."""
     return {
-        **BASELINE_ARGS,
-        **setup.budget.args(),
-        **setup.extra,
+        **setup.baseline_args(),
         **variant.args,
+        "seed": str(seed),
         "root_uri": str(setup.out),
-        "experiment_id": variant.name,
+        "experiment_id": run_id(variant.name, seed),
         "train_stac_uri": setup.catalog,
         "train_ids": setup.train_ids,
         "valid_ids": setup.valid_ids,
     }
-
-
-def rv_flags(args: Mapping[str, str]) -> list[str]:
-    """``{"k": "v"}`` -> ``["-a", "k", "v"]``."""
-    return [word for key, value in args.items() for word in ("-a", key, value)]
 
 
 def parse_extra_args(words: list[str]) -> dict[str, str]:
@@ -233,30 +341,43 @@ def parse_extra_args(words: list[str]) -> dict[str, str]:
     return extra
 
 
-def clear_outputs(root: Path, name: str) -> None:
-    """Remove what an earlier run of this variant left.
+def seed_list(value: str) -> list[int]:
+    """``--seeds``: distinct whole numbers >= 0, comma-separated; in increasing order."""
+    try:
+        seeds = [int(word) for word in value.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value} is not a list such as 0,1,2") from None
+    if min(seeds) < 0 or len(set(seeds)) < len(seeds):
+        raise argparse.ArgumentTypeError(f"{value}: seeds are distinct whole numbers >= 0")
+    return sorted(seeds)
+
+
+def clear_outputs(root: Path, experiment_id: str) -> None:
+    """Remove what an earlier run with this experiment id left.
 
     RV's train resumes from a checkpoint, chip adds to the chips already there and our predict
     keeps finished windows: leftovers would skip or change the work being measured.
     """
     for command in TRAINING_COMMANDS:
-        path = Path(layout.command_dir(str(root), command, name))
+        path = Path(layout.command_dir(str(root), command, experiment_id))
         if path.is_symlink() or path.is_file():
             path.unlink()
         elif path.is_dir():
             shutil.rmtree(path)
 
 
-def link_trained_model(root: Path, variant: Variant) -> None:
-    """Make the reused variant's training output this variant's own (a relative symlink).
+def link_trained_model(root: Path, variant: Variant, seed: int) -> None:
+    """Make the reused variant's training output with ``seed`` this run's own (a symlink).
 
     ``predict`` loads the learner's model bundle and ``eval`` plots the training log from
     there, so both run with the reused model as if this variant had trained it.
     """
-    reused = layout.command_dir(str(root), "train", str(variant.reuses))
+    reused = layout.command_dir(str(root), "train", run_id(str(variant.reuses), seed))
     if not Path(layout.model_bundle_uri(reused)).exists():
-        raise VariantError(f"{variant.reuses} has no trained model (it failed or did not run)")
-    own = Path(layout.command_dir(str(root), "train", variant.name))
+        raise VariantError(
+            f"{variant.reuses} has no trained model with seed {seed} (it failed or did not run)"
+        )
+    own = Path(layout.command_dir(str(root), "train", run_id(variant.name, seed)))
     own.symlink_to(Path(reused).name, target_is_directory=True)  # relative: out/ can move
 
 
@@ -294,11 +415,16 @@ def train_seconds(log_csv: Path) -> float:
     return sum(parse_timedelta(row["train_time"]) for row in rows)
 
 
-def read_scores(root: Path, variant: Variant) -> dict:
-    """A finished variant's validation scores and, if it trained, its training time."""
-    cfg = read_run_config(str(root), variant.name)
+def read_scores(root: Path, variant: Variant, seed: int) -> dict:
+    """A finished run's validation scores and, if it trained, its training time.
+
+    Per-building F1 only from an eval that scored buildings (older reports lack it).
+    """
+    experiment_id = run_id(variant.name, seed)
+    cfg = read_run_config(str(root), experiment_id)
     report = read_json(layout.eval_report_uri(cfg["eval_uri"]))
-    log.info("%s: %s", variant.name, describe_scores(report))
+    by_building = describe_building_scores(report)
+    log.info("%s: %s; %s", experiment_id, describe_scores(report), by_building or "no F1")
     overall = report["overall"]
     scores = {
         "jaccard": overall["jaccard"],
@@ -306,6 +432,8 @@ def read_scores(root: Path, variant: Variant) -> dict:
         "recall": overall["recall"],
         "threshold": report["decision_threshold"],
     }
+    if by_building:
+        scores["f1"] = report["buildings"]["overall"]["f1"]
     if variant.reuses is None:
         scores["train_s"] = train_seconds(Path(layout.training_log_uri(cfg["train_uri"])))
     return scores
@@ -320,100 +448,55 @@ def failure_reason(exc: Exception, log_path: Path) -> str:
     return last or f"{type(exc).__name__}: {exc}"
 
 
-def run_variant(setup: Setup, variant: Variant, preprocessor: Preprocessor) -> dict:
-    """Run one variant through the rastervision CLI; its row of the table, failed or not."""
-    args = experiment_args(setup, variant)
-    log_path = setup.out / "logs" / f"{variant.name}.log"
+def run_variant(setup: Setup, variant: Variant, seed: int, preprocessor: Preprocessor) -> dict:
+    """Run a variant with one seed through the rastervision CLI: its scores, or its error."""
+    args = experiment_args(setup, variant, seed)
+    experiment_id = args["experiment_id"]
+    log_path = setup.out / "logs" / f"{experiment_id}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
-    row: dict = {"variant": variant.name, "change": variant.change, "reuses": variant.reuses}
-    log.info("Starting %s (%s); its log: %s", variant.name, variant.change, log_path)
+    outcome: dict = {}
+    log.info("Starting %s (%s); its log: %s", experiment_id, variant.change, log_path)
     try:
         with log_path.open("w") as output:
             preprocessor.ensure(args, output)
-            clear_outputs(setup.out, variant.name)
+            clear_outputs(setup.out, experiment_id)
             commands = TRAINING_COMMANDS
             if variant.reuses is not None:
-                link_trained_model(setup.out, variant)
+                link_trained_model(setup.out, variant, seed)
                 commands = INFERENCE_COMMANDS
-            row["total_s"] = run_rastervision(
+            outcome["total_s"] = run_rastervision(
                 "run", "inprocess", EXPERIMENT, *commands, *rv_flags(args),
                 tmp=setup.tmp, output=output,
             )  # fmt: skip
-        row.update(read_scores(setup.out, variant))
-    except Exception as exc:  # any failure: record it and go on with the other variants
-        row["error"] = failure_reason(exc, log_path)
-        log.error("%s failed: %s (see %s)", variant.name, row["error"], log_path)
+        outcome.update(read_scores(setup.out, variant, seed))
+    except Exception as exc:  # any failure: record it and go on with the other runs
+        outcome = {"error": failure_reason(exc, log_path)}
+        log.error("%s failed: %s (see %s)", experiment_id, outcome["error"], log_path)
     else:
-        log.info("Finished %s in %s", variant.name, format_duration(row["total_s"]))
-    return row
+        log.info("Finished %s in %s", experiment_id, format_duration(outcome["total_s"]))
+    return outcome
 
 
-def best_variant(rows: Mapping[str, dict]) -> str | None:
-    """The variant with the highest validation Jaccard (the first of equals), if any scored."""
-    scored = [row for row in rows.values() if "jaccard" in row]
-    return max(scored, key=lambda row: row["jaccard"])["variant"] if scored else None
-
-
-def _cell(text: str, limit: int = 160) -> str:
-    """Text safe in a Markdown table cell, cut to ``limit`` characters."""
-    text = text.replace("|", "\\|")
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def table_row(row: dict) -> str:
-    """One variant's line of the table."""
-    cells = [f"`{row['variant']}`", row["change"]]
-    if "jaccard" in row:
-        cells += [f"{row[key]:.3f}" for key in ("jaccard", "precision", "recall")]
-        cells.append(f"{row['threshold']:.2f}")
-    else:
-        cells += [_cell(f"failed: {row.get('error', 'no scores')}"), "", "", ""]
-    if row.get("reuses"):
-        cells.append(f"{row['reuses']}'s model")
-    else:
-        cells.append(format_duration(row["train_s"]) if "train_s" in row else "")
-    cells.append(format_duration(row["total_s"]) if "total_s" in row else "")
-    return "| " + " | ".join(cells) + " |"
-
-
-def _order(name: str) -> int:
-    """Table order: the variant list's, names no longer in it last."""
-    names = [v.name for v in VARIANTS]
-    return names.index(name) if name in names else len(names)
-
-
-def markdown_table(results: dict) -> str:
-    """The README's table, what the runs shared, and the best variant."""
-    setup = results["setup"]
-    budget = setup["budget"]
-    extra = " ".join(rv_flags(setup["extra"]))
-    lines = [
-        "| Variant | What changed | Validation Jaccard | Precision | Recall | Threshold "
-        "| Train time | Total time |",
-        "|---|---|---|---|---|---|---|---|",
-        *(table_row(results["variants"][n]) for n in sorted(results["variants"], key=_order)),
-        "",
-        f"Every variant: train {setup['train_ids']}, validation {setup['valid_ids']} (micro "
-        f"Jaccard); {budget['chips_per_scene']} random chips per training window, "
-        f"{budget['num_epochs']} epoch(s) of batch {budget['batch_sz']}, from scratch"
-        + (f", {extra}" if extra else "")
-        + ". Train time: RV's training epochs; total time: the variant's rastervision run "
-        "(start-up, chip, train, predict, eval; predict and eval only with another's model).",
-        f"Best: `{results['best']}`." if results.get("best") else "Best: none scored.",
-        f"Machine: {results['machine']}.",
-    ]
-    return "\n".join(lines) + "\n"
+def record_run(results: dict, variant: Variant, seed: int, outcome: dict) -> None:
+    """Put a run's outcome in its variant's row (keeping its other seeds) and rename the best."""
+    earlier = results["variants"].get(variant.name, {}).get("seeds", {})
+    results["variants"][variant.name] = variant_row(
+        variant.name, variant.change, variant.reuses, {**earlier, str(seed): outcome}
+    )
+    results["best"] = best_variant(results["variants"])
 
 
 def load_results(setup: Setup, keep: bool) -> dict:
-    """Earlier results in ``setup.out`` to add to (``keep``, same data and budget), or none."""
+    """Earlier results in ``setup.out`` to add to (``keep``, the same setup), or none."""
     path = setup.out / "results.json"
     fresh = {"setup": setup.identity(), "machine": describe_machine(), "variants": {}}
     if not (keep and path.exists()):
         return fresh
     earlier = json.loads(path.read_text())
     if earlier.get("setup") != fresh["setup"]:
-        log.info("%s is from another setup (data, budget or arguments): starting afresh", path)
+        log.info(
+            "%s is from another setup (data, recipe, budget or arguments): starting afresh", path
+        )
         return fresh
     return {**earlier, "machine": fresh["machine"]}
 
@@ -421,7 +504,7 @@ def load_results(setup: Setup, keep: bool) -> dict:
 def write_results(out: Path, results: dict) -> None:
     """``results.json`` and ``results.md`` (the table)."""
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    (out / "results.md").write_text(markdown_table(results))
+    (out / "results.md").write_text(markdown_table(results, VARIANT_ORDER))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -430,13 +513,30 @@ def build_parser() -> argparse.ArgumentParser:
         prog="wb_scripts/ablation",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Anything after -- goes to every variant, e.g. -- -a num_workers 0.",
+        epilog="Anything after -- goes to every run, e.g. -- -a num_workers 0.",
     )
     parser.add_argument("--out", type=Path, help="output root (default out/ablation)")
     parser.add_argument(
         "--only",
         metavar="NAME,...",
-        help=f"variants to run, of {', '.join(v.name for v in VARIANTS)}",
+        help=f"variants to run, of {', '.join(VARIANT_ORDER)}; adds to the table of an earlier "
+        "run with the same setup in --out",
+    )
+    parser.add_argument(
+        "--recipe",
+        choices=RECIPES,
+        default=ORIGINAL.name,
+        help="the baseline: "
+        + "; ".join(f"{r.name}, {r.summary}" for r in RECIPES.values())
+        + f" (default {ORIGINAL.name})",
+    )
+    parser.add_argument(
+        "--seeds",
+        type=seed_list,
+        default=list(DEFAULT_SEEDS),
+        metavar="N,...",
+        help="run every variant once with each (-a seed N); the table gives the mean, worst "
+        f"and spread (default {','.join(map(str, DEFAULT_SEEDS))})",
     )
     parser.add_argument(
         "--test",
@@ -445,9 +545,8 @@ def build_parser() -> argparse.ArgumentParser:
         "minutes (default out: out/ablation-test)",
     )
     for option, name in BUDGET_OPTIONS:
-        parser.add_argument(
-            option, type=options.count, dest=name, help=f"default {getattr(DEFAULT_BUDGET, name)}"
-        )
+        defaults = ", ".join(f"{getattr(r.budget, name)} ({r.name})" for r in RECIPES.values())
+        parser.add_argument(option, type=options.count, dest=name, help=f"default {defaults}")
     parser.add_argument("--catalog", default=str(SAMPLE_CATALOG), help="training STAC catalog")
     parser.add_argument("--train-ids", default=TRAIN_IDS, help=f"default {TRAIN_IDS}")
     parser.add_argument("--valid-ids", default=VALID_IDS, help=f"default {VALID_IDS}")
@@ -457,7 +556,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def make_setup(args: argparse.Namespace, extra: dict[str, str]) -> Setup:
     """The ablation's setup from the command line (``--test`` changes the defaults)."""
-    default = TEST_BUDGET if args.test else DEFAULT_BUDGET
+    recipe = RECIPES[args.recipe]
+    default = TEST_BUDGET if args.test else recipe.budget
     budget = Budget(
         **{name: getattr(args, name) or getattr(default, name) for name in asdict(default)}
     )
@@ -468,15 +568,17 @@ def make_setup(args: argparse.Namespace, extra: dict[str, str]) -> Setup:
         catalog=str(Path(args.catalog).resolve()),
         train_ids=args.train_ids,
         valid_ids=args.valid_ids,
+        recipe=recipe,
         budget=budget,
         extra=extra,
     )
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the selected variants, write and print the table, name the best."""
+    """Run the selected variants with each seed, write and print the table, name the best."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    log_like_rastervision()
     benchmark_args, preprocess_args = experiment_arg_names()
     try:
         extra = parse_extra_args(args.rv_args)
@@ -486,19 +588,21 @@ def main(argv: list[str] | None = None) -> int:
         only = args.only.split(",") if args.only else (TEST_VARIANTS if args.test else None)
         setup = make_setup(args, extra)
         results = load_results(setup, keep=only is not None)
-        trained = [n for n, row in results["variants"].items() if "jaccard" in row]
-        variants = select_variants(supported_variants(VARIANTS, benchmark_args), only, trained)
+        variants = supported_variants(VARIANTS, benchmark_args, setup, only)
+        runs = plan_runs(variants, only, args.seeds, results["variants"])
     except ValueError as exc:
         parser.error(str(exc))
-    log_like_rastervision()
     setup.out.mkdir(parents=True, exist_ok=True)
     preprocessor = Preprocessor(setup, preprocess_args)
-    log.info("Ablation of %s in %s", ", ".join(v.name for v in variants), setup.out)
-    for variant in variants:
-        results["variants"][variant.name] = run_variant(setup, variant, preprocessor)
-        results["best"] = best_variant(results["variants"])
+    log.info(
+        "Ablation of %s with seed(s) %s, recipe %s, in %s",
+        ", ".join(dict.fromkeys(variant.name for variant, _ in runs)),
+        ", ".join(map(str, args.seeds)), setup.recipe.name, setup.out,
+    )  # fmt: skip
+    for variant, seed in runs:
+        record_run(results, variant, seed, run_variant(setup, variant, seed, preprocessor))
         write_results(setup.out, results)  # after each: a long run's progress survives
-    sys.stdout.write(markdown_table(results))
+    sys.stdout.write(markdown_table(results, VARIANT_ORDER))
     return options.EXIT_OK
 
 
