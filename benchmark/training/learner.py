@@ -23,12 +23,19 @@ killed run would have drawn.
 With ``ema_decay`` set (:class:`benchmark.training.model_config.BenchmarkSolverConfig`) the
 learner also keeps an exponential moving average of the weights, updated after every optimizer
 step; validation scores it and ``last-model.pth`` (so the bundle) holds it. On a small, noisy
-training set the last weights depend on the last few batches; their average much less.
+training set the last weights depend on the last few batches; their average much less. A
+from-scratch model moves far in a few hundred steps, which an average taken naively does not
+survive (measured on the demo's recipe: validation Jaccard 0.03 against 0.47): the decay is
+warmed up (``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so the random initial
+weights do not linger), and before the last validation BatchNorm's statistics are measured
+again for the averaged weights over the training chips (averaging the statistics of networks
+that kept changing gives ones that fit none of them).
 """
 
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from os.path import basename, join
 from typing import Any
 
@@ -37,7 +44,7 @@ from rastervision.pipeline.file_system import zipdir
 from rastervision.pytorch_learner import SemanticSegmentationLearner
 from rastervision.pytorch_learner.utils import log_metrics_to_csv
 from torch import nn
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel, update_bn
 
 from benchmark.data.uris import atomic_output
 from benchmark.errors import InputError
@@ -96,9 +103,7 @@ class ResumableLearner(SemanticSegmentationLearner):
         decay = getattr(self.cfg.solver, "ema_decay", None)  # None in RV's own solver config
         if decay is None:
             return
-        self._ema = AveragedModel(
-            self.model, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=True
-        )
+        self._ema = AveragedModel(self.model, avg_fn=_warmed_up_ema(decay), use_buffers=True)
         self.opt.register_step_post_hook(lambda *_: self._ema.update_parameters(self.model))
         log.info("Keeping an exponential moving average of the weights (decay %g)", decay)
 
@@ -154,6 +159,9 @@ class ResumableLearner(SemanticSegmentationLearner):
 
     def validate_epoch(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
         """RV's validation, of what the run produces (the weight average, if kept)."""
+        if self._ema is not None and self._next_epoch == self.cfg.solver.num_epochs - 1:
+            log.info("Measuring BatchNorm statistics for the averaged weights")
+            update_bn(self.train_dl, self._ema.module, self.device)
         model, self.model = self.model, self.trained_model
         try:
             return super().validate_epoch(*args, **kwargs)
@@ -183,3 +191,17 @@ class ResumableLearner(SemanticSegmentationLearner):
 
 def _state_of(scheduler: Any) -> dict[str, Any] | None:
     return None if scheduler is None else scheduler.state_dict()
+
+
+def _warmed_up_ema(
+    decay: float,
+) -> Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The average's update: ``decay``, lower over the first updates (TensorFlow's warm-up)."""
+
+    def update(average: torch.Tensor, current: torch.Tensor, updates: torch.Tensor) -> torch.Tensor:
+        if not average.is_floating_point():  # BatchNorm's batch count: the model's own
+            return current
+        step_decay = min(decay, (1 + int(updates)) / (10 + int(updates)))
+        return average.lerp(current, 1 - step_decay)
+
+    return update
