@@ -25,8 +25,10 @@ from pathlib import Path
 import boto3
 import pytest
 
+from benchmark.data.retries import RETRY_DEFAULTS
 from tests.fixtures.cli import CHIP, run_whole_pipeline
 from tests.fixtures.opencities import make_opencities_catalog
+from tools.s3_fault_proxy import S3FaultProxy, client_environment, fake_aws_environment
 
 # Credential and endpoint sources that could point a client at a real account.
 AWS_LEAKS = (
@@ -136,28 +138,24 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, moto_server: MotoServer, tmp_path: 
     moto_server.reset()
     for name in AWS_LEAKS:
         monkeypatch.delenv(name, raising=False)
-    settings = {
-        "AWS_ENDPOINT_URL": moto_server.url,  # boto3, botocore and the aws CLI
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-aws-credentials"),
-        "AWS_EC2_METADATA_DISABLED": "true",
-        # GDAL's /vsis3/ (rasterio) has its own settings.
-        "AWS_S3_ENDPOINT": f"{moto_server.host}:{moto_server.port}",
-        "AWS_HTTPS": "NO",
-        "AWS_VIRTUAL_HOSTING": "FALSE",
-        # Real AWS endpoints are HTTPS: send HTTPS to a closed port, moto stays direct.
-        "HTTPS_PROXY": "http://127.0.0.1:9",
-        "https_proxy": "http://127.0.0.1:9",
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-    }
+    settings = fake_aws_environment(moto_server.url, tmp_path)
     for name, value in settings.items():
         monkeypatch.setenv(name, value)
     return moto_server
+
+
+@pytest.fixture
+def faulty_s3(aws_env: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[S3FaultProxy]:
+    """``aws_env`` through a proxy that fails the S3 requests its rules pick (none at first).
+
+    Every client (boto3, this venv's aws CLI, GDAL) goes through ``tools/s3_fault_proxy.py``
+    with the retry defaults of ``benchmark.data.retries``; a test sets ``proxy.set_rules``.
+    """
+    with S3FaultProxy(aws_env.url) as proxy:
+        for name, value in {**RETRY_DEFAULTS, **client_environment(proxy.url)}.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+        yield proxy
 
 
 @pytest.fixture
@@ -190,3 +188,14 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     root = tmp_path / "out"
     run_whole_pipeline(catalog, str(root), tmp_path)
     return {"root": root, "catalog": catalog}
+
+
+@pytest.fixture
+def few_s3_attempts(faulty_s3: S3FaultProxy, monkeypatch: pytest.MonkeyPatch) -> S3FaultProxy:
+    """``faulty_s3`` with two attempts per request (boto3, aws CLI) and one GDAL retry.
+
+    For faults meant to outlast the retries: they give up in seconds, not minutes.
+    """
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("GDAL_HTTP_MAX_RETRY", "1")
+    return faulty_s3

@@ -115,7 +115,7 @@ ORIGINAL = Recipe(
 DEMO = Recipe(
     "demo",
     "wb_scripts/demo's: 30 cm, random 112-160 px windows resized to 128, Lovasz hinge, "
-    "predicted in 128 px windows blended over 64",
+    "an average of the weights (decay 0.99), predicted in 128 px windows blended over 64",
     # The -a arguments of wb_scripts/demo's benchmark command (a test keeps them equal); the
     # model and encoder are the experiment's defaults, U-Net and ResNet-18.
     {
@@ -130,6 +130,7 @@ DEMO = Recipe(
         "aug": "d4",
         "predict_window": "128",
         "predict_overlap": "64",
+        "ema_decay": "0.99",
     },
     # ~300 steps: about 7 minutes per training variant and seed on 2 cores, 25 s per
     # inference-only one (measured, 2026-12-02).
@@ -578,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the selected variants with each seed, write and print the table, name the best."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    log_like_rastervision()
+    log_like_rastervision(also=("tools",))
     benchmark_args, preprocess_args = experiment_arg_names()
     try:
         extra = parse_extra_args(args.rv_args)

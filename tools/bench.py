@@ -566,7 +566,7 @@ def main(argv: list[str] | None = None) -> int:
         choices=["predict", "rv", "preprocess", "train", "memory", "footprints", "startup"],
     )
     args = parser.parse_args(argv)
-    log_like_rastervision()
+    log_like_rastervision(also=("tools",))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "results.json"

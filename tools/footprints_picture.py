@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--png", default=str(REPO / "img" / "footprints.png"))
     parser.add_argument("--regularize", action="store_true", help="square the outlines")
     args = parser.parse_args(argv)
-    log_like_rastervision()
+    log_like_rastervision(also=("tools",))
     outputs = outline_scene(args.bundle, Path(args.out), args.regularize)
     draw_picture(outputs, Path(args.png))
     return 0

@@ -228,7 +228,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = None) -> int:
     """Run the command; ``load_bundle`` replaces :func:`~benchmark.pipeline.bundle.load_bundle`."""
     args = build_parser().parse_args(argv)
-    log_like_rastervision()
+    log_like_rastervision(also=("tools",))
     if load_bundle is None:
         from benchmark.pipeline.bundle import load_bundle  # imports Raster Vision's learner: slow
     region = None

@@ -19,6 +19,7 @@ from typing import Any
 from benchmark.cli import options
 from benchmark.cli.options import EXIT_FAILED, EXIT_OK, exit_status, print_error
 from benchmark.cli.output import log_like_rastervision
+from benchmark.data.retries import apply_retry_defaults
 from benchmark.footprints.inputs import list_images
 from benchmark.footprints.outlines import DEFAULT_MIN_AREA
 from benchmark.footprints.run import FootprintReport, FootprintSettings, footprints_for_images
@@ -93,6 +94,7 @@ def outline_images(args: argparse.Namespace, load_bundle: BundleLoader) -> Footp
 def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = None) -> int:
     """Run the command; ``load_bundle`` replaces :func:`~benchmark.pipeline.bundle.load_bundle`."""
     args = build_parser().parse_args(argv)
+    apply_retry_defaults()  # S3 retries for every client, the aws CLI included
     log_like_rastervision(args.verbose)
     if load_bundle is None:
         from benchmark.pipeline.bundle import load_bundle  # imports Raster Vision's learner: slow

@@ -5,9 +5,11 @@ window side or a threshold the same way and exits the same way:
 
 - ``EXIT_OK`` (0): done;
 - ``EXIT_FAILED`` (1): ran, but some of the work could not be done (the command lists it);
-- ``EXIT_BAD_INPUT`` (2): nothing done, the input is wrong; one ``error: ...`` line says what.
-  argparse exits 2 for a bad command line too, so a caller tells "fix the input" apart from
-  "some items failed" by the status alone.
+- ``EXIT_BAD_INPUT`` (2): stopped, the input is wrong or an output cannot be written (a
+  read-only folder, a full disk); one ``error: ...`` line names the file and says what. What was
+  written before is complete and kept, so a re-run after the fix goes on from there. argparse
+  exits 2 for a bad command line too, so a caller tells "fix the input or the machine" apart
+  from "some items failed" by the status alone.
 
 The value types raise :class:`argparse.ArgumentTypeError`, and argparse names them in its
 message (``invalid pixels value: 'x'``), hence their plain names.
@@ -18,7 +20,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from benchmark.errors import InputError
+from benchmark.errors import InputError, one_line_error
 
 if TYPE_CHECKING:
     from benchmark.inference.execution import InferenceOptions
@@ -140,13 +142,18 @@ def print_error(message: str) -> None:
 
 
 def exit_status(run: Callable[[], int]) -> int:
-    """Run a command's work; an :class:`InputError` becomes one error line and ``EXIT_BAD_INPUT``.
+    """Run a command's work; a problem the user fixes becomes one error line and ``EXIT_BAD_INPUT``.
 
-    Our own commands return their status (``main() -> int``, testable without a process);
-    inside ``rastervision`` runs the exception hook of :mod:`benchmark.cli.output` does the same.
+    Those are :func:`~benchmark.errors.one_line_error`'s: bad input, an output that cannot be
+    written, a file the OS cannot read. Our own commands return their status (``main() ->
+    int``, testable without a process); inside ``rastervision`` runs the exception hook of
+    :mod:`benchmark.cli.output` does the same.
     """
     try:
         return run()
-    except InputError as exc:
-        print_error(str(exc))
+    except (InputError, OSError) as exc:
+        message = one_line_error(exc)
+        if message is None:
+            raise
+        print_error(message)
         return EXIT_BAD_INPUT

@@ -5,9 +5,11 @@ Raster Vision users in the same environment keep RV's behaviour): by the experim
 parse their ``-a`` arguments, by our pipelines when RV builds them (``run_command`` of the
 ``local`` and ``batch`` runners), and by our own commands:
 
-- an uncaught :class:`~benchmark.errors.InputError` prints ``error: <one line>`` instead of a
-  traceback (``rastervision -v`` brings the traceback back) and exits with status 2, as our
-  own commands do for bad input (1 stays for a crash);
+- an uncaught :class:`~benchmark.errors.InputError`, an output that cannot be written
+  (:class:`~benchmark.errors.OutputError`: read-only folder, full disk) or a file the OS
+  cannot read prints ``error: <one line>`` naming the file instead of a traceback
+  (``rastervision -v`` brings the traceback back) and exits with status 2, as our own commands
+  do (:func:`~benchmark.errors.one_line_error`; 1 stays for a crash);
 - our loggers (``benchmark.*``) print through Raster Vision's handler at its verbosity, so our
   progress lines look like RV's and ``-v`` turns on our debug lines too;
 - our own commands (``wb_scripts/predict``, the seam picture) log the same way through
@@ -24,7 +26,7 @@ import sys
 from types import TracebackType
 
 from benchmark.cli.options import EXIT_BAD_INPUT, print_error
-from benchmark.errors import InputError
+from benchmark.errors import one_line_error
 
 RV_LOGGER = "rastervision"
 ONNX_VERSION_CONVERTER_LOGGER = "onnxscript.version_converter"
@@ -43,11 +45,12 @@ def _verbosity() -> int:
 def _excepthook(
     exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
 ) -> None:
-    if not issubclass(exc_type, InputError):
+    message = one_line_error(exc)
+    if message is None:
         sys.__excepthook__(exc_type, exc, tb)
         return
     if _verbosity() <= 1:
-        print_error(str(exc))
+        print_error(message)
     else:
         sys.__excepthook__(exc_type, exc, tb)
     # Python exits 1 after any uncaught exception, and a hook cannot raise SystemExit: run
@@ -87,21 +90,28 @@ def install() -> None:
     converter_log = logging.getLogger(ONNX_VERSION_CONVERTER_LOGGER)
     if not any(isinstance(f, _OnlyWhenVerbose) for f in converter_log.filters):
         converter_log.addFilter(_OnlyWhenVerbose())
-    log = logging.getLogger("benchmark")
+    _route_to_rastervision("benchmark")
+
+
+def _route_to_rastervision(name: str) -> None:
+    log = logging.getLogger(name)
     if not any(isinstance(h, _ToRasterVisionLog) for h in log.handlers):
         log.addHandler(_ToRasterVisionLog())
         log.setLevel(logging.DEBUG)
 
 
-def log_like_rastervision(verbose: bool = False) -> None:
+def log_like_rastervision(verbose: bool = False, also: tuple[str, ...] = ()) -> None:
     """Log our own commands as the ``rastervision`` CLI does: RV's format, each line once.
 
     Importing Raster Vision gives its logger a handler; :func:`install` routes ``benchmark.*``
-    there. A root handler on top, as ``logging.basicConfig`` adds, would print every record two
-    or three times.
+    there, and this the loggers named in ``also`` (the measuring tools' ``tools.*``). A root
+    handler on top, as ``logging.basicConfig`` adds, would print every record two or three
+    times.
     """
     from rastervision.pipeline import rv_config_
     from rastervision.pipeline.verbosity import Verbosity
 
     install()
+    for name in also:
+        _route_to_rastervision(name)
     rv_config_.set_verbosity(Verbosity.VERBOSE if verbose else Verbosity.NORMAL)

@@ -21,6 +21,7 @@ from benchmark.cli.output import log_like_rastervision
 from benchmark.data.chips import list_test_chips
 from benchmark.data.constants import CHIP_SIZE
 from benchmark.data.gsd import gsd_scale
+from benchmark.data.retries import apply_retry_defaults
 from benchmark.data.submission import pack_submission
 from benchmark.errors import InputError
 from benchmark.inference.chips import ChipFolderReport, predict_chip_folder
@@ -116,6 +117,7 @@ def predict_folder(args: argparse.Namespace, load_bundle: BundleLoader) -> ChipF
 def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = None) -> int:
     """Run the command; ``load_bundle`` replaces :func:`~benchmark.pipeline.bundle.load_bundle`."""
     args = build_parser().parse_args(argv)
+    apply_retry_defaults()  # S3 retries for every client, the aws CLI included
     log_like_rastervision(args.verbose)
     if load_bundle is None:
         from benchmark.pipeline.bundle import load_bundle  # imports Raster Vision's learner: slow
@@ -126,9 +128,7 @@ def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = N
 def _outcome(report: ChipFolderReport) -> int:
     """``EXIT_FAILED`` with the chips not predicted listed (ten at most), else ``EXIT_OK``."""
     if report.bad:
-        listed = "; ".join(f"{k}: {v}" for k, v in sorted(report.bad.items())[:10])
-        more = f"; and {len(report.bad) - 10} more" if len(report.bad) > 10 else ""
-        options.print_error(f"{len(report.bad)} chip(s) not predicted: {listed}{more}")
+        options.print_error(report.not_predicted())
         return options.EXIT_FAILED
     log.info("Done: %s", report.summary())
     return options.EXIT_OK

@@ -4,7 +4,8 @@ Everything that reaches AWS (reading catalogs and PREPROCESS manifests from S3, 
 outputs, GDAL's ``/vsis3/`` reads, the Batch runner's checks of its queues and job
 definitions) goes through :func:`aws_errors` or :func:`aws_problem`, which turn what botocore
 raises into an :class:`AwsError`: an :class:`~benchmark.errors.InputError`, so the CLI shows it
-as ``error: <one line>`` (the traceback with ``rastervision -v``) and exits 2.
+as ``error: <one line>`` (the traceback with ``rastervision -v``) and exits 2. That includes
+S3 failing after every retry (5xx, throttling, dropped connections; :mod:`~benchmark.data.retries`).
 
 A HEAD request (how existence is checked) fails with a bare ``403``/``404``/``400`` and no
 reason; GDAL reports most S3 failures as "does not exist". Both are asked again with a
@@ -33,6 +34,7 @@ REQUESTER_PAYS = "requester pays"
 NO_BUCKET = "no such bucket"
 WRONG_REGION = "wrong region"
 UNREACHABLE = "unreachable"
+UNAVAILABLE = "unavailable"  # 5xx, throttling or dropped connections after every retry
 
 EXPIRED = {"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"}
 INVALID = {
@@ -45,6 +47,9 @@ INVALID = {
 }
 DENIED = {"AccessDenied", "AccessDeniedException", "AllAccessDisabled", "403", "Forbidden"}
 REGION = {"PermanentRedirect", "AuthorizationHeaderMalformed", "301", "IllegalLocationConstraint"}
+# Answers that a retry may get past (benchmark.data.retries sets how many attempts are made).
+TRANSIENT = {"InternalError", "ServiceUnavailable", "SlowDown", "RequestTimeout", "Throttling"}
+TRANSIENT |= {"ThrottlingException", "TooManyRequestsException", "RequestLimitExceeded", "429"}
 # Where a wrong-region error names the bucket's region.
 _EXPECTING = re.compile(r"expecting '([a-z0-9-]+)'")
 # Buckets this process has seen answer: a HEAD 404 there is a missing object, not a missing
@@ -152,6 +157,8 @@ def _explain_client_error(exc: Exception, what: str, permission: str | None) -> 
             "resources must share a region)",
             WRONG_REGION,
         )
+    if code in TRANSIENT or code.startswith("5"):
+        return _unavailable(what, f"{code}: {message}" if message else code, response)
     if code in DENIED:
         if bucket == COMPETITION_BUCKET and not requester_pays():
             return AwsAccessError(
@@ -175,6 +182,17 @@ def _explain_client_error(exc: Exception, what: str, permission: str | None) -> 
     return None
 
 
+def _unavailable(what: str, answer: str, response: dict | None = None) -> AwsError:
+    """S3 kept failing where a retry usually succeeds: say so, and how many tries were made."""
+    retries = (response or {}).get("ResponseMetadata", {}).get("RetryAttempts")
+    tries = f"{retries + 1} attempts" if retries is not None else "every attempt"
+    return AwsError(
+        f"{what}: AWS kept failing ({answer}; {tries}): try again later; AWS_MAX_ATTEMPTS "
+        f"sets how often a request is tried ({os.environ.get('AWS_MAX_ATTEMPTS', 'default')} now)",
+        UNAVAILABLE,
+    )
+
+
 def aws_problem(exc: BaseException, what: str, permission: str | None = None) -> AwsError | None:
     """The one-line :class:`AwsError` for what botocore raised about ``what``, if it knows one.
 
@@ -188,7 +206,9 @@ def aws_problem(exc: BaseException, what: str, permission: str | None = None) ->
     """
     from botocore.exceptions import (
         ClientError,
+        ConnectionError,
         EndpointConnectionError,
+        HTTPClientError,
         NoCredentialsError,
         NoRegionError,
         PartialCredentialsError,
@@ -225,7 +245,12 @@ def aws_problem(exc: BaseException, what: str, permission: str | None = None) ->
             )
         if isinstance(current, ClientError):
             return _explain_client_error(current, what, permission)
-        current = current.__cause__ or current.__context__
+        if isinstance(current, ConnectionError | HTTPClientError):  # reset, cut short, timeout
+            return _unavailable(what, f"{type(current).__name__}: {current}")
+        # s3transfer's RetriesExceededError keeps the last failure as an attribute.
+        current = (
+            current.__cause__ or current.__context__ or getattr(current, "last_exception", None)
+        )
     return None
 
 
@@ -282,8 +307,11 @@ def s3_object_exists(uri: str) -> bool:
         s3 = S3FileSystem.get_client()
         s3.head_object(Bucket=bucket, Key=key, RequestPayer=S3FileSystem.get_request_payer())
     except ClientError as exc:
-        if _error_code(exc)[0] == "404" and bucket in _BUCKETS_SEEN:
+        code = _error_code(exc)[0]
+        if code == "404" and bucket in _BUCKETS_SEEN:
             return False
+        if code in TRANSIENT or code.startswith("5"):  # clear enough: asking again would wait
+            _raise_translated(exc, uri)  # as long again for the same answer
         return probe_s3_object(uri)
     except BotoCoreError as exc:
         _raise_translated(exc, uri)

@@ -23,7 +23,7 @@ from benchmark.data.gsd import GridMap, describe_gsd, read_bands, read_mask
 from benchmark.data.imagery import has_dataset_mask, open_scene_checked, read_valid_mask
 from benchmark.data.labels import read_building_labels, write_labels_geojson
 from benchmark.data.stac import SceneRef
-from benchmark.data.uris import atomic_output, read_json, uri_exists, write_json
+from benchmark.data.uris import atomic_geotiff, read_json, uri_exists, write_json
 from benchmark.data.windows import plan_windows
 from benchmark.errors import InputError
 from benchmark.pipeline import layout
@@ -115,7 +115,7 @@ def _copy_window(
     """
     valid = 0
     copy_mask = has_dataset_mask(src)
-    with atomic_output(uri) as path:
+    with atomic_geotiff(uri) as path:
         with (
             rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True),
             rasterio.open(path, "w", **_window_profile(src, grid)) as dst,

@@ -18,7 +18,7 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rastervision.pipeline.file_system import download_if_needed, list_paths
 
-from benchmark.data.uris import atomic_output, is_s3
+from benchmark.data.uris import atomic_geotiff, atomic_output, is_s3
 from benchmark.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def write_mask(mask: np.ndarray, uri: str) -> None:
         "dtype": "uint8",
         "compress": "deflate",
     }
-    with warnings.catch_warnings(), atomic_output(uri) as path:
+    with warnings.catch_warnings(), atomic_geotiff(uri) as path:
         warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with rasterio.open(path, "w", **profile) as dst:
             dst.write(mask.astype(np.uint8, copy=False), 1)

@@ -3,10 +3,16 @@
 Every output goes through :func:`atomic_output`: it is written under a partial name and only
 renamed into place (locally) or uploaded whole (S3) when complete, so a killed run never
 leaves a file that a later command or a re-run would accept as finished, nor one that a glob
-of outputs (``*.tif``, ``**/*.tif``) would meet.
+of outputs (``*.tif``, ``**/*.tif``) would meet. An output that cannot be written (read-only
+folder, full disk) is an :class:`~benchmark.errors.OutputError` naming it, and nothing is
+published. GDAL hides the disk filling up (a log line, an empty or truncated file, or an error
+without the reason), so GeoTIFFs go through :func:`atomic_geotiff`, which checks them whole, and
+any error while the output's disk is (nearly) full is reported as the disk being full.
 """
 
+import errno
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -14,15 +20,18 @@ import shutil
 import socket
 import tempfile
 import uuid
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
+import rasterio
+from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rastervision.pipeline.file_system import file_exists, file_to_str, upload_or_copy
 
 from benchmark.data.aws_errors import aws_errors, s3_object_exists
-from benchmark.errors import InputError
+from benchmark.errors import InputError, OutputError
 
 # Temporary directories (system temp, S3 uploads) start with this hidden prefix. Runs before
 # partial files moved to PARTIAL_DIR also left ``.tmp-*`` files beside outputs: listings still
@@ -34,6 +43,10 @@ PARTIAL_SUFFIX = ".partial"
 _HOST = hashlib.sha1(socket.gethostname().encode()).hexdigest()[:8]
 _PARTIAL_NAME = re.compile(rf"(\d+)-([0-9a-f]{{8}})-[0-9a-f]{{8}}-.+{re.escape(PARTIAL_SUFFIX)}")
 _writing: set[str] = set()  # this process's partial files in progress (all threads)
+_DEVICE_FULL = (errno.ENOSPC, errno.EDQUOT)
+# Below this much free space, a write that failed (GDAL and OGR do not say why) or a GeoTIFF
+# that came out incomplete is put down to the disk being full.
+NEARLY_FULL_BYTES = 1 << 20
 
 
 def is_s3(uri: str) -> bool:
@@ -84,6 +97,36 @@ def remove_stale_partials(parent: str) -> None:
                 os.remove(path)
 
 
+def _not_written(uri: str, exc: OSError) -> OutputError:
+    """The :class:`OutputError` for ``uri`` that ``exc`` (from the OS) stopped."""
+    code = exc.errno if exc.errno is not None else errno.EIO
+    return OutputError(code, f"not written: {exc.strerror or exc}", uri)
+
+
+def _nearly_full(folder: str) -> bool:
+    """Whether the disk holding ``folder`` has (almost) no space left for this user."""
+    try:
+        return shutil.disk_usage(folder).free < NEARLY_FULL_BYTES
+    except OSError:
+        return False
+
+
+def _body_error(uri: str, exc: Exception, folder: str, where: str = "") -> Exception:
+    """What the body of ``atomic_output(uri)``, writing in ``folder``, failing with ``exc`` raises.
+
+    A full disk or quota becomes an :class:`OutputError` for ``uri``: said by the OS
+    (``ENOSPC``, ``EDQUOT``), or guessed from the space left when a library hid the reason.
+    Anything else (an inner output's error, a bug, an unreadable input) is raised as it is.
+    """
+    if isinstance(exc, OutputError):  # an inner atomic_output's (two outputs written together)
+        return exc
+    said = exc.errno if isinstance(exc, OSError) and exc.errno in _DEVICE_FULL else None
+    if said is None and not _nearly_full(folder):
+        return exc
+    code = said or errno.ENOSPC
+    return OutputError(code, f"not written: {os.strerror(code)}{where}", uri)
+
+
 @contextmanager
 def atomic_output(uri: str) -> Iterator[str]:
     """Yield a local path to write ``uri``'s content to; publish it only if the body succeeds.
@@ -103,12 +146,23 @@ def atomic_output(uri: str) -> Iterator[str]:
     matplotlib ``format``): the partial's suffix says none. For S3 the file is written in a
     temporary directory and uploaded in one piece after the body finishes. If the body
     raises, the partial file is removed and nothing is published.
+
+    Raises:
+        OutputError: the folder cannot be written (read-only, permission denied), or the disk
+            or quota fills up (while the body writes too: :func:`_body_error`), naming ``uri``;
+            a file already at ``uri`` is left as it was.
     """
     if is_s3(uri):
         tmp_dir = tempfile.mkdtemp(prefix=TMP_PREFIX)
         tmp_path = os.path.join(tmp_dir, Path(uri).name)
         try:
-            yield tmp_path
+            try:
+                yield tmp_path
+            except Exception as exc:
+                error = _body_error(uri, exc, tmp_dir, f" in the temporary folder {tmp_dir}")
+                if error is exc:
+                    raise
+                raise error from exc
             with aws_errors(uri, write=True):
                 upload_or_copy(tmp_path, uri)
         finally:
@@ -118,22 +172,88 @@ def atomic_output(uri: str) -> Iterator[str]:
     partial_dir = os.path.dirname(tmp_path)
     _writing.add(tmp_path)
     try:
-        while True:
-            os.makedirs(partial_dir, exist_ok=True)
-            with suppress(FileNotFoundError):  # the last writer out has just removed the folder
-                open(tmp_path, "x").close()
-                break
+        try:
+            while True:
+                os.makedirs(partial_dir, exist_ok=True)
+                with suppress(FileNotFoundError):  # the last writer out just removed the folder
+                    open(tmp_path, "x").close()
+                    break
+        except OSError as exc:
+            raise _not_written(uri, exc) from exc
         remove_stale_partials(os.path.dirname(partial_dir))
-        yield tmp_path
-        os.replace(tmp_path, uri)
+        try:
+            yield tmp_path
+        except Exception as exc:
+            error = _body_error(uri, exc, partial_dir)
+            if error is exc:
+                raise
+            raise error from exc
+        try:
+            os.replace(tmp_path, uri)
+        except OSError as exc:
+            raise _not_written(uri, exc) from exc
     except BaseException:
-        with suppress(FileNotFoundError):
+        with suppress(OSError):  # also on a folder that went read-only: keep the first error
             os.remove(tmp_path)
         raise
     finally:
         _writing.discard(tmp_path)
         with suppress(OSError):  # fails while another writer's partial is in it
             os.rmdir(partial_dir)
+
+
+def _incomplete_blocks(path: str) -> int:
+    """How many blocks of the GeoTIFF at ``path`` are missing or run past its end.
+
+    GDAL records each block's offset and size in the file's directory (TIFF metadata domain);
+    a block a failed write left out has none, one cut off by the disk filling up ends past the
+    end of the file. Asking costs no decompression, whatever the raster's size.
+    """
+    size = os.path.getsize(path)
+    with warnings.catch_warnings(), rasterio.open(path) as src:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
+        block_h, block_w = src.block_shapes[0]
+        columns, rows = range(-(-src.width // block_w)), range(-(-src.height // block_h))
+        missing = 0
+        for band in src.indexes:
+            for y, x in itertools.product(rows, columns):
+                offset = src.get_tag_item(f"BLOCK_OFFSET_{x}_{y}", "TIFF", bidx=band)
+                length = src.get_tag_item(f"BLOCK_SIZE_{x}_{y}", "TIFF", bidx=band)
+                if not offset or not length or int(offset) + int(length) > size:
+                    missing += 1
+        return missing
+
+
+def check_geotiff_complete(path: str, uri: str) -> None:
+    """Raise an :class:`OutputError` for ``uri`` unless the GeoTIFF at ``path`` is whole.
+
+    GDAL (through rasterio) does not raise when the disk fills up while it flushes a dataset
+    at close: it logs ``_tiffWriteProc: No space left on device`` and leaves an empty or
+    truncated file, which would be published as complete. A file that does not open, or whose
+    blocks are missing or cut off, is reported as the disk being full when it nearly is.
+    """
+    try:
+        missing = _incomplete_blocks(path)
+        problem = f"{missing} block(s) missing or cut off" if missing else ""
+    except RasterioError as exc:
+        problem = " ".join(str(exc).split())
+    if not problem:
+        return
+    if _nearly_full(os.path.dirname(path)):
+        raise OutputError(errno.ENOSPC, f"not written: {os.strerror(errno.ENOSPC)}", uri)
+    problem = problem.replace(path, "the file")  # the partial name would only confuse
+    raise OutputError(errno.EIO, f"not written: the GeoTIFF came out incomplete ({problem})", uri)
+
+
+@contextmanager
+def atomic_geotiff(uri: str) -> Iterator[str]:
+    """:func:`atomic_output` for a GeoTIFF written with GDAL: checked whole before it is published.
+
+    The body must close its dataset (see :func:`check_geotiff_complete` for why).
+    """
+    with atomic_output(uri) as path:
+        yield path
+        check_geotiff_complete(path, uri)
 
 
 def uri_exists(uri: str) -> bool:

@@ -18,7 +18,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from rastervision.core.data import (
     ClassConfig,
     ClassInferenceTransformerConfig,
@@ -111,6 +111,12 @@ class BenchmarkArgs(SceneArgs):
         True, description="Fast inference path (CUDA fp16; CPU native bf16, else ONNX Runtime)."
     )
     tta: bool = Field(False, description="8-fold flip/rotate test-time augmentation.")
+    ensemble: list[str] = Field(
+        [],
+        description="Comma-separated learner bundles of other trained models "
+        "({root}/train/{exp}/model-bundle.zip of other seeds or encoders): predict averages "
+        "their probabilities with this run's model, and bundle packs them with it.",
+    )
     tune_threshold: bool = Field(False, description="Pick the threshold on validation scenes.")
     test_chip_size: int = Field(1024, gt=0, description="Expected test chip side.")
     test_chip_gsd: float | None = Field(
@@ -124,6 +130,13 @@ class BenchmarkArgs(SceneArgs):
     @classmethod
     def _accept_renamed_args(cls, args: Any) -> Any:
         return rename_deprecated(args, RENAMED_ARGS)
+
+    @field_validator("ensemble", mode="before")
+    @classmethod
+    def _split_uris(cls, value: Any) -> Any:
+        if isinstance(value, str):  # -a ensemble a.zip,b.zip
+            return [uri.strip() for uri in value.split(",") if uri.strip()]
+        return value
 
     @model_validator(mode="after")
     def _check_random_sizes(self) -> "BenchmarkArgs":
@@ -337,6 +350,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
             batch_sz=args.predict_batch_sz,
             fast=args.fast,
             tta=args.tta,
+            ensemble=args.ensemble,
         ),
         tune_threshold=args.tune_threshold,
     )

@@ -26,7 +26,7 @@ from torch import nn
 
 from benchmark.data.gsd import resampled_length
 from benchmark.data.imagery import alpha_band, open_scene_checked
-from benchmark.data.uris import TMP_PREFIX, atomic_output, is_s3
+from benchmark.data.uris import TMP_PREFIX, atomic_geotiff, is_s3
 from benchmark.errors import InputError
 from benchmark.footprints.ground import ground_resolution
 from benchmark.inference.execution import InferenceOptions
@@ -166,6 +166,6 @@ def write_cog(tiff_path: str, out_uri: str) -> None:
     GDAL's COG driver builds the overviews in a temporary file through its block cache, so
     memory stays bounded on a city-scale raster.
     """
-    with atomic_output(out_uri) as path:
+    with atomic_geotiff(out_uri) as path:
         rasterio.shutil.copy(tiff_path, path, driver="COG", **COG_OPTIONS)
     log.info("Wrote %s", out_uri)

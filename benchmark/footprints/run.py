@@ -6,8 +6,9 @@ For each image: its probability raster on its own grid at the model's GSD
 (:mod:`benchmark.footprints.outlines`) and written as it goes
 (:mod:`benchmark.footprints.write`); the probability raster is published as a COG last. Every
 output is atomic, so an image whose three outputs exist is finished and a re-run skips it. An
-image that cannot be read (not georeferenced, truncated, not 8-bit RGB) is reported in one line
-and the others go on.
+image that cannot be read (not georeferenced, truncated, not 8-bit RGB, gone) is reported in
+one line and the others go on; an output that cannot be written (read-only folder, full disk:
+:class:`~benchmark.errors.OutputError`) stops the run, as every next image would meet it too.
 """
 
 import logging
@@ -20,7 +21,7 @@ from rasterio.errors import RasterioError
 from torch import nn
 
 from benchmark.data.uris import TMP_PREFIX, uri_exists
-from benchmark.errors import InputError
+from benchmark.errors import InputError, OutputError
 from benchmark.footprints.inputs import ImageRef
 from benchmark.footprints.outlines import DEFAULT_MIN_AREA, OutlineOptions, footprints_of_raster
 from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid, write_cog
@@ -150,6 +151,8 @@ def footprints_for_images(
             report.written[image.name] = footprints_for_image(
                 model, image, out_dir, settings, tmp_dir
             )
+        except OutputError:
+            raise
         except (InputError, RasterioError, OSError) as exc:
             problem = " ".join(str(exc).split())
             report.failed[image.name] = (

@@ -79,6 +79,12 @@ class ChipFolderReport:
             line += f" [{shown}{'; ...' if len(self.bad) > 5 else ''}]"
         return line
 
+    def not_predicted(self, listed: int = 10) -> str:
+        """The bad chips in one line for an error: how many, the first ``listed`` with why."""
+        shown = "; ".join(f"{k}: {v}" for k, v in sorted(self.bad.items())[:listed])
+        more = f"; and {len(self.bad) - listed} more" if len(self.bad) > listed else ""
+        return f"{len(self.bad)} chip(s) not predicted: {shown}{more}"
+
 
 @dataclass
 class _ChipBatch:

@@ -24,7 +24,7 @@ from tqdm.auto import tqdm
 
 from benchmark.data.gsd import GridMap, read_bands
 from benchmark.data.imagery import open_scene_checked, read_rgb, read_valid_mask, window_of_window
-from benchmark.data.uris import TMP_PREFIX, atomic_output, uri_exists
+from benchmark.data.uris import TMP_PREFIX, atomic_geotiff, uri_exists
 from benchmark.data.windows import plan_windows
 from benchmark.inference.blending import BlendGrid
 from benchmark.inference.execution import InferenceOptions, execution_plan, prepare_model
@@ -201,7 +201,7 @@ def predict_scene(
         profile = _probability_profile(src)
         batches = _prefetched(_scene_batches(image_uri, rows, cols, side, options.batch_size))
         with (
-            atomic_output(out_uri) as path,
+            atomic_geotiff(out_uri) as path,
             rasterio.open(path, "w", **profile) as dst,
             tqdm(total=len(rows) * len(cols), desc=os.path.basename(image_uri), unit="win") as bar,
         ):
@@ -246,7 +246,7 @@ def resample_probabilities_onto(
         source = Window(0, 0, prob_src.width, prob_src.height)
         back = GridMap(source, int(scene_window.width), int(scene_window.height))
         with (
-            atomic_output(out_uri) as path,
+            atomic_geotiff(out_uri) as path,
             rasterio.open(path, "w", **_probability_profile(scene, scene_window)) as dst,
         ):
             for block in plan_windows(back.width, back.height, back.block_side(block_size)):

@@ -72,6 +72,12 @@ class InferenceConfig(Config):
         "False = plain fp32 PyTorch.",
     )
     tta: bool = Field(False, description="Average the 8 flips/rotations (8x the compute).")
+    ensemble: list[str] = Field(
+        [],
+        description="Learner bundles of other trained models (train/{exp}/model-bundle.zip of "
+        "other seeds or encoders): predict averages their probabilities with this run's "
+        "model's, and bundle packs them with it.",
+    )
 
 
 @register_config("benchmark", plugin=PLUGIN)

@@ -16,13 +16,14 @@ from torch import nn
 
 from benchmark.data.chips import ChipRef
 from benchmark.data.gsd import gsd_scale
+from benchmark.errors import InputError
 from benchmark.evaluation.evaluate import evaluate_validation, read_decision_threshold
 from benchmark.inference.chips import predict_chip_folder
 from benchmark.inference.execution import InferenceOptions, prepare_model
 from benchmark.inference.scenes import predict_resampled_window, predict_scene
 from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
-from benchmark.pipeline.bundle import add_bundle_info, load_learner_model
+from benchmark.pipeline.bundle import add_bundle_info, load_learner_models
 from benchmark.pipeline.postprocess import write_submission
 from benchmark.pipeline.work_split import share_of_work
 from benchmark.training.learner import ResumableLearner
@@ -80,7 +81,9 @@ class BenchmarkPipeline(SemanticSegmentation):
         learner.main()
 
     def _load_model(self) -> nn.Module:
-        return load_learner_model(layout.model_bundle_uri(self.config.train_uri), self.tmp_dir)
+        """The run's model, averaged with the ``-a ensemble`` ones if any."""
+        own = layout.model_bundle_uri(self.config.train_uri)
+        return load_learner_models([own, *self.config.inference.ensemble], self.tmp_dir)
 
     def _inference_options(self) -> InferenceOptions:
         inf = self.config.inference
@@ -107,7 +110,11 @@ class BenchmarkPipeline(SemanticSegmentation):
         )  # fmt: skip
 
     def predict(self, split_ind: int = 0, num_splits: int = 1) -> None:
-        """Write building probabilities for this split's validation windows and test chips."""
+        """Write building probabilities for this split's validation windows and test chips.
+
+        A test chip that cannot be read (gone, truncated, wrong size) is an
+        :class:`InputError` naming it, once every other chip is written: a re-run does only it.
+        """
         cfg = self.config
         scenes = share_of_work(cfg.dataset.validation_scenes, split_ind, num_splits)
         chips = share_of_work(cfg.test_chips, split_ind, num_splits)
@@ -130,17 +137,24 @@ class BenchmarkPipeline(SemanticSegmentation):
                 overlap=cfg.inference.overlap,
             )
             log.info("Test chips: %s", report.summary())
+            if report.bad:  # the submission needs every chip: stop here, saying which
+                raise InputError(f"predict: test {report.not_predicted()}")
 
     def eval(self) -> None:
         """Micro Jaccard (and precision/recall/F1) per scene, per city and overall."""
         evaluate_validation(self.config)
 
     def bundle(self) -> None:
-        """RV's bundle plus ``benchmark.json`` (see :func:`bundle_info`)."""
+        """RV's bundle plus ``benchmark.json`` (see :func:`bundle_info`) and ensemble members."""
         super().bundle()
         cfg = self.config
+        members = {
+            layout.ensemble_member_name(index): uri
+            for index, uri in enumerate(cfg.inference.ensemble, start=1)
+        }
+        info = bundle_info(cfg) | ({"ensemble": list(members)} if members else {})
         with tempfile.TemporaryDirectory(dir=self.tmp_dir) as tmp_dir:
-            add_bundle_info(cfg.get_model_bundle_uri(), bundle_info(cfg), tmp_dir)
+            add_bundle_info(cfg.get_model_bundle_uri(), info, tmp_dir, members)
 
     def POSTPROCESS(self) -> None:
         """Threshold the test-chip probabilities into submission masks and pack them."""

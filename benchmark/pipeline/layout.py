@@ -147,6 +147,11 @@ def model_bundle_uri(command_output_dir: str) -> str:
     return _join(command_output_dir, MODEL_BUNDLE_NAME)
 
 
+def ensemble_member_name(index: int) -> str:
+    """The name of an ensemble's ``index``-th other member in its bundle (1 is the first)."""
+    return f"ensemble-{index}-{MODEL_BUNDLE_NAME}"
+
+
 def postprocess_dir(root_uri: str, experiment_id: str) -> str:
     """Where POSTPROCESS writes the submission masks (``wb_scripts/submit`` collects them)."""
     return command_dir(root_uri, POSTPROCESS_DIR, experiment_id)

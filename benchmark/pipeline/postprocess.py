@@ -4,17 +4,21 @@
 threshold chosen by ``eval`` (0.5 unless ``tune_threshold``), writes the submission format
 (``{id}.tif``, single band uint8, 1 = building) to ``postprocess_uri``, validates the whole set
 and packs it to ``submission_uri`` (see :mod:`benchmark.pipeline.layout`). A re-run skips masks
-already written with the same threshold; a changed threshold rewrites them all.
+already written with the same threshold; a changed threshold rewrites them all. The threshold
+is recorded once every mask is written with it, so a run stopped part way (killed, disk full)
+never leaves masks of two thresholds that a re-run would take for one set.
 """
 
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
 import rasterio
+from rasterio.errors import RasterioError
 from tqdm.auto import tqdm
 
 from benchmark.data.submission import pack_submission, write_mask
 from benchmark.data.uris import read_json, uri_exists, write_json
+from benchmark.errors import InputError
 from benchmark.evaluation.evaluate import read_decision_threshold
 from benchmark.evaluation.plots import plot_chip_predictions
 from benchmark.inference.forward import probability_to_mask
@@ -29,7 +33,8 @@ def write_submission(cfg: BenchmarkConfig, num_threads: int = 4) -> None:
     threshold = read_decision_threshold(cfg)
     marker = layout.threshold_record_uri(cfg.postprocess_uri)
     same_threshold = uri_exists(marker) and read_json(marker).get("threshold") == threshold
-    write_json({"threshold": threshold}, marker)
+    if not same_threshold:  # masks are about to change: no record until they all have
+        write_json({"threshold": None}, marker)
 
     def write_one(chip_id: str) -> bool:
         prob_uri = layout.chip_file_uri(layout.test_probability_dir(cfg.predict_uri), chip_id)
@@ -38,8 +43,11 @@ def write_submission(cfg: BenchmarkConfig, num_threads: int = 4) -> None:
             return False
         if not uri_exists(prob_uri):
             return False  # reported by the validation below
-        with rasterio.open(prob_uri) as src:
-            prob = src.read(1)
+        try:
+            with rasterio.open(prob_uri) as src:
+                prob = src.read(1)
+        except RasterioError as exc:  # gone since it was listed, or damaged
+            raise InputError(f"{prob_uri}: cannot read ({' '.join(str(exc).split())})") from None
         write_mask(probability_to_mask(prob, threshold), out_uri)
         return True
 
@@ -47,6 +55,8 @@ def write_submission(cfg: BenchmarkConfig, num_threads: int = 4) -> None:
     with ThreadPoolExecutor(num_threads) as pool:
         written = sum(tqdm(pool.map(write_one, ids), total=len(ids), desc="POSTPROCESS"))
     log.info("Wrote %d of %d submission masks (threshold %.2f)", written, len(ids), threshold)
+    if not same_threshold:
+        write_json({"threshold": threshold}, marker)
 
     pack_submission(cfg.postprocess_uri, ids, cfg.submission_uri, size=cfg.test_chip_size)
     log.info("Submission: %s", cfg.submission_uri)

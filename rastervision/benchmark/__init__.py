@@ -7,6 +7,10 @@ Raster Vision's own plugins do: the plugin version, the ``batch`` runner and our
 loading rebuild our configs from JSON. Our terminal output (one-line errors, log routing) is
 installed by our own experiments, pipelines and commands (:mod:`benchmark.cli.output`), so a
 Raster Vision user who has this package installed sees nothing change in their own runs.
+
+Two things reach every command, because this is the first code of ours each one runs (Batch
+jobs included): S3 retry defaults for variables nobody set (:mod:`benchmark.data.retries`), and
+an ``s3://`` file system whose syncs fail loudly (:mod:`benchmark.data.s3_file_system`).
 """
 
 PLUGIN_NAME = "rastervision.benchmark"
@@ -16,10 +20,13 @@ PLUGIN_VERSION = 1
 
 
 def register_plugin(registry) -> None:
-    """Register the benchmark configs and runner with Raster Vision."""
+    """Register our configs, runner and s3:// file system; set the S3 retry defaults."""
     registry.set_plugin_version(PLUGIN_NAME, PLUGIN_VERSION)
 
+    from benchmark.data import retries, s3_file_system
     from benchmark.pipeline import registered_configs, runner_registration
 
+    retries.apply_retry_defaults()
+    s3_file_system.register(registry)
     runner_registration.register(registry)
     registered_configs.register(registry)

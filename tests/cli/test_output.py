@@ -12,3 +12,10 @@ def test_installed_log_routing_reaches_the_root_once(caplog):
     caplog.set_level(logging.INFO)
     logging.getLogger("benchmark.some.module").warning("one line")
     assert [r.getMessage() for r in caplog.records] == ["one line"]
+
+
+def test_the_measuring_tools_progress_is_routed_too(capsys):
+    """``tools.*`` progress lines print as RV's do (they were dropped, warnings aside)."""
+    output.log_like_rastervision(also=("tools",))
+    logging.getLogger("tools.ablation").info("Starting baseline-seed0")
+    assert "Starting baseline-seed0" in capsys.readouterr().err

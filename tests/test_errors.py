@@ -1,0 +1,48 @@
+"""Which errors become one line naming a file, and which keep their traceback (bugs)."""
+
+import errno
+import os
+
+import pytest
+
+from benchmark.cli.options import EXIT_BAD_INPUT, exit_status
+from benchmark.errors import InputError, OutputError, one_line_error
+
+pytestmark = pytest.mark.faults
+
+
+def os_error(code: int, filename: str | None = "/data/x.tif") -> OSError:
+    return OSError(code, os.strerror(code), filename)
+
+
+@pytest.mark.parametrize(
+    ("error", "line"),
+    [
+        (InputError("cat.json: not JSON"), "cat.json: not JSON"),
+        (
+            OutputError(errno.ENOSPC, "not written: No space left on device", "/o/a.tif"),
+            "/o/a.tif: not written: No space left on device",
+        ),
+        (os_error(errno.ENOENT), "/data/x.tif: No such file or directory"),
+        (os_error(errno.EACCES), "/data/x.tif: Permission denied"),
+        (os_error(errno.EROFS), "/data/x.tif: Read-only file system"),
+        (os_error(errno.ENOENT, filename=None), None),  # says no file: a bug's traceback
+        (os_error(errno.EEXIST), None),  # not the machine's fault
+        (RuntimeError("bug"), None),
+    ],
+)
+def test_one_line_error(error, line):
+    assert one_line_error(error) == line
+
+
+def test_commands_exit_2_with_the_line_and_keep_tracebacks_for_bugs(capsys):
+    def fail(error: BaseException):
+        def run() -> int:
+            raise error
+
+        return run
+
+    assert exit_status(fail(os_error(errno.ENOSPC))) == EXIT_BAD_INPUT
+    assert capsys.readouterr().err == "error: /data/x.tif: No space left on device\n"
+    with pytest.raises(OSError, match="File exists"):
+        exit_status(fail(os_error(errno.EEXIST)))
