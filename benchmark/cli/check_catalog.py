@@ -50,8 +50,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("catalog_uri", help="train_tier_1 catalog.json (local or s3://)")
     args = parser.parse_args(argv)
-    logging.getLogger("benchmark").setLevel(logging.WARNING)  # the report is on stdout
-    return options.exit_status(lambda: report(args.catalog_uri))
+    ours = logging.getLogger("benchmark")
+    level = ours.level
+    ours.setLevel(logging.WARNING)  # the report is on stdout; as a function, leave it as found
+    try:
+        return options.exit_status(lambda: report(args.catalog_uri))
+    finally:
+        ours.setLevel(level)
 
 
 def report(catalog_uri: str) -> int:
