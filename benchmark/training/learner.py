@@ -48,7 +48,7 @@ from torch.optim.swa_utils import AveragedModel, update_bn
 
 from benchmark.data.uris import atomic_output
 from benchmark.errors import InputError
-from benchmark.pipeline.layout import TRAIN_STATE_NAME, TRAINING_LOG_NAME
+from benchmark.pipeline.layout import TRAIN_STATE_NAME, training_log_uri
 from benchmark.training.seeding import epoch_seed, seed_random_generators
 
 log = logging.getLogger(__name__)
@@ -124,8 +124,7 @@ class ResumableLearner(SemanticSegmentationLearner):
             ) from exc
 
     def _rewrite_log(self) -> None:
-        path = join(self.output_dir_local, TRAINING_LOG_NAME)
-        with atomic_output(path) as partial:
+        with atomic_output(training_log_uri(self.output_dir_local)) as partial:
             os.remove(partial)  # RV's writer appends, with a header only to a new file
             for metrics in self._metrics:
                 log_metrics_to_csv(partial, metrics)
