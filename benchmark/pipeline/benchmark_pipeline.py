@@ -74,9 +74,9 @@ class BenchmarkPipeline(SemanticSegmentation):
         if self.config.source_bundle_uri is not None:
             super().train()
             return
-        backend = self.config.backend.build(self.config, self.tmp_dir)
+        learner_cfg = self.config.backend.get_learner_config(self.config)
         learner = ResumableLearner(
-            backend.learner_cfg, tmp_dir=self.tmp_dir, training=True, seed=self.config.seed
+            learner_cfg, tmp_dir=self.tmp_dir, training=True, seed=self.config.seed
         )
         learner.main()
 
