@@ -8,7 +8,7 @@ from rastervision.pipeline import registry_
 from rastervision.pipeline.config import build_config
 
 from benchmark.errors import InputError
-from benchmark.pipeline.benchmark_config import InferenceConfig
+from benchmark.pipeline.benchmark_config import InferenceConfig, SelfTrainingConfig
 from benchmark.training.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
 from rastervision.benchmark import PLUGIN_VERSION
 
@@ -38,7 +38,7 @@ def test_configs_rebuild_from_json_whatever_was_imported_first(first_import):
         f"import {first_import}",
         "from rastervision.pipeline.config import build_config",
         "for hint in ('benchmark', 'benchmark_inference', 'benchmark_model', 'benchmark_solver',",
-        "             'benchmark_image_data', 'benchmark_split_images',",
+        "             'benchmark_image_data', 'benchmark_split_images', 'benchmark_self_training',",
         "             'benchmark_no_data_as_background_label_source'):",
         "    from rastervision.pipeline import registry_",
         "    registry_.get_config(hint)",
@@ -54,6 +54,7 @@ def test_configs_rebuild_from_json_whatever_was_imported_first(first_import):
         BenchmarkModelConfig(arch="fpn", encoder="resnet34", pretrained=False),
         BenchmarkSolverConfig(loss="ce+dice", lr=1e-3),
         InferenceConfig(tta=True),
+        SelfTrainingConfig(rounds=2, image_uris=["s3://bucket/city.tif"]),
     ],
 )
 def test_configs_round_trip_through_json(config):

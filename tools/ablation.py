@@ -171,6 +171,12 @@ VARIANTS = (
         "exponential moving average of the weights (decay 0.99), validated and bundled",
         {"ema_decay": "0.99"},
     ),
+    Variant(
+        "self-train",
+        "one self-training round (2 epochs) on pseudo-labels of the test chips (pass them: "
+        "-- -a test_img_dir DIR -a test_chip_gsd M)",
+        {"self_train_rounds": "1"},
+    ),
     Variant("tta", "8-fold test-time augmentation", {"tta": "true"}, reuses=BASELINE),
     Variant(
         "overlap-256",

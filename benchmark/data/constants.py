@@ -9,6 +9,8 @@ CLASS_NAMES = ("No Building", "Building")
 CLASS_COLORS = ("#000000", "#e6194b")
 NO_BUILDING = 0
 BUILDING = 1
+# In training labels only: pixels no loss looks at (self-training's unsure pseudo-labels).
+IGNORE_LABEL = 255
 
 TRAIN_IDS = ("mon/401175", "acc/d41d81", "dar/a017f9", "znz/75cdfa")
 VALID_IDS = ("mon/f15272", "acc/a42435", "dar/353093", "znz/aee7fd")

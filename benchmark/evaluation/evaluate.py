@@ -110,6 +110,9 @@ def evaluate_validation(cfg: BenchmarkConfig) -> dict:
         key = cfg.scene_keys[scene.id]
         building_counts[key] = building_counts.get(key, BuildingCounts()) + counts
     report["buildings"] = build_building_report(building_counts)
+    self_training = layout.self_training_record_uri(cfg.train_uri)
+    if uri_exists(self_training):
+        report["self_training"] = read_json(self_training, "self-training record")["rounds"]
     write_json(report, layout.eval_report_uri(cfg.eval_uri))
     log.info(
         "Validation micro Jaccard %.4f at threshold %.2f (best %.4f at %.2f)",

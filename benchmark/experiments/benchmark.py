@@ -36,12 +36,14 @@ from benchmark.data.chips import list_test_chips
 from benchmark.data.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
 from benchmark.data.label_source import NoDataAsBackgroundLabelSourceConfig
 from benchmark.data.scene_windows import SceneWindows, WindowFile, read_scene_windows
+from benchmark.errors import InputError
 from benchmark.experiments.args import SceneArgs, parse_args, rename_deprecated
 from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import (
     BenchmarkConfig,
     InferenceConfig,
     NativeWindowConfig,
+    SelfTrainingConfig,
     TestChipConfig,
 )
 from benchmark.pipeline.dry_run import read_or_assume
@@ -118,6 +120,27 @@ class BenchmarkArgs(SceneArgs):
         "their probabilities with this run's model, and bundle packs them with it.",
     )
     tune_threshold: bool = Field(False, description="Pick the threshold on validation scenes.")
+    # Self-training (pseudo-labels).
+    self_train_rounds: int = Field(
+        0,
+        ge=0,
+        description="Fine-tuning rounds on pseudo-labels of the unlabeled imagery (the test "
+        "chips, self_train_images) after the first training; 0: off.",
+    )
+    self_train_epochs: int = Field(2, gt=0, description="Epochs of each self-training round.")
+    self_train_margin: float = Field(
+        0.3,
+        gt=0,
+        lt=0.5,
+        description="Pseudo-labels keep pixels whose probability is at least this far from "
+        "0.5; the loss ignores the rest.",
+    )
+    self_train_test_chips: bool = Field(True, description="Self-training uses the test chips.")
+    self_train_images: list[str] = Field(
+        [],
+        description="Comma-separated unlabeled georeferenced images self-training also "
+        "pseudo-labels (never a validation scene's).",
+    )
     test_chip_size: int = Field(1024, gt=0, description="Expected test chip side.")
     test_chip_gsd: float | None = Field(
         None,
@@ -131,7 +154,7 @@ class BenchmarkArgs(SceneArgs):
     def _accept_renamed_args(cls, args: Any) -> Any:
         return rename_deprecated(args, RENAMED_ARGS)
 
-    @field_validator("ensemble", mode="before")
+    @field_validator("ensemble", "self_train_images", mode="before")
     @classmethod
     def _split_uris(cls, value: Any) -> Any:
         if isinstance(value, str):  # -a ensemble a.zip,b.zip
@@ -283,6 +306,42 @@ def _test_chips(args: BenchmarkArgs) -> list[TestChipConfig]:
     return [TestChipConfig(id=c.id, uri=c.uri) for c in chips]
 
 
+def _self_training(
+    args: BenchmarkArgs,
+    have_test_chips: bool,
+    manifests: dict[str, SceneWindows],
+    valid_keys: list[str],
+) -> SelfTrainingConfig | None:
+    """The self-training settings, or None when it is off.
+
+    Raises:
+        InputError: there is no unlabeled imagery to pseudo-label, or a validation scene's
+            image is among it (its score would then measure what the model was taught).
+    """
+    if not args.self_train_rounds:
+        return None
+    uses_chips = args.self_train_test_chips and have_test_chips
+    if not uses_chips and not args.self_train_images:
+        raise InputError(
+            "-a self_train_rounds needs unlabeled imagery: test chips (-a test_img_dir or "
+            "test_stac_uri) or -a self_train_images"
+        )
+    valid_images = {manifests[key].image_uri: key for key in valid_keys}
+    for uri in args.self_train_images:
+        if uri in valid_images:
+            raise InputError(
+                f"{uri}: validation scene {valid_images[uri]}'s image; self-training never "
+                "learns from validation imagery"
+            )
+    return SelfTrainingConfig(
+        rounds=args.self_train_rounds,
+        epochs=args.self_train_epochs,
+        margin=args.self_train_margin,
+        test_chips=uses_chips,
+        image_uris=args.self_train_images,
+    )
+
+
 def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
     """Build the benchmark pipeline config from ``-a`` arguments (see :class:`BenchmarkArgs`).
 
@@ -302,6 +361,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
         train_scenes = rng.sample(train_scenes, min(3, len(train_scenes)))
         valid_scenes = rng.sample(valid_scenes, min(3, len(valid_scenes)))
 
+    test_chips = _test_chips(args)
     class_config = ClassConfig(
         names=list(CLASS_NAMES), colors=list(CLASS_COLORS), null_class=CLASS_NAMES[NO_BUILDING]
     )
@@ -339,7 +399,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
         backend=backend,
         chip_options=_chip_options(args, train_scenes, valid_scenes),
         scene_keys={**train.scene_keys, **valid.scene_keys},
-        test_chips=_test_chips(args),
+        test_chips=test_chips,
         test_chip_size=args.test_chip_size,
         gsd=args.gsd,
         test_chip_gsd=args.test_chip_gsd,
@@ -353,4 +413,5 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
             ensemble=args.ensemble,
         ),
         tune_threshold=args.tune_threshold,
+        self_training=_self_training(args, bool(test_chips), manifests, valid_keys),
     )

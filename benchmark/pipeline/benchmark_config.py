@@ -80,6 +80,39 @@ class InferenceConfig(Config):
     )
 
 
+@register_config("benchmark_self_training", plugin=PLUGIN)
+class SelfTrainingConfig(Config):
+    """Self-training: fine-tune on the model's own confident labels of unlabeled imagery.
+
+    See :mod:`benchmark.training.self_training`. Validation and test labels are never used:
+    the pseudo-labels come from the model's predictions of unlabeled images only.
+    """
+
+    rounds: int = Field(
+        1,
+        gt=0,
+        description="Fine-tuning rounds after the first training, each on the "
+        "pseudo-labels of the round before.",
+    )
+    epochs: int = Field(2, gt=0, description="Epochs of each fine-tuning round.")
+    margin: float = Field(
+        0.3,
+        gt=0,
+        lt=0.5,
+        description="Pixels whose probability is within this of the threshold (0.5) are "
+        "ignored by the loss; the rest are pseudo-labelled building or background.",
+    )
+    min_known: float = Field(
+        0.5, ge=0, le=1, description="Least fraction of confident pixels a chip needs to be kept."
+    )
+    test_chips: bool = Field(True, description="Pseudo-label the test chips.")
+    image_uris: list[str] = Field(
+        [],
+        description="More unlabeled georeferenced images (GeoTIFF/COG, local or s3://) to "
+        "pseudo-label, at the run's GSD: e.g. the imagery of the city to map.",
+    )
+
+
 @register_config("benchmark", plugin=PLUGIN)
 class BenchmarkConfig(SemanticSegmentationConfig):
     """Configure the benchmark pipeline (see ``benchmark.experiments.benchmark``).
@@ -118,6 +151,9 @@ class BenchmarkConfig(SemanticSegmentationConfig):
     tune_threshold: bool = Field(
         False,
         description="Use the threshold that maximizes validation Jaccard instead of 0.5.",
+    )
+    self_training: SelfTrainingConfig | None = Field(
+        None, description="Fine-tune on pseudo-labels of unlabeled imagery (None: off)."
     )
     postprocess_uri: str | None = Field(
         None, description="Submission masks, {id}.tif (default {root_uri}/postprocess/{exp})."

@@ -28,6 +28,7 @@ from benchmark.pipeline.postprocess import write_submission
 from benchmark.pipeline.work_split import share_of_work
 from benchmark.training.learner import ResumableLearner
 from benchmark.training.seeding import seed_random_generators
+from benchmark.training.self_training import run_self_training
 
 log = logging.getLogger(__name__)
 
@@ -69,15 +70,21 @@ class BenchmarkPipeline(SemanticSegmentation):
         The same chips give the same model (up to thread scheduling), and a train killed
         part way (a reclaimed spot instance) and started again continues where it was. Fine-
         tuning from ``source_bundle_uri`` keeps RV's own learner, which resumes weights only.
+        With ``self_training``, rounds of fine-tuning on pseudo-labels follow
+        (:mod:`benchmark.training.self_training`).
         """
-        seed_random_generators(self.config.seed)
-        if self.config.source_bundle_uri is not None:
+        cfg = self.config
+        seed_random_generators(cfg.seed)
+        if cfg.source_bundle_uri is not None:
+            if cfg.self_training is not None:
+                raise InputError("self-training trains its own first model: drop source_bundle_uri")
             super().train()
             return
-        learner_cfg = self.config.backend.get_learner_config(self.config)
-        learner = ResumableLearner(
-            learner_cfg, tmp_dir=self.tmp_dir, training=True, seed=self.config.seed
-        )
+        learner_cfg = cfg.backend.get_learner_config(cfg)
+        if cfg.self_training is not None:
+            run_self_training(cfg, learner_cfg, self.tmp_dir)
+            return
+        learner = ResumableLearner(learner_cfg, tmp_dir=self.tmp_dir, training=True, seed=cfg.seed)
         learner.main()
 
     def _load_model(self) -> nn.Module:

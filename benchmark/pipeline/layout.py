@@ -10,6 +10,11 @@ every experiment at their GSD::
     {root}/pipeline-config/{exp}.json            the benchmark's pipeline config
     {root}/{analyze,chip,train}/{exp}/           Raster Vision's own (train: model-bundle.zip,
                                                  log.csv, and ours: train-state.pth)
+    {root}/train/{exp}/self-training/round-{r}/  self-training: each earlier round's learner
+                                                 output; pseudo-labels/ (probabilities of the
+                                                 unlabeled imagery) and pseudo-chips.zip made by
+                                                 the round before; round.json, its score
+    {root}/train/{exp}/self-training.json        self-training: every round's score
     {root}/predict/{exp}/{window}.tif            predict: validation-window probabilities
     {root}/predict/{exp}/test/{chip}.tif         predict: test-chip probabilities
     {root}/eval/{exp}/eval.json                  eval: the report; {window}.png overlays,
@@ -38,6 +43,7 @@ POSTPROCESS_DIR = "postprocess"
 # PREPROCESS's module and output folder share the name, which users' runs depend on.
 WINDOWS_DIR = "split_images"
 MANIFEST_NAME = "manifest.json"
+SELF_TRAINING_DIR = "self-training"
 
 
 def _join(*parts: str) -> str:
@@ -140,6 +146,31 @@ def training_curves_uri(eval_dir: str) -> str:
 def training_log_uri(train_dir: str) -> str:
     """The metrics RV's train writes every epoch."""
     return _join(train_dir, TRAINING_LOG_NAME)
+
+
+def self_training_round_dir(train_dir: str, round_index: int) -> str:
+    """Self-training round ``round_index``'s folder (the last round's learner writes train's)."""
+    return _join(train_dir, SELF_TRAINING_DIR, f"round-{round_index}")
+
+
+def pseudo_probability_dir(round_dir: str) -> str:
+    """The previous round's probabilities of the unlabeled imagery a round trains on."""
+    return _join(round_dir, "pseudo-labels")
+
+
+def pseudo_chips_uri(round_dir: str) -> str:
+    """A round's pseudo-labelled chips, in Raster Vision's chip layout."""
+    return _join(round_dir, "pseudo-chips.zip")
+
+
+def round_record_uri(round_dir: str) -> str:
+    """A finished round's score: written last, so its presence means the round is done."""
+    return _join(round_dir, "round.json")
+
+
+def self_training_record_uri(train_dir: str) -> str:
+    """Every self-training round's score (eval copies it into eval.json)."""
+    return _join(train_dir, f"{SELF_TRAINING_DIR}.json")
 
 
 def model_bundle_uri(command_output_dir: str) -> str:

@@ -112,6 +112,11 @@ class ResumableLearner(SemanticSegmentationLearner):
         """What the run produces: the weight average if one is kept, else the model."""
         return self.model if self._ema is None else self._ema.module
 
+    @property
+    def last_metrics(self) -> dict[str, Any]:
+        """The metrics of the last epoch trained (by this process or the run it resumed)."""
+        return self._metrics[-1]
+
     def _read_train_state(self) -> dict[str, Any] | None:
         if not os.path.isfile(self.train_state_path):
             return None

@@ -3,12 +3,16 @@
 The competition scores the Jaccard index, which cross-entropy only approximates; Dice and the
 Lovasz hinge optimise overlap directly and were part of every top solution. A spec is a ``+``
 separated sum of terms, each optionally weighted: ``ce:0.5+dice:0.5``.
+
+Every loss leaves out pixels labelled :data:`~benchmark.data.constants.IGNORE_LABEL`: self-
+training marks the pseudo-labels it is unsure of so (:mod:`benchmark.training.pseudo_labels`).
 """
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from benchmark.data.constants import BUILDING, IGNORE_LABEL
 from benchmark.errors import InputError
 
 
@@ -20,8 +24,9 @@ class DiceLoss(nn.Module):
         self.smooth = smooth
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        prob = logits.float().softmax(dim=1)[:, 1]
-        truth = (target == 1).float()
+        known = (target != IGNORE_LABEL).float()
+        prob = logits.float().softmax(dim=1)[:, BUILDING] * known
+        truth = (target == BUILDING).float()
         intersection = (prob * truth).sum()
         total = prob.sum() + truth.sum()
         return 1 - (2 * intersection + self.smooth) / (total + self.smooth)
@@ -45,8 +50,9 @@ class LovaszHingeLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:  # noqa: D102
         logits = logits.float()
-        margin = (logits[:, 1] - logits[:, 0]).reshape(-1)
-        truth = (target == 1).reshape(-1).float()
+        known = (target != IGNORE_LABEL).reshape(-1)
+        margin = (logits[:, BUILDING] - logits[:, 1 - BUILDING]).reshape(-1)[known]
+        truth = (target == BUILDING).reshape(-1)[known].float()
         signs = 2.0 * truth - 1.0
         errors = 1.0 - margin * signs
         errors_sorted, perm = torch.sort(errors, descending=True)
@@ -54,8 +60,15 @@ class LovaszHingeLoss(nn.Module):
         return torch.dot(F.relu(errors_sorted), grad)
 
 
+class CrossEntropyLoss(nn.CrossEntropyLoss):
+    """PyTorch's cross-entropy, blind to ignored pixels."""
+
+    def __init__(self) -> None:
+        super().__init__(ignore_index=IGNORE_LABEL)
+
+
 LOSSES: dict[str, type[nn.Module]] = {
-    "ce": nn.CrossEntropyLoss,
+    "ce": CrossEntropyLoss,
     "dice": DiceLoss,
     "lovasz": LovaszHingeLoss,
 }

@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from benchmark.data.constants import IGNORE_LABEL
 from benchmark.errors import InputError
 from benchmark.training.losses import (
     DiceLoss,
@@ -50,3 +51,22 @@ def test_loss_prefers_the_right_answer(loss):
 def test_lovasz_is_zero_for_confident_perfect_prediction():
     mask = torch.randint(0, 2, (1, 8, 8))
     assert LovaszHingeLoss()(_logits_for(mask, 2.0), mask).item() == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("spec", ["ce", "dice", "lovasz", "ce+lovasz"])
+def test_ignored_pixels_do_not_count(spec):
+    """Whatever the model says where the label is IGNORE_LABEL, the loss and its gradient
+    elsewhere are the same; where every pixel is ignored there is nothing to learn."""
+    torch.manual_seed(0)
+    mask = torch.randint(0, 2, (2, 16, 16))
+    target = mask.clone()
+    target[:, :8] = IGNORE_LABEL
+    logits = _logits_for(mask, 0.5)
+    other = logits.clone()
+    other[:, :, :8] = torch.randn_like(other[:, :, :8]) * 5
+    loss = build_loss(spec)
+    assert loss(other, target).item() == pytest.approx(loss(logits, target).item(), abs=1e-6)
+    unsure = torch.full_like(mask, IGNORE_LABEL)
+    free = logits.clone().requires_grad_()
+    loss(free, unsure).backward()
+    assert not free.grad.any()

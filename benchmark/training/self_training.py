@@ -1,0 +1,190 @@
+"""Self-training: rounds of fine-tuning on the model's own confident labels of unlabeled imagery.
+
+Round 0 is the run's training as it would be without self-training (same seed, same chips).
+Round ``r`` (1 to ``rounds``) predicts the unlabeled imagery with round ``r - 1``'s model (test
+chips at their GSD, georeferenced images warped to the run's), keeps the confident pixels as
+chips (:mod:`benchmark.training.pseudo_labels`), and fine-tunes round ``r - 1``'s weights on
+the labelled chips plus those for ``epochs`` epochs, seeded with ``seed + r``. Earlier rounds
+write to ``train/{exp}/self-training/round-{r}``; the last one writes train's own folder, so
+predict, bundle and eval take the last round's model as they take any.
+
+Resumable at every step, like training itself: a round is done once its ``round.json`` is
+written (last); a killed round's learner resumes from its ``train-state.pth``; probabilities
+already written are not predicted again; chips are zipped atomically. Each round's score on the
+validation chips (the learner's validation at its last epoch, at threshold 0.5) is kept and
+gathered in ``self-training.json``, which eval copies into ``eval.json``. Validation and test
+labels are never read: only the labelled training chips and the model's own predictions.
+"""
+
+import logging
+from typing import Any
+
+from rastervision.pipeline.file_system import list_paths
+from rastervision.pytorch_learner import LearnerConfig
+
+from benchmark.data.chips import ChipRef
+from benchmark.data.constants import BUILDING, CLASS_NAMES
+from benchmark.data.gsd import gsd_scale
+from benchmark.data.uris import atomic_geotiff, read_json, uri_exists, write_json
+from benchmark.footprints.inputs import image_name
+from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid
+from benchmark.inference.chips import predict_chip_folder
+from benchmark.inference.execution import InferenceOptions, prepare_model
+from benchmark.pipeline import layout
+from benchmark.pipeline.benchmark_config import BenchmarkConfig
+from benchmark.pipeline.bundle import load_learner_models
+from benchmark.training.learner import ResumableLearner
+from benchmark.training.pseudo_labels import UnlabeledImage, write_pseudo_chips
+from benchmark.training.seeding import seed_random_generators
+
+log = logging.getLogger(__name__)
+
+# The threshold pseudo-labels are measured from: the learner's own (its validation argmax).
+PSEUDO_LABEL_THRESHOLD = 0.5
+LAST_MODEL_NAME = "last-model.pth"
+
+
+def _round_dir(cfg: BenchmarkConfig, round_index: int) -> str:
+    if round_index == cfg.self_training.rounds:
+        return cfg.train_uri
+    return layout.self_training_round_dir(cfg.train_uri, round_index)
+
+
+def _inference_options(cfg: BenchmarkConfig) -> InferenceOptions:
+    inf = cfg.inference
+    return InferenceOptions(batch_size=inf.batch_sz, fast=inf.fast, tta=inf.tta)
+
+
+def _predict_unlabeled(
+    cfg: BenchmarkConfig, model_dir: str, round_dir: str, tmp_dir: str
+) -> list[UnlabeledImage]:
+    """Probabilities of every unlabeled image by the model in ``model_dir`` (done ones kept)."""
+    settings, inf = cfg.self_training, cfg.inference
+    options = _inference_options(cfg)
+    model = prepare_model(
+        load_learner_models([layout.model_bundle_uri(model_dir)], tmp_dir), options
+    )
+    out_dir = layout.pseudo_probability_dir(round_dir)
+    images = []
+    if settings.test_chips:
+        scale = gsd_scale(cfg.test_chip_gsd, cfg.gsd)
+        report = predict_chip_folder(
+            model,
+            [ChipRef(id=c.id, uri=c.uri) for c in cfg.test_chips],
+            out_dir,
+            options,
+            threshold=None,
+            expected_size=cfg.test_chip_size,
+            input_scale=scale,
+            window=inf.window,
+            overlap=inf.overlap,
+        )
+        if report.bad:  # pseudo-labels do not need every chip
+            log.warning("Self-training goes on without %s", report.not_predicted())
+        bad = {chip_id for chip_id, _ in report.bad}
+        images += [
+            UnlabeledImage(c.id, c.uri, layout.chip_file_uri(out_dir, c.id), scale)
+            for c in cfg.test_chips
+            if c.id not in bad
+        ]
+    for uri in settings.image_uris:
+        name = image_name(uri)
+        out_uri = layout.chip_file_uri(out_dir, name)
+        grid = ImageGrid.of(uri)
+        if not uri_exists(out_uri):
+            with atomic_geotiff(out_uri) as path:
+                predict_on_image_grid(
+                    model, uri, path, options, cfg.gsd, inf.window, inf.overlap, grid
+                )
+        scale = grid.ground_res[0] / cfg.gsd if cfg.gsd else 1.0
+        images.append(UnlabeledImage(name, uri, out_uri, scale))
+    return images
+
+
+def _chip_scores(metrics: dict[str, Any]) -> dict[str, float]:
+    """Building precision, recall, F1 and Jaccard (F1 / (2 - F1)) of the validation chips."""
+    name = CLASS_NAMES[BUILDING]
+    f1 = metrics[f"{name}_f1"]
+    return {
+        "precision": metrics[f"{name}_precision"],
+        "recall": metrics[f"{name}_recall"],
+        "f1": f1,
+        "jaccard": f1 / (2 - f1),
+    }
+
+
+def _round_config(
+    cfg: BenchmarkConfig, learner_cfg: LearnerConfig, round_index: int, chips_uri: str
+) -> LearnerConfig:
+    """Round ``round_index``'s learner: round ``r - 1``'s weights, labelled + pseudo chips."""
+    round_cfg = learner_cfg.model_copy(deep=True)
+    round_cfg.output_uri = _round_dir(cfg, round_index)
+    if round_index == 0:
+        return round_cfg
+    round_cfg.data.uri = [*list_paths(cfg.chip_uri, ext="zip"), chips_uri]
+    previous = _round_dir(cfg, round_index - 1)
+    round_cfg.model.init_weights = f"{previous.rstrip('/')}/{LAST_MODEL_NAME}"
+    round_cfg.model.pretrained = False  # the previous round's weights replace ImageNet's
+    round_cfg.solver.num_epochs = cfg.self_training.epochs
+    return round_cfg
+
+
+def _train_round(
+    cfg: BenchmarkConfig, learner_cfg: LearnerConfig, round_index: int, tmp_dir: str
+) -> dict[str, Any]:
+    """Pseudo-label (after round 0) and train one round; its record."""
+    settings = cfg.self_training
+    round_dir = _round_dir(cfg, round_index)
+    chips_uri = layout.pseudo_chips_uri(round_dir)
+    pseudo = None
+    if round_index > 0:
+        log.info("Self-training round %d of %d: pseudo-labelling", round_index, settings.rounds)
+        if uri_exists(chips_uri):
+            log.info("%s exists: pseudo-labels kept", chips_uri)
+        else:
+            images = _predict_unlabeled(cfg, _round_dir(cfg, round_index - 1), round_dir, tmp_dir)
+            pseudo = write_pseudo_chips(
+                images,
+                chips_uri,
+                learner_cfg.data.img_sz,
+                PSEUDO_LABEL_THRESHOLD,
+                settings.margin,
+                settings.min_known,
+                tmp_dir,
+            ).to_json()
+    seed = cfg.seed + round_index
+    seed_random_generators(seed)
+    round_cfg = _round_config(cfg, learner_cfg, round_index, chips_uri)
+    learner = ResumableLearner(round_cfg, tmp_dir=tmp_dir, training=True, seed=seed)
+    learner.main()
+    return {
+        "round": round_index,
+        "seed": seed,
+        "epochs": round_cfg.solver.num_epochs,
+        "pseudo_labels": pseudo,
+        "validation_chips": _chip_scores(learner.last_metrics),
+    }
+
+
+def run_self_training(cfg: BenchmarkConfig, learner_cfg: LearnerConfig, tmp_dir: str) -> None:
+    """Train round 0, then each self-training round (see the module docstring)."""
+    record_uri = layout.self_training_record_uri(cfg.train_uri)
+    if uri_exists(record_uri):
+        log.info("%s exists: self-training already complete", record_uri)
+        return
+    records = []
+    for round_index in range(cfg.self_training.rounds + 1):
+        round_record = layout.round_record_uri(_round_dir(cfg, round_index))
+        last = round_index == cfg.self_training.rounds
+        if not last and uri_exists(round_record):
+            records.append(read_json(round_record, "self-training round record"))
+            continue
+        record = _train_round(cfg, learner_cfg, round_index, tmp_dir)
+        log.info(
+            "Self-training round %d: validation chips Jaccard %.4f",
+            round_index, record["validation_chips"]["jaccard"],
+        )  # fmt: skip
+        if not last:
+            write_json(record, round_record)
+        records.append(record)
+    write_json({"rounds": records}, record_uri)
