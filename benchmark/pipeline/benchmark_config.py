@@ -6,6 +6,7 @@ from rastervision.pipeline.config import Config, Field, register_config
 from rastervision.pipeline.pipeline import Pipeline
 
 from benchmark.data.constants import CHIP_SIZE
+from benchmark.inference.execution import InferenceOptions
 from benchmark.pipeline import dry_run, layout
 from benchmark.training.model_config import PLUGIN
 
@@ -78,6 +79,10 @@ class InferenceConfig(Config):
         "other seeds or encoders): predict averages their probabilities with this run's "
         "model's, and bundle packs them with it.",
     )
+
+    def options(self) -> InferenceOptions:
+        """How the model runs: batch size, fast path, TTA."""
+        return InferenceOptions(batch_size=self.batch_sz, fast=self.fast, tta=self.tta)
 
 
 @register_config("benchmark_self_training", plugin=PLUGIN)

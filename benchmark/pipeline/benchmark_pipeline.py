@@ -92,10 +92,6 @@ class BenchmarkPipeline(SemanticSegmentation):
         own = layout.model_bundle_uri(self.config.train_uri)
         return load_learner_models([own, *self.config.inference.ensemble], self.tmp_dir)
 
-    def _inference_options(self) -> InferenceOptions:
-        inf = self.config.inference
-        return InferenceOptions(batch_size=inf.batch_sz, fast=inf.fast, tta=inf.tta)
-
     def _predict_validation_window(
         self, model: nn.Module, scene: SceneConfig, options: InferenceOptions
     ) -> None:
@@ -127,7 +123,7 @@ class BenchmarkPipeline(SemanticSegmentation):
         chips = share_of_work(cfg.test_chips, split_ind, num_splits)
         if not scenes and not chips:
             return
-        options = self._inference_options()
+        options = cfg.inference.options()
         model = prepare_model(self._load_model(), options)  # once for every window and chip
         for scene in scenes:
             self._predict_validation_window(model, scene, options)

@@ -29,7 +29,7 @@ from benchmark.data.uris import atomic_geotiff, read_json, uri_exists, write_jso
 from benchmark.footprints.inputs import image_name
 from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid
 from benchmark.inference.chips import predict_chip_folder
-from benchmark.inference.execution import InferenceOptions, prepare_model
+from benchmark.inference.execution import prepare_model
 from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
 from benchmark.pipeline.bundle import load_learner_models
@@ -50,17 +50,12 @@ def _round_dir(cfg: BenchmarkConfig, round_index: int) -> str:
     return layout.self_training_round_dir(cfg.train_uri, round_index)
 
 
-def _inference_options(cfg: BenchmarkConfig) -> InferenceOptions:
-    inf = cfg.inference
-    return InferenceOptions(batch_size=inf.batch_sz, fast=inf.fast, tta=inf.tta)
-
-
 def _predict_unlabeled(
     cfg: BenchmarkConfig, model_dir: str, round_dir: str, tmp_dir: str
 ) -> list[UnlabeledImage]:
     """Probabilities of every unlabeled image by the model in ``model_dir`` (done ones kept)."""
     settings, inf = cfg.self_training, cfg.inference
-    options = _inference_options(cfg)
+    options = inf.options()
     model = prepare_model(
         load_learner_models([layout.model_bundle_uri(model_dir)], tmp_dir), options
     )
