@@ -416,10 +416,17 @@ def parse_timedelta(text: str) -> float:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
-def train_seconds(log_csv: Path) -> float:
-    """Time RV's training epochs took (its ``train_time`` column: validation excluded)."""
-    rows = csv.DictReader(io.StringIO(log_csv.read_text()))
-    return sum(parse_timedelta(row["train_time"]) for row in rows)
+def train_seconds(train_dir: Path) -> float:
+    """Time RV's training epochs took (its ``train_time`` column: validation excluded).
+
+    Self-training's earlier rounds count too (each round's learner logs its own epochs).
+    """
+    rounds = train_dir.glob(f"{layout.SELF_TRAINING_DIR}/round-*/{layout.TRAINING_LOG_NAME}")
+    total = 0.0
+    for log_csv in [train_dir / layout.TRAINING_LOG_NAME, *rounds]:
+        rows = csv.DictReader(io.StringIO(log_csv.read_text()))
+        total += sum(parse_timedelta(row["train_time"]) for row in rows)
+    return total
 
 
 def read_scores(root: Path, variant: Variant, seed: int) -> dict:
@@ -442,7 +449,7 @@ def read_scores(root: Path, variant: Variant, seed: int) -> dict:
     if by_building:
         scores["f1"] = report["buildings"]["overall"]["f1"]
     if variant.reuses is None:
-        scores["train_s"] = train_seconds(Path(layout.training_log_uri(cfg["train_uri"])))
+        scores["train_s"] = train_seconds(Path(cfg["train_uri"]))
     return scores
 
 

@@ -129,11 +129,14 @@ class BenchmarkArgs(SceneArgs):
     )
     self_train_epochs: int = Field(2, gt=0, description="Epochs of each self-training round.")
     self_train_margin: float = Field(
-        0.3,
+        0.2,
         gt=0,
         lt=0.5,
         description="Pseudo-labels keep pixels whose probability is at least this far from "
         "0.5; the loss ignores the rest.",
+    )
+    self_train_lr_scale: float = Field(
+        0.1, gt=0, description="Fine-tuning rounds' peak learning rate, as a fraction of lr."
     )
     self_train_test_chips: bool = Field(True, description="Self-training uses the test chips.")
     self_train_images: list[str] = Field(
@@ -337,6 +340,7 @@ def _self_training(
         rounds=args.self_train_rounds,
         epochs=args.self_train_epochs,
         margin=args.self_train_margin,
+        lr_scale=args.self_train_lr_scale,
         test_chips=uses_chips,
         image_uris=args.self_train_images,
     )

@@ -4,7 +4,8 @@ Round 0 is the run's training as it would be without self-training (same seed, s
 Round ``r`` (1 to ``rounds``) predicts the unlabeled imagery with round ``r - 1``'s model (test
 chips at their GSD, georeferenced images warped to the run's), keeps the confident pixels as
 chips (:mod:`benchmark.training.pseudo_labels`), and fine-tunes round ``r - 1``'s weights on
-the labelled chips plus those for ``epochs`` epochs, seeded with ``seed + r``. Earlier rounds
+the labelled chips plus those for ``epochs`` epochs at ``lr_scale`` of the run's peak learning
+rate, seeded with ``seed + r``. Earlier rounds
 write to ``train/{exp}/self-training/round-{r}``; the last one writes train's own folder, so
 predict, bundle and eval take the last round's model as they take any.
 
@@ -121,6 +122,7 @@ def _round_config(
     round_cfg.model.init_weights = f"{previous.rstrip('/')}/{LAST_MODEL_NAME}"
     round_cfg.model.pretrained = False  # the previous round's weights replace ImageNet's
     round_cfg.solver.num_epochs = cfg.self_training.epochs
+    round_cfg.solver.lr = learner_cfg.solver.lr * cfg.self_training.lr_scale
     return round_cfg
 
 

@@ -8,6 +8,7 @@ The unit tests fake the rastervision runs and their outputs; the slow test runs 
 import json
 import re
 import shlex
+import shutil
 import subprocess
 from collections.abc import Iterable
 from pathlib import Path
@@ -357,8 +358,14 @@ class TestArguments:
 class TestScores:
     def test_train_time_from_rv_log(self, tmp_path):
         fake_training(tmp_path, "baseline-seed0")
-        assert ablation.train_seconds(tmp_path / "train" / "baseline-seed0" / "log.csv") == 120.0
+        train_dir = tmp_path / "train" / "baseline-seed0"
+        assert ablation.train_seconds(train_dir) == 120.0
         assert ablation.parse_timedelta("1:02:03.5") == 3723.5
+        # Self-training's earlier rounds are training time too.
+        round_0 = Path(layout.self_training_round_dir(str(train_dir), 0))
+        round_0.mkdir(parents=True)
+        shutil.copy(train_dir / "log.csv", round_0 / "log.csv")
+        assert ablation.train_seconds(train_dir) == 240.0
 
     def test_read_scores(self, tmp_path):
         fake_training(tmp_path, "baseline-seed1")
