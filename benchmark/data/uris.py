@@ -174,8 +174,11 @@ def atomic_output(uri: str) -> Iterator[str]:
     try:
         try:
             while True:
-                os.makedirs(partial_dir, exist_ok=True)
-                with suppress(FileNotFoundError):  # the last writer out just removed the folder
+                # Another writer's last one out may remove the folder at any moment, even
+                # between makedirs' own mkdir and its check (FileExistsError): try again.
+                with suppress(FileExistsError):
+                    os.makedirs(partial_dir, exist_ok=True)
+                with suppress(FileNotFoundError):  # the folder went before the file was made
                     open(tmp_path, "x").close()
                     break
         except OSError as exc:

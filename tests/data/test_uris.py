@@ -98,6 +98,23 @@ class TestAtomicOutputLocal:
         os.umask(umask)
         assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~umask
 
+    def test_a_partial_folder_removed_while_it_is_made_is_made_again(self, tmp_path, monkeypatch):
+        """Another writer's last one out removes ``.partial`` between makedirs' mkdir and its
+        check: makedirs then raises FileExistsError even with exist_ok (seen with POSTPROCESS's
+        two writer threads). The write goes on."""
+        real_makedirs, raced = os.makedirs, []
+
+        def makedirs_losing_a_race(path, exist_ok=False):
+            if not raced:
+                raced.append(path)
+                raise FileExistsError(path)
+            real_makedirs(path, exist_ok=exist_ok)
+
+        monkeypatch.setattr("benchmark.data.uris.os.makedirs", makedirs_losing_a_race)
+        with atomic_output(str(tmp_path / "out.txt")) as path:
+            open(path, "w").write("x")
+        assert raced and (tmp_path / "out.txt").read_text() == "x"
+
 
 @mock_aws
 def test_s3_output_is_uploaded_whole_and_only_on_success(monkeypatch):

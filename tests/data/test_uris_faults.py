@@ -2,6 +2,7 @@
 
 import errno
 import os
+from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -20,55 +21,55 @@ pytestmark = [
 MASK = np.ones((64, 64), np.uint8)
 
 
-@pytest.mark.parametrize("how", HOWS)
-def test_a_read_only_folder_names_the_output_and_keeps_what_is_there(tmp_path, how):
-    with FaultyFolder(tmp_path / "out", how) as out:
-        write_mask(MASK, str(out.path / "old.tif"))
-        before = snapshot(out.path)
-        with out.read_only():
-            for write in (
-                lambda: write_mask(MASK, str(out.path / "old.tif")),
-                lambda: write_json({}, str(out.path / "new.json")),
-            ):
-                with pytest.raises(OutputError) as caught:
-                    write()
-                assert caught.value.errno == errno.EROFS
-        assert one_line_error(caught.value) == (
-            f"{out.path}/new.json: not written: Read-only file system"
-        )
-        assert snapshot(out.path) == before and leftovers(out.path) == []
-        write_json({}, str(out.path / "new.json"))  # writable again: it works
+@pytest.fixture(params=HOWS)
+def out(request, tmp_path) -> Iterator[FaultyFolder]:
+    """An output folder to fault, each way, holding one output (``old.tif``)."""
+    with FaultyFolder(tmp_path / "out", request.param) as folder:
+        write_mask(MASK, str(folder.path / "old.tif"))
+        yield folder
 
 
-@pytest.mark.parametrize("how", HOWS)
-def test_gdal_on_a_full_disk_publishes_nothing(tmp_path, how):
+def test_a_read_only_folder_names_the_output_and_keeps_what_is_there(out):
+    before = snapshot(out.path)
+    with out.read_only():
+        for write in (
+            lambda: write_mask(MASK, str(out.path / "old.tif")),
+            lambda: write_json({}, str(out.path / "new.json")),
+        ):
+            with pytest.raises(OutputError) as caught:
+                write()
+            assert caught.value.errno == errno.EROFS
+    assert one_line_error(caught.value) == (
+        f"{out.path}/new.json: not written: Read-only file system"
+    )
+    assert snapshot(out.path) == before and leftovers(out.path) == []
+    write_json({}, str(out.path / "new.json"))  # writable again: it works
+
+
+def test_gdal_on_a_full_disk_publishes_nothing(out):
     """GDAL leaves an empty or truncated file without raising; it is caught before publishing."""
-    with FaultyFolder(tmp_path / "out", how) as out:
-        write_mask(MASK, str(out.path / "a.tif"))
-        before = snapshot(out.path)
-        with out.full():
-            big = np.random.default_rng(0).integers(0, 2, (512, 512), dtype=np.uint8)
-            for name in ("a.tif", "b.tif"):  # over an existing output, and a new one
-                with pytest.raises(OutputError) as caught:
-                    write_mask(big, str(out.path / name))
-                assert one_line_error(caught.value) == (
-                    f"{out.path}/{name}: not written: No space left on device"
-                )
-            assert snapshot(out.path) == before
-        assert leftovers(out.path) == []
-        write_mask(big, str(out.path / "b.tif"))
-        with rasterio.open(out.path / "b.tif") as src:
-            assert np.array_equal(src.read(1), big)
+    before = snapshot(out.path)
+    with out.full():
+        big = np.random.default_rng(0).integers(0, 2, (512, 512), dtype=np.uint8)
+        for name in ("old.tif", "new.tif"):  # over an existing output, and a new one
+            with pytest.raises(OutputError) as caught:
+                write_mask(big, str(out.path / name))
+            assert one_line_error(caught.value) == (
+                f"{out.path}/{name}: not written: No space left on device"
+            )
+        assert snapshot(out.path) == before
+    assert leftovers(out.path) == []
+    write_mask(big, str(out.path / "new.tif"))
+    with rasterio.open(out.path / "new.tif") as src:
+        assert np.array_equal(src.read(1), big)
 
 
-@pytest.mark.parametrize("how", HOWS)
-def test_python_writes_on_a_full_disk_name_the_output(tmp_path, how):
-    with FaultyFolder(tmp_path / "out", how) as out:
-        with out.full(), pytest.raises(OutputError) as caught:
-            write_json({"big": "x" * 100_000}, str(out.path / "report.json"))
-        assert caught.value.errno == errno.ENOSPC
-        assert caught.value.filename == f"{out.path}/report.json"
-        assert os.listdir(out.path) == []
+def test_python_writes_on_a_full_disk_name_the_output(out):
+    with out.full(), pytest.raises(OutputError) as caught:
+        write_json({"big": "x" * 100_000}, str(out.path / "report.json"))
+    assert caught.value.errno == errno.ENOSPC
+    assert caught.value.filename == f"{out.path}/report.json"
+    assert os.listdir(out.path) == ["old.tif"]
 
 
 class TestIncompleteGeotiff:

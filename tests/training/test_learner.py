@@ -8,15 +8,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import boto3
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
+from benchmark.experiments import split_images
 from benchmark.pipeline import layout
 from benchmark.pipeline.bundle import load_learner_model
 from tests.fixtures import kill_at
-from tests.fixtures.cli import TINY_MODEL_ARGS, rastervision
+from tests.fixtures.cli import TINY_MODEL_ARGS
 from tests.fixtures.opencities import cli_args, make_opencities_catalog
 
 pytestmark = [pytest.mark.slow, pytest.mark.faults]
@@ -35,13 +37,18 @@ def _train_args(catalog, root: str, experiment_id: str) -> list[str]:
     ]  # fmt: skip
 
 
-def _killed_train(point: str, epoch: int, args: list[str], tmp_path: Path, *commands: str) -> str:
-    """``commands`` (default: train), SIGKILLed at ``point`` of ``epoch`` of train; the log."""
-    cmd = [sys.executable, kill_at.__file__, point, str(epoch)]
-    cmd += ["--tmpdir", str(tmp_path / "rvtmp"), *args, *(commands or ["train"])]
-    result = subprocess.run(cmd, capture_output=True, text=True)
-    assert result.returncode == KILLED, result.stdout[-2000:] + result.stderr[-4000:]
-    return result.stderr
+def _train(
+    args: list[str], tmp_path: Path, *commands: str, kill: tuple[str, int] | None = None
+) -> str:
+    """``commands`` (default: train), SIGKILLed at ``kill`` (point, epoch) or run to the end.
+
+    Through :mod:`tests.fixtures.kill_at` either way (bundles without ONNX); returns the log.
+    """
+    point = [kill[0], str(kill[1])] if kill else ["never"]
+    cmd = [sys.executable, kill_at.__file__, *point, "--tmpdir", str(tmp_path / "rvtmp"), *args]
+    done = subprocess.run([*cmd, *(commands or ["train"])], capture_output=True, text=True)
+    assert done.returncode == (KILLED if kill else 0), done.stdout[-2000:] + done.stderr[-4000:]
+    return done.stderr
 
 
 def _epochs_logged(train_dir: Path) -> list[int]:
@@ -54,11 +61,9 @@ def preprocessed(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("resume")
     catalog = make_opencities_catalog(tmp_path / "data", test_chip_size=64)
     root = str(tmp_path / "out")
-    rastervision(
-        "run", "inprocess", "benchmark.experiments.split_images", "PREPROCESS",
-        *cli_args(catalog.scene_args(root)), "-a", "split_size", "64", tmp_path=tmp_path,
-    )  # fmt: skip
-    rastervision(*_train_args(catalog, root, "whole"), "chip", "train", tmp_path=tmp_path)
+    config = split_images.get_config("inprocess", **catalog.scene_args(root), split_size="64")
+    config.build(str(tmp_path)).PREPROCESS()  # in this process: no test here is about it
+    _train(_train_args(catalog, root, "whole"), tmp_path, "chip", "train")
     return catalog, Path(root), tmp_path
 
 
@@ -67,12 +72,12 @@ def test_killed_mid_epoch_and_at_epoch_end_training_ends_as_if_never_stopped(pre
     args = _train_args(catalog, str(root), "killed")
     train_dir = root / "train" / "killed"
 
-    _killed_train("mid-epoch", 1, args, tmp_path, "chip", "train")
+    _train(args, tmp_path, "chip", "train", kill=("mid-epoch", 1))
     assert _epochs_logged(train_dir) == [0]
-    output = _killed_train("epoch-end", 1, args, tmp_path)
+    output = _train(args, tmp_path, kill=("epoch-end", 1))
     assert "Resuming after epoch 1 of 3" in output
     assert _epochs_logged(train_dir) == [0]  # the state saved epoch 1; RV's log did not yet
-    output = rastervision(*args, "train", tmp_path=tmp_path).stderr
+    output = _train(args, tmp_path)
     assert "Resuming after epoch 2 of 3" in output  # from the state, not from log.csv
 
     whole = root / "train" / "whole"
@@ -99,21 +104,19 @@ def test_killed_mid_epoch_and_at_epoch_end_training_ends_as_if_never_stopped(pre
 @pytest.mark.aws
 def test_a_train_on_s3_killed_mid_epoch_resumes_from_the_synced_state(preprocessed, aws_env):
     catalog, root, tmp_path = preprocessed
-    s3_root = "s3://open-cities/out"
-    subprocess.run(["aws", "s3", "mb", "s3://open-cities"], check=True, capture_output=True)
-    args = _train_args(catalog, s3_root, "spot")
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="open-cities")
+    args = _train_args(catalog, "s3://open-cities/out", "spot")
     # PREPROCESS's windows stay local (the catalog is): only the run's outputs are on S3.
     args += ["-a", "split_dir", str(root / "split_images")]
-    _killed_train("mid-epoch", 2, args, tmp_path, "chip", "train")
-    output = rastervision(*args, "train", tmp_path=tmp_path).stderr
+    _train(args, tmp_path, "chip", "train", kill=("mid-epoch", 2))
+    output = _train(args, tmp_path)
     assert "Resuming after epoch 2 of 3" in output
 
     copy = tmp_path / "from-s3"
-    subprocess.run(
-        ["aws", "s3", "cp", "--recursive", f"{s3_root}/train/spot", str(copy),
-         "--exclude", "*", "--include", "log.csv", "--include", "model-bundle.zip"],
-        check=True, capture_output=True,
-    )  # fmt: skip
+    copy.mkdir()
+    for name in (layout.TRAINING_LOG_NAME, layout.MODEL_BUNDLE_NAME):
+        s3.download_file("open-cities", f"out/train/spot/{name}", str(copy / name))
     assert _epochs_logged(copy) == list(range(EPOCHS))
     model = load_learner_model(layout.model_bundle_uri(str(copy)), str(tmp_path / "s3load"))
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 2, 32, 32)
