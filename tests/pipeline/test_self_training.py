@@ -13,6 +13,7 @@ from benchmark.data.uris import read_json
 from benchmark.errors import InputError
 from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import SelfTrainingConfig
+from benchmark.training.learner import ResumableLearner
 from tests.fixtures.cli import EXPERIMENT
 from tests.fixtures.runs import build_pipeline, copy_run
 
@@ -35,7 +36,11 @@ def _weights(path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def test_self_training_rounds_resume_and_reach_eval(finished_run, tmp_path):
+def test_self_training_rounds_resume_and_reach_eval(finished_run, tmp_path, monkeypatch):
+    save = ResumableLearner.save_model_bundle  # without ONNX: most of a tiny round's time
+    monkeypatch.setattr(
+        ResumableLearner, "save_model_bundle", lambda self, **_: save(self, export_onnx=False)
+    )
     root = copy_run(
         finished_run, tmp_path, "split_images", f"chip/{EXPERIMENT}", f"predict/{EXPERIMENT}"
     )
