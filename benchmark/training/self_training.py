@@ -169,6 +169,8 @@ def run_self_training(cfg: BenchmarkConfig, learner_cfg: LearnerConfig, tmp_dir:
     if uri_exists(record_uri):
         log.info("%s exists: self-training already complete", record_uri)
         return
+    for uri in cfg.self_training.image_uris:  # a bad image is refused before any training
+        ImageGrid.of(uri)
     records = []
     for round_index in range(cfg.self_training.rounds + 1):
         round_record = layout.round_record_uri(_round_dir(cfg, round_index))

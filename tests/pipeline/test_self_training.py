@@ -113,3 +113,13 @@ def test_self_training_never_learns_from_validation_imagery(finished_run):
     image = read_scene_windows(layout.scene_windows_dir(split_dir, area, scene), None).image_uri
     with pytest.raises(InputError, match=f"{image}: validation scene {area}/{scene}'s image"):
         _config(finished_run, self_train_rounds="1", self_train_images=f"a.tif,{image}")
+
+
+def test_an_unusable_image_is_refused_before_any_training(finished_run, tmp_path):
+    root = copy_run(finished_run, tmp_path, "split_images", f"chip/{EXPERIMENT}")
+    pipeline = build_pipeline(root, preprocess=False, tmp_path=tmp_path)
+    chip = pipeline.config.test_chips[0].uri  # no CRS: its buildings cannot be placed
+    pipeline.config.self_training = SelfTrainingConfig(image_uris=[chip])
+    with pytest.raises(InputError, match=f"{chip}: not georeferenced"):
+        pipeline.train()
+    assert not (root / "train").exists()
