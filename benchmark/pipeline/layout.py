@@ -37,6 +37,7 @@ MODEL_BUNDLE_NAME = "model-bundle.zip"
 BUNDLE_INFO_NAME = "benchmark.json"
 TRAINING_LOG_NAME = "log.csv"
 TRAIN_STATE_NAME = "train-state.pth"  # what a killed train resumes from (training.learner)
+LAST_MODEL_NAME = "last-model.pth"  # RV's: the weights train ends with
 # The benchmark's commands that write to ``{root}/{command}/{experiment_id}`` (RV's *_uri).
 RV_COMMAND_DIRS = ("analyze", "chip", "train", "predict", "eval", "bundle")
 POSTPROCESS_DIR = "postprocess"
@@ -151,6 +152,11 @@ def training_log_uri(train_dir: str) -> str:
 def self_training_round_dir(train_dir: str, round_index: int) -> str:
     """Self-training round ``round_index``'s folder (the last round's learner writes train's)."""
     return _join(train_dir, SELF_TRAINING_DIR, f"round-{round_index}")
+
+
+def last_model_uri(train_dir: str) -> str:
+    """The weights a train (or a self-training round) ended with; the next round starts there."""
+    return _join(train_dir, LAST_MODEL_NAME)
 
 
 def pseudo_probability_dir(round_dir: str) -> str:

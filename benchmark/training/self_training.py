@@ -42,7 +42,6 @@ log = logging.getLogger(__name__)
 
 # The threshold pseudo-labels are measured from: the learner's own (its validation argmax).
 PSEUDO_LABEL_THRESHOLD = 0.5
-LAST_MODEL_NAME = "last-model.pth"
 
 
 def _round_dir(cfg: BenchmarkConfig, round_index: int) -> str:
@@ -119,7 +118,7 @@ def _round_config(
         return round_cfg
     round_cfg.data.uri = [*list_paths(cfg.chip_uri, ext="zip"), chips_uri]
     previous = _round_dir(cfg, round_index - 1)
-    round_cfg.model.init_weights = f"{previous.rstrip('/')}/{LAST_MODEL_NAME}"
+    round_cfg.model.init_weights = layout.last_model_uri(previous)
     round_cfg.model.pretrained = False  # the previous round's weights replace ImageNet's
     round_cfg.solver.num_epochs = cfg.self_training.epochs
     round_cfg.solver.lr = learner_cfg.solver.lr * cfg.self_training.lr_scale
