@@ -8,12 +8,12 @@ in between, and outside the imagery, it is :data:`~benchmark.data.constants.IGNO
 which every loss leaves out (:mod:`benchmark.training.losses`): the model is not taught its
 own doubts.
 
-Chips are cut at the model's GSD on a grid of ``chip_sz`` model pixels (the last row and column
-of chips aligned with the image's edge, so each is whole), read through GDAL's resampling a
-chip at a time (memory bounded by a chip at any image size), and written in Raster Vision's
-chip layout (``train/img/{name}-{i}.png``, ``train/labels/{name}-{i}.png``) in one zip, which
-RV's learner reads beside the labelled chips. A chip with less than ``min_known`` of its pixels
-confident teaches little and is left out.
+Chips are cut at the model's GSD on a grid of ``chip_sz`` model pixels (whole image pixels
+each; the last row and column of chips aligned with the image's edge, so each is whole), read
+through GDAL's resampling a chip at a time (memory bounded by a chip at any image size), and
+written in Raster Vision's chip layout (``train/img/{name}-{i}.png``,
+``train/labels/{name}-{i}.png``) in one zip, which RV's learner reads beside the labelled chips.
+A chip with less than ``min_known`` of its pixels confident teaches little and is left out.
 """
 
 import logging
@@ -36,6 +36,7 @@ from benchmark.data.constants import BUILDING, IGNORE_LABEL, NO_BUILDING
 from benchmark.data.gsd import read_bands, read_mask
 from benchmark.data.imagery import open_scene_checked
 from benchmark.data.uris import atomic_output
+from benchmark.data.windows import window_starts
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +93,13 @@ def pseudo_labels(
     return labels
 
 
-def _starts(length: float, side: float) -> list[float]:
-    """Chip origins along one axis: every ``side``, the last one flush with the end."""
-    if length <= side:
-        return [0.0]
-    count = int(np.ceil(length / side))
-    return [min(i * side, length - side) for i in range(count)]
+def chip_windows(width: int, height: int, side: int) -> Iterator[Window]:
+    """Windows of ``side`` image pixels covering a ``width`` x ``height`` image.
 
-
-def chip_windows(width: int, height: int, side: float) -> Iterator[Window]:
-    """Windows of ``side`` image pixels (fractional) covering a ``width`` x ``height`` image."""
-    for row in _starts(height, side):
-        for col in _starts(width, side):
+    The last row and column are flush with its edge (:func:`benchmark.data.windows.window_starts`).
+    """
+    for row in window_starts(height, side):
+        for col in window_starts(width, side):
             yield Window(col, row, min(side, width), min(side, height))
 
 
@@ -111,7 +107,7 @@ def _image_chips(
     image: UnlabeledImage, chip_sz: int
 ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """(uint8 HWC RGB, uint8 probabilities, valid mask) of each chip, at the model's GSD."""
-    side = chip_sz / image.scale
+    side = max(1, round(chip_sz / image.scale))  # whole pixels: off the GSD by < half a pixel
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NotGeoreferencedWarning)  # test chips have no CRS
         with (
