@@ -191,6 +191,12 @@ VARIANTS = (
         {"tune_threshold": "true"},
         reuses=BASELINE,
     ),
+    Variant(
+        "train-threshold",
+        "threshold chosen on the training chips (no validation label read)",
+        {"train_threshold": "true"},
+        reuses=BASELINE,
+    ),
 )
 VARIANT_ORDER = tuple(v.name for v in VARIANTS)  # the table's
 TEST_VARIANTS = (BASELINE, "tta")  # one trained, one reusing its model: both paths
@@ -374,18 +380,22 @@ def clear_outputs(root: Path, experiment_id: str) -> None:
 
 
 def link_trained_model(root: Path, variant: Variant, seed: int) -> None:
-    """Make the reused variant's training output with ``seed`` this run's own (a symlink).
+    """Make the reused variant's chips and training output with ``seed`` this run's own.
 
     ``predict`` loads the learner's model bundle and ``eval`` plots the training log from
-    there, so both run with the reused model as if this variant had trained it.
+    there (and, with ``train_threshold``, predicts the training chips), so both run with the
+    reused model as if this variant had trained it. Symlinks, relative: ``out/`` can move.
     """
-    reused = layout.command_dir(str(root), "train", run_id(str(variant.reuses), seed))
+    reused_id, own_id = run_id(str(variant.reuses), seed), run_id(variant.name, seed)
+    reused = layout.command_dir(str(root), "train", reused_id)
     if not Path(layout.model_bundle_uri(reused)).exists():
         raise VariantError(
             f"{variant.reuses} has no trained model with seed {seed} (it failed or did not run)"
         )
-    own = Path(layout.command_dir(str(root), "train", run_id(variant.name, seed)))
-    own.symlink_to(Path(reused).name, target_is_directory=True)  # relative: out/ can move
+    for command in ("chip", "train"):
+        own = Path(layout.command_dir(str(root), command, own_id))
+        own.parent.mkdir(parents=True, exist_ok=True)
+        own.symlink_to(reused_id, target_is_directory=True)
 
 
 class Preprocessor:

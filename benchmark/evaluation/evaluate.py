@@ -24,6 +24,7 @@ from benchmark.evaluation.buildings import (
 )
 from benchmark.evaluation.metrics import ConfusionCounts, build_eval_report, evaluate_scene
 from benchmark.evaluation.plots import plot_scene_overlay, plot_training_curves
+from benchmark.evaluation.training_threshold import TrainingThreshold
 from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
 from benchmark.pipeline.bundle import DEFAULT_THRESHOLD
@@ -62,8 +63,12 @@ def _scored_grid(cfg: BenchmarkConfig, scene: SceneConfig) -> tuple[str, Window 
     return native.image_uri, native.window
 
 
-def evaluate_validation(cfg: BenchmarkConfig) -> dict:
-    """Evaluate every validation window; write ``eval.json`` and PNGs under ``cfg.eval_uri``."""
+def evaluate_validation(cfg: BenchmarkConfig, training: TrainingThreshold | None = None) -> dict:
+    """Evaluate every validation window; write ``eval.json`` and PNGs under ``cfg.eval_uri``.
+
+    The decision threshold is 0.5, the best on the validation scenes (``tune_threshold``) or
+    ``training``'s, chosen on the training chips (``train_threshold``).
+    """
     sweeps: dict[str, dict[float, ConfusionCounts]] = {}
     window_counts: dict[str, dict[float, ConfusionCounts]] = {}
     rasterizers = {}
@@ -88,10 +93,16 @@ def evaluate_validation(cfg: BenchmarkConfig) -> dict:
 
     overall = {t: sum((s[t] for s in sweeps.values()), ConfusionCounts()) for t in THRESHOLDS}
     best = max(THRESHOLDS, key=lambda t: overall[t].jaccard)
-    threshold = best if cfg.tune_threshold else DEFAULT_THRESHOLD
+    threshold = DEFAULT_THRESHOLD
+    if cfg.tune_threshold:
+        threshold = best
+    elif training is not None:
+        threshold = training.threshold
     report = build_eval_report({key: sweep[threshold] for key, sweep in sweeps.items()})
     report["decision_threshold"] = threshold
     report["threshold_tuned"] = cfg.tune_threshold
+    if training is not None:
+        report["training_threshold"] = training.to_json()
     report["best_threshold"] = {"threshold": best, "jaccard": overall[best].jaccard}
     report["threshold_sweep"] = [
         {"threshold": t, "jaccard": overall[t].jaccard} for t in THRESHOLDS

@@ -164,6 +164,13 @@ class BenchmarkConfig(SemanticSegmentationConfig):
         False,
         description="Use the threshold that maximizes validation Jaccard instead of 0.5.",
     )
+    train_threshold: bool = Field(
+        False,
+        description="Use the threshold that maximizes Jaccard on the training chips, which "
+        "eval predicts with the trained model (or ensemble), instead of 0.5: calibrated "
+        "without validation labels (see benchmark.evaluation.training_threshold). "
+        "tune_threshold, when set too, wins.",
+    )
     self_training: SelfTrainingConfig | None = Field(
         None, description="Fine-tune on pseudo-labels of unlabeled imagery (None: off)."
     )

@@ -12,12 +12,18 @@ import tempfile
 
 from rastervision.core.data import SceneConfig
 from rastervision.core.rv_pipeline import SemanticSegmentation
+from rastervision.pipeline.file_system import list_paths
 from torch import nn
 
 from benchmark.data.chips import ChipRef
 from benchmark.data.gsd import gsd_scale
 from benchmark.errors import InputError
-from benchmark.evaluation.evaluate import evaluate_validation, read_decision_threshold
+from benchmark.evaluation.evaluate import (
+    THRESHOLDS,
+    evaluate_validation,
+    read_decision_threshold,
+)
+from benchmark.evaluation.training_threshold import TrainingThreshold, choose_training_threshold
 from benchmark.inference.chips import predict_chip_folder
 from benchmark.inference.execution import InferenceOptions, prepare_model
 from benchmark.inference.scenes import predict_resampled_window, predict_scene
@@ -145,7 +151,17 @@ class BenchmarkPipeline(SemanticSegmentation):
 
     def eval(self) -> None:
         """Micro Jaccard (and precision/recall/F1) per scene, per city and overall."""
-        evaluate_validation(self.config)
+        cfg = self.config
+        training = self._training_threshold() if cfg.train_threshold else None
+        evaluate_validation(cfg, training)
+
+    def _training_threshold(self) -> TrainingThreshold:
+        """The threshold the run's model (or ensemble) scores best with on its training chips."""
+        cfg = self.config
+        options = cfg.inference.options()
+        model = prepare_model(self._load_model(), options)
+        zips = list_paths(cfg.chip_uri, ext="zip")
+        return choose_training_threshold(model, zips, options, THRESHOLDS, self.tmp_dir)
 
     def bundle(self) -> None:
         """RV's bundle plus ``benchmark.json`` (see :func:`bundle_info`) and ensemble members."""

@@ -182,7 +182,7 @@ class TestVariants:
 
     def test_only_inference_options_reuse_the_baselines_model(self):
         reusing = {v.name for v in VARIANTS if v.reuses}
-        assert reusing == {"tta", "overlap-256", "tuned-threshold"}
+        assert reusing == {"tta", "overlap-256", "tuned-threshold", "train-threshold"}
         assert {v.reuses for v in VARIANTS if v.reuses} == {BASELINE}
 
 
@@ -551,8 +551,9 @@ class TestRunVariant:
         stale.write_bytes(b"old")
         (root / "train" / "tta-seed1").mkdir()
         result = ablation.run_variant(setup, BY_NAME["tta"], 1, Preprocessor(setup, {"root_uri"}))
-        own, reused = root / "train" / "tta-seed1", root / "train" / "baseline-seed1"
-        assert own.resolve() == reused.resolve()
+        for command in ("chip", "train"):  # eval's train_threshold predicts the chips
+            own, reused = root / command / "tta-seed1", root / command / "baseline-seed1"
+            assert own.resolve() == reused.resolve()
         assert not stale.exists()
         assert (result["jaccard"], result["f1"], result["total_s"]) == (0.5, 0.75, 60.0)
         assert fake.calls[-1][:5] == ("run", "inprocess", ablation.EXPERIMENT, "predict", "eval")
