@@ -160,6 +160,7 @@ VARIANTS = (
     Variant(BASELINE, "none: the recipe (below the table)"),
     Variant("ce-dice", "loss cross-entropy + Dice", {"loss": "ce+dice"}),
     Variant("lovasz", "loss Lovasz hinge", {"loss": "lovasz"}),
+    Variant("ce-lovasz", "loss cross-entropy + Lovasz hinge", {"loss": "ce+lovasz"}),
     Variant("aug-color", "augmentation D4 + colour jitter", {"aug": "color"}),
     Variant("aug-scale", "augmentation D4 + colour + scale jitter", {"aug": "scale"}),
     Variant("fpn", "decoder FPN", {"model": "fpn"}),

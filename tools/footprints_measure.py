@@ -5,20 +5,25 @@
   fresh process with the demo's bundle.
 - footprints_vs_raster_ratio: its wall time / that of the probability raster alone on the same
   scene (prediction at the GSD, brought back onto the scene's grid), each in a fresh process.
-- On the Kampala validation scene, the same probability raster vectorized by ours and by Raster
-  Vision 0.31's ``PolygonVectorOutputConfig.vectorize`` (what ``rastervision predict`` runs:
-  the whole scene's mask in memory, no simplification): seconds, peak memory and per-building
-  F1 at IoU >= 0.5 against the OpenStreetMap labels.
+- The same two vectorizations of one probability raster, ours and Raster Vision 0.31's
+  ``PolygonVectorOutputConfig.vectorize`` (what ``rastervision predict`` runs: the whole
+  scene's mask in memory, no simplification): seconds and peak memory on the 40,000 px scene's
+  raster, and on the Kampala validation scene's also per-building F1 at IoU >= 0.5 against the
+  OpenStreetMap labels.
 """
 
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyogrio.raw
 import rasterio
 import shapely
 
 from tools.measure import python_in_child
+
+if TYPE_CHECKING:
+    from benchmark.pipeline.bundle import LoadedBundle
 
 GOALS = {
     "peak_rss_mb_footprints_40k": ("<=", 2000.0),
@@ -92,11 +97,23 @@ print(f"WORK_S={time.perf_counter() - start}", file=sys.stderr)
 
 
 def measure_city_scale(bundle: Path, scene: Path, out: Path) -> dict:
-    """Footprints' peak memory and time vs the probability raster alone, on ``scene``."""
+    """Footprints' peak memory and time vs the probability raster alone, on ``scene``.
+
+    Then both vectorizations of that raster (``vectorize_40k_s_ours``, ``..._rv``).
+    """
+    from benchmark.pipeline.bundle import load_bundle
+
     with rasterio.open(scene) as src:
         size = src.width
-    raster_s, raster_mb = python_in_child(RASTER_ONLY, str(bundle), str(scene), str(out / "p.tif"))
+    prob = out / "p.tif"
+    raster_s, raster_mb = python_in_child(RASTER_ONLY, str(bundle), str(scene), str(prob))
     foot_s, foot_mb = python_in_child(FOOTPRINTS, str(bundle), str(scene), str(out / "fp"))
+    loaded = load_bundle(str(bundle))
+    vectorized = {
+        f"vectorize_40k_{measure}_{name}": value
+        for name, (polygons, seconds, peak) in _vectorize_both(prob, loaded, out / "big").items()
+        for measure, value in (("s", seconds), ("peak_rss_mb", peak), ("buildings", len(polygons)))
+    }
     return {
         "footprints_scene_px": size,
         "raster_only_s": raster_s,
@@ -104,7 +121,20 @@ def measure_city_scale(bundle: Path, scene: Path, out: Path) -> dict:
         "footprints_s": foot_s,
         "peak_rss_mb_footprints_40k": foot_mb,
         "footprints_vs_raster_ratio": foot_s / raster_s,
+        **vectorized,
     }
+
+
+def _vectorize_both(prob: Path, bundle: "LoadedBundle", stem: Path) -> dict[str, tuple]:
+    """Ours and RV's vectorization of ``prob``, each in its own process: (polygons, s, MB)."""
+    results = {}
+    for name, code, suffix in (("ours", OUR_VECTORIZE, ".gpkg"), ("rv", RV_VECTORIZE, ".geojson")):
+        out = Path(f"{stem}_{name}")
+        seconds, peak = python_in_child(
+            code, str(prob), str(bundle.threshold), str(bundle.gsd or 0.0), str(out)
+        )
+        results[name] = (_read_polygons(out.with_suffix(suffix)), seconds, peak)
+    return results
 
 
 def _read_polygons(path: Path) -> list:
@@ -129,13 +159,10 @@ def measure_against_rv(bundle: Path, image: Path, labels: Path, out: Path) -> di
     with rasterio.open(prob) as src:
         truth = truth_in_raster(LabelRasterizer(geoms, src.crs).geoms, src, DEFAULT_MIN_AREA)
     results: dict = {}
-    gsd = str(loaded.gsd or 0.0)
-    for name, code, suffix in (("ours", OUR_VECTORIZE, ".gpkg"), ("rv", RV_VECTORIZE, ".geojson")):
-        stem = out / f"kampala_{name}"
-        wall, peak = python_in_child(code, str(prob), str(loaded.threshold), gsd, str(stem))
-        counts = count_buildings(_read_polygons(stem.with_suffix(suffix)), truth)
+    for name, (polygons, seconds, peak) in _vectorize_both(prob, loaded, out / "kampala").items():
+        counts = count_buildings(polygons, truth)
         results |= {
-            f"kampala_vectorize_s_{name}": wall,
+            f"kampala_vectorize_s_{name}": seconds,
             f"kampala_vectorize_peak_rss_mb_{name}": peak,
             f"kampala_building_f1_{name}": counts.f1,
             f"kampala_buildings_{name}": counts.tp + counts.fp,
