@@ -176,12 +176,10 @@ def _existing_outputs(out_dir: str) -> set[str]:
 
 
 def _write_chip_output(
-    prob: np.ndarray, valid: np.ndarray, threshold: float | None, uri: str
+    prob_u8: np.ndarray, valid: np.ndarray, threshold: float | None, uri: str
 ) -> None:
-    """Quantize (and threshold) one chip's probabilities, zero outside its imagery, write."""
-    out = quantize(prob)
-    if threshold is not None:
-        out = probability_to_mask(out, threshold)
+    """Threshold one chip's uint8 probabilities (or not), zero outside its imagery, write."""
+    out = prob_u8 if threshold is None else probability_to_mask(prob_u8, threshold)
     out[~valid] = 0
     write_mask(out, uri)
 
@@ -288,7 +286,7 @@ def predict_chip_folder(
                 probs = _chip_probabilities(
                     model, batch.images, plan, options.tta, input_scale, window, overlap
                 )
-                probs = probs.cpu().numpy()
+                probs = quantize(probs)  # here on every core, not in the writer thread
                 report.model_seconds += time.perf_counter() - t0
                 for i, prob, valid in zip(batch.indices, probs, batch.valid.numpy(), strict=True):
                     uri = f"{out_dir}/{todo[i].id}.tif"
