@@ -152,7 +152,8 @@ class BenchmarkPipeline(SemanticSegmentation):
     def eval(self) -> None:
         """Micro Jaccard (and precision/recall/F1) per scene, per city and overall."""
         cfg = self.config
-        training = self._training_threshold() if cfg.train_threshold else None
+        choose_on_training = cfg.train_threshold and not cfg.tune_threshold  # tune_ wins
+        training = self._training_threshold() if choose_on_training else None
         evaluate_validation(cfg, training)
 
     def _training_threshold(self) -> TrainingThreshold:

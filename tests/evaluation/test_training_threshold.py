@@ -105,3 +105,9 @@ def test_eval_decides_with_the_training_chips_threshold(finished_run, tmp_path):
     assert report["decision_threshold"] == chosen["threshold"] in THRESHOLDS
     assert chosen["chips"] > 0 and len(chosen["sweep"]) == len(THRESHOLDS)
     assert report["best_threshold"]["threshold"] in THRESHOLDS  # validation's, still reported
+
+    pipeline.config.tune_threshold = True  # the validation scenes' choice wins, and alone runs
+    pipeline.eval()
+    report = read_json(layout.eval_report_uri(pipeline.config.eval_uri))
+    assert "training_threshold" not in report
+    assert report["decision_threshold"] == report["best_threshold"]["threshold"]
