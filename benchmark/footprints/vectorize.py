@@ -71,7 +71,7 @@ def block_buildings(
     labels, count = ndimage.label(mask)  # 4-connected, as GDAL's polygonize
     if count == 0:
         return [], []
-    inside = labels[mask]  # buildings only: a tenth of a block's pixels, 9x faster than all
+    inside = labels[mask]  # counted over the buildings' pixels, not the whole block's
     sums = np.bincount(inside, weights=prob[mask], minlength=count + 1)
     pixels = np.bincount(inside, minlength=count + 1)
     on_edges = _labels_on_inner_sides(labels, inner)
