@@ -96,19 +96,17 @@ print(f"WORK_S={time.perf_counter() - start}", file=sys.stderr)
 """
 
 
-def measure_city_scale(bundle: Path, scene: Path, out: Path) -> dict:
+def measure_city_scale(bundle: Path, loaded: "LoadedBundle", scene: Path, out: Path) -> dict:
     """Footprints' peak memory and time vs the probability raster alone, on ``scene``.
 
-    Then both vectorizations of that raster (``vectorize_40k_s_ours``, ``..._rv``).
+    Then both vectorizations of that raster (``vectorize_40k_s_ours``, ``..._rv``). ``loaded``
+    is ``bundle`` loaded (its threshold and GSD); the children load it themselves.
     """
-    from benchmark.pipeline.bundle import load_bundle
-
     with rasterio.open(scene) as src:
         size = src.width
     prob = out / "p.tif"
     raster_s, raster_mb = python_in_child(RASTER_ONLY, str(bundle), str(scene), str(prob))
     foot_s, foot_mb = python_in_child(FOOTPRINTS, str(bundle), str(scene), str(out / "fp"))
-    loaded = load_bundle(str(bundle))
     vectorized = {
         f"vectorize_40k_{measure}_{name}": value
         for name, (polygons, seconds, peak) in _vectorize_both(prob, loaded, out / "big").items()
@@ -145,14 +143,14 @@ def _read_polygons(path: Path) -> list:
     return [shapely.from_geojson(g) for g in json.loads(path.read_text())]
 
 
-def measure_against_rv(bundle: Path, image: Path, labels: Path, out: Path) -> dict:
+def measure_against_rv(
+    bundle: Path, loaded: "LoadedBundle", image: Path, labels: Path, out: Path
+) -> dict:
     """Ours vs RV 0.31's vectorization of one probability raster: time, memory, F1."""
     from benchmark.data.labels import LabelRasterizer, read_building_labels
     from benchmark.evaluation.buildings import count_buildings, truth_in_raster
     from benchmark.footprints.outlines import DEFAULT_MIN_AREA
-    from benchmark.pipeline.bundle import load_bundle
 
-    loaded = load_bundle(str(bundle))
     prob = out / "kampala_prob.tif"
     python_in_child(RASTER_ONLY, str(bundle), str(image), str(prob))
     geoms, _ = read_building_labels(str(labels))
