@@ -30,13 +30,13 @@ from benchmark.errors import InputError
 from benchmark.evaluation.metrics import counts_from_histograms
 from benchmark.inference.execution import InferenceOptions
 from benchmark.inference.forward import predict_probabilities, quantize
+from benchmark.pipeline.layout import TRAIN_CHIP_IMAGES, TRAIN_CHIP_LABELS
 
 log = logging.getLogger(__name__)
 
 # Chips predicted at most, taken evenly from all of them: the pass stays minutes on a CPU for the
 # full data set's thousands of chips (``eval`` runs on the CPU queue on AWS Batch).
 MAX_CHIPS = 2000
-_TRAIN_IMAGES = "train/img/"  # Raster Vision's chip zip: train/img/N.png, train/labels/N.png
 _BATCH = 32  # chips read per forward call (predict_probabilities splits it by the batch size)
 
 
@@ -55,7 +55,8 @@ class TrainingThreshold:
 
 
 def _training_chip_names(zf: zipfile.ZipFile) -> list[str]:
-    return sorted(n for n in zf.namelist() if n.startswith(_TRAIN_IMAGES) and n.endswith(".png"))
+    prefix = f"{TRAIN_CHIP_IMAGES}/"
+    return sorted(n for n in zf.namelist() if n.startswith(prefix) and n.endswith(".png"))
 
 
 def _read_png(zf: zipfile.ZipFile, name: str) -> np.ndarray:
@@ -90,7 +91,7 @@ def _labelled_chips(zip_paths: Sequence[str]) -> Iterator[tuple[np.ndarray, np.n
         with zipfile.ZipFile(path) as zf:
             for _, name in (t for t in taken if t[0] == path):
                 image = _read_png(zf, name)[..., :3].transpose(2, 0, 1)
-                yield image, _read_png(zf, name.replace("/img/", "/labels/", 1))
+                yield image, _read_png(zf, name.replace(TRAIN_CHIP_IMAGES, TRAIN_CHIP_LABELS, 1))
 
 
 def choose_training_threshold(

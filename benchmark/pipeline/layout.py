@@ -38,6 +38,9 @@ BUNDLE_INFO_NAME = "benchmark.json"
 TRAINING_LOG_NAME = "log.csv"
 TRAIN_STATE_NAME = "train-state.pth"  # what a killed train resumes from (training.learner)
 LAST_MODEL_NAME = "last-model.pth"  # RV's: the weights train ends with
+# Inside Raster Vision's chip zips: the training chips' images and labels, N.png each.
+TRAIN_CHIP_IMAGES = "train/img"
+TRAIN_CHIP_LABELS = "train/labels"
 # The benchmark's commands that write to ``{root}/{command}/{experiment_id}`` (RV's *_uri).
 RV_COMMAND_DIRS = ("analyze", "chip", "train", "predict", "eval", "bundle")
 POSTPROCESS_DIR = "postprocess"

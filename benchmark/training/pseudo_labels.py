@@ -37,6 +37,7 @@ from benchmark.data.gsd import read_bands, read_mask
 from benchmark.data.imagery import open_scene_checked
 from benchmark.data.uris import atomic_output
 from benchmark.data.windows import window_starts
+from benchmark.pipeline.layout import TRAIN_CHIP_IMAGES, TRAIN_CHIP_LABELS
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def write_pseudo_chips(
     """
     counts = PseudoLabelCounts()
     with tempfile.TemporaryDirectory(dir=tmp_dir) as work:
-        img_dir, label_dir = join(work, "train", "img"), join(work, "train", "labels")
+        img_dir, label_dir = join(work, TRAIN_CHIP_IMAGES), join(work, TRAIN_CHIP_LABELS)
         os.makedirs(img_dir)
         os.makedirs(label_dir)
         for image in images:
