@@ -28,6 +28,10 @@ demo first.
 - peak_rss_mb: PREPROCESS and scene prediction on a generated 40,000 x 40,000 RGBA scene, each
   in its own process (scene prediction with a one-layer stand-in model: the memory in question is
   the pipeline's windows and strips; a real model's activations depend only on the chip size).
+- allocator_train_speedup / allocator_forward_speedup: the demo network's training step (8
+  chips of 128 px) and forward pass (a 1024 px chip) with glibc's default thresholds / with
+  freed memory kept (:mod:`benchmark.allocator`), in fresh processes, ``--repeats`` alternating
+  pairs (median; _spread); allocator_<work>_peak_rss_mb_<default|kept>: each one's peak RSS.
 - footprints: peak RSS of ``benchmark-footprints`` on the 40,000 px scene with the demo's bundle,
   its time / the probability raster's alone, and our vectorization beside RV 0.31's on the
   Kampala validation scene (see :mod:`tools.footprints_measure`).
@@ -381,9 +385,8 @@ def measure_training(run: DemoRun, out: Path, steps: int, repeats: int) -> dict:
     # the test demo's bundle has a handful of chips: repeat them, as epochs would, so that the
     # loop's fixed costs (workers starting, the first step) are shared by ``steps`` batches
     subset = Subset(learner.train_ds, [i % len(learner.train_ds) for i in range(steps * batch)])
-    learner.train_dl = DataLoader(
-        subset, batch_size=batch, shuffle=True, num_workers=learner_cfg.data.num_workers
-    )
+    learner.train_ds = subset
+    learner.train_dl = learner.build_dataloader("train")  # RV's, as the learner builds it
     next(iter(learner.train_dl))  # start the workers' imports before timing
     batches = [(x, y) for x, y in DataLoader(subset, batch_size=batch)]
     model, loss_fn, opt = learner.model, learner.loss, learner.opt
@@ -437,6 +440,64 @@ def measure_startup(out: Path, repeats: int) -> dict:
         walls.append(run_rastervision(*args, tmp=out / "rvtmp"))
     median, spread = _median_spread(walls)
     return {"command_startup_s": median, "command_startup_s_spread": spread}
+
+
+ALLOCATOR_STEPS = """
+import sys, time, torch
+from benchmark.allocator import keep_freed_memory
+from benchmark.pipeline.bundle import load_bundle
+work, kept = sys.argv[2], sys.argv[3] == "kept"
+if kept:
+    keep_freed_memory()
+torch.manual_seed(0)
+model = load_bundle(sys.argv[1]).model
+if work == "train":  # the demo's batch: 8 chips of 128 px
+    x, y = torch.randn(8, 3, 128, 128), torch.randint(0, 2, (8, 128, 128))
+    opt = torch.optim.AdamW(model.parameters())
+    model.train()
+    def step():
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+else:  # a test chip, 1024 px
+    x = torch.randn(1, 3, 1024, 1024)
+    model.eval()
+    def step():
+        with torch.no_grad():
+            model(x)
+step()
+start = time.perf_counter()
+for _ in range(int(sys.argv[4])):
+    step()
+print(f"WORK_S={time.perf_counter() - start}", file=sys.stderr)
+"""
+
+
+def measure_allocator(bundle: Path, repeats: int) -> dict:
+    """The demo network's training step and 1024 px forward, with and without kept memory.
+
+    Each in fresh processes (the allocator's setting is for the process), alternating, so
+    ``allocator_*_speedup`` is the median of paired ratios of the steps' time (imports
+    excluded), with their spread; the peak RSS is the whole process's.
+    """
+    results: dict = {}
+    for work, steps in (("train", 16), ("forward", 4)):
+        ratios, peaks = [], {"default": [], "kept": []}
+        for _ in range(repeats):
+            timed = {}
+            for mode in ("default", "kept"):
+                seconds, peak = python_in_child(
+                    ALLOCATOR_STEPS, str(bundle), work, mode, str(steps)
+                )
+                timed[mode] = seconds
+                peaks[mode].append(peak)
+            ratios.append(timed["default"] / timed["kept"])
+        median, spread = _median_spread(ratios)
+        results[f"allocator_{work}_speedup"] = median
+        results[f"allocator_{work}_speedup_spread"] = spread
+        for mode, values in peaks.items():
+            results[f"allocator_{work}_peak_rss_mb_{mode}"] = float(np.median(values))
+    return results
 
 
 PREPROCESS_40K = """
@@ -501,8 +562,9 @@ def markdown_table(results: dict) -> str:
         spread = results.get(f"{key}_spread")
         measured = f"{value:.3f}" + (f" (spread {spread:.0%})" if spread is not None else "")
         rows.append(f"| `{key}` | {op} {goal:g} | {measured} | {'yes' if holds else 'no'} |")
-    if "command_startup_s" in results:
-        rows.append(f"| `command_startup_s` | | {results['command_startup_s']:.2f} | |")
+    for key in ("command_startup_s", "allocator_train_speedup", "allocator_forward_speedup"):
+        if key in results:
+            rows.append(f"| `{key}` | | {results[key]:.2f} | |")
     when = f"Machine: {results['machine']}; {results.get('date', 'undated')}."
     return "\n".join(rows) + "\n\n" + plan_table(results) + when + "\n"
 
@@ -530,6 +592,18 @@ def plan_table(results: dict) -> str:
         )
     chips = results["predict_chips"]
     return "\n".join(rows) + f"\n\n{chips} chips of 1024 px per plan.\n\n"
+
+
+EVERYTHING = [
+    "predict",
+    "rv",
+    "preprocess",
+    "train",
+    "memory",
+    "allocator",
+    "footprints",
+    "startup",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -566,7 +640,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only",
         nargs="*",
-        choices=["predict", "rv", "preprocess", "train", "memory", "footprints", "startup"],
+        choices=EVERYTHING,
     )
     args = parser.parse_args(argv)
     log_like_rastervision(also=("tools",))
@@ -576,8 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     results = json.loads(results_path.read_text()) if results_path.exists() and args.only else {}
     results["machine"] = describe_machine()
     results["date"] = time.strftime("%Y-%m-%d")
-    everything = ["predict", "rv", "preprocess", "train", "memory", "footprints", "startup"]
-    only = set(args.only or everything)
+    only = set(args.only or EVERYTHING)
     demo = ensure_demo_run(out)
     bundle = demo.bundle
     results["bundle"] = str(bundle.relative_to(REPO) if bundle.is_relative_to(REPO) else bundle)
@@ -592,6 +665,7 @@ def main(argv: list[str] | None = None) -> int:
         ("preprocess", lambda: measure_preprocess(out, args.preprocess_px)),
         ("train", lambda: measure_training(demo, out, args.train_steps, args.repeats)),
         ("memory", lambda: measure_memory(out, args.memory_px)),
+        ("allocator", lambda: measure_allocator(bundle, args.repeats)),
         ("startup", lambda: measure_startup(out, args.repeats)),
         ("footprints", lambda: measure_footprints(bundle, out, args.memory_px)),
     ]

@@ -9,7 +9,6 @@ the model's ``window`` run in windows blended like a scene's (:mod:`benchmark.in
 
 import logging
 import os
-import threading
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from benchmark.data.background import run_in_background, start_background_worker
 from benchmark.data.imagery import open_scene_checked, read_rgb, read_valid_mask
 from benchmark.data.submission import write_mask
 from benchmark.data.uris import TMP_PREFIX, is_s3
@@ -45,8 +45,6 @@ log = logging.getLogger(__name__)
 
 # Chip outputs waiting for the writer thread, in batches: bounds memory if writing stalls.
 MAX_PENDING_BATCHES = 2
-# Scheduling priority (nice) of the chip decoder and writer, which run beside the model.
-BACKGROUND_NICENESS = 10
 
 
 class ChipLike(Protocol):
@@ -141,27 +139,6 @@ def _collate_chips(items: list[tuple[int, np.ndarray | None, np.ndarray | None, 
         valid=torch.from_numpy(np.stack([valid for _, _, valid in good])),
         bad=bad,
     )
-
-
-def _run_in_background() -> None:
-    """Lower the calling thread's scheduling priority (Linux: per thread; elsewhere: no-op).
-
-    Decoding and writing chips costs ~0.08 s of CPU per 1024 px chip, yet on a machine whose
-    cores all run the model it slowed the model by ~0.25 s per chip: each preemption stalls
-    a multi-threaded operator until its last thread is back. At a low priority the decoder
-    and writer run in the gaps the model's threads leave.
-    """
-    try:
-        thread = threading.get_native_id()
-        niceness = os.getpriority(os.PRIO_PROCESS, thread) + BACKGROUND_NICENESS
-        os.setpriority(os.PRIO_PROCESS, thread, min(niceness, 19))
-    except (AttributeError, OSError):  # not Linux, or not permitted: run at normal priority
-        pass
-
-
-def _start_decoder(worker_id: int) -> None:
-    """DataLoader worker start-up: chip decoding is background work."""
-    _run_in_background()
 
 
 def _existing_outputs(out_dir: str) -> set[str]:
@@ -268,12 +245,12 @@ def predict_chip_folder(
         collate_fn=_collate_chips,
         pin_memory=plan.is_cuda,
         prefetch_factor=2 if options.num_workers else None,
-        worker_init_fn=_start_decoder,
+        worker_init_fn=start_background_worker,
     )
     pending: deque[Future] = deque()
     with (
         ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="chip-writer", initializer=_run_in_background
+            max_workers=1, thread_name_prefix="chip-writer", initializer=run_in_background
         ) as writer,
         tqdm(total=len(todo), desc="Predicting chips", unit="chip") as bar,
     ):

@@ -14,6 +14,7 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
+from benchmark.allocator import keep_freed_memory
 from benchmark.inference.onnx_runtime import onnx_runtime_available, run_with_onnx_runtime
 
 log = logging.getLogger(__name__)
@@ -178,10 +179,12 @@ def execution_plan(options: InferenceOptions) -> ExecutionPlan:
 def prepare_model(model: nn.Module, options: InferenceOptions) -> nn.Module:
     """Put ``model`` in eval mode on the chosen device, layout and runtime (idempotent).
 
-    Also sets torch's CPU thread count (``options.num_threads``) and cuDNN autotuning. For ONNX
-    Runtime the network is exported here (a few seconds), and for int8 quantized on the first
-    batch it runs (a few seconds more): prepare once, predict many times.
+    Also keeps freed memory for the next batch (:mod:`benchmark.allocator`), sets torch's CPU
+    thread count (``options.num_threads``) and cuDNN autotuning. For ONNX Runtime the network
+    is exported here (a few seconds), and for int8 quantized on the first batch it runs (a few
+    seconds more): prepare once, predict many times.
     """
+    keep_freed_memory()  # every batch allocates what the last one freed
     plan = execution_plan(options)
     if options.num_threads:
         torch.set_num_threads(options.num_threads)

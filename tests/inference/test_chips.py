@@ -13,6 +13,7 @@ from rasterio.enums import Compression
 from rastervision.pipeline.file_system import download_if_needed
 
 import benchmark.inference.chips as chips_module
+from benchmark.data.background import BACKGROUND_NICENESS
 from benchmark.data.chips import ChipRef
 from benchmark.data.submission import pack_submission
 from benchmark.inference.chips import predict_chip_folder
@@ -64,7 +65,7 @@ class TestPredictChipFolder:
         monkeypatch.setattr(chips_module, "_write_chip_output", recording_write)
         predict_chip_folder(pointwise_model(), chips, str(tmp_path / "o"), FP32, expected_size=64)
         base = os.getpriority(os.PRIO_PROCESS, 0)
-        assert niceness == [min(19, base + chips_module.BACKGROUND_NICENESS)] * len(good)
+        assert niceness == [min(19, base + BACKGROUND_NICENESS)] * len(good)
 
     def test_chips_larger_than_the_window_run_in_blended_windows(self, tmp_path):
         # The blending itself is tested in test_blending.py; here: the window reaches it.

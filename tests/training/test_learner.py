@@ -7,16 +7,21 @@ run saves and bundles.
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import boto3
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from rastervision.pytorch_learner import SemanticSegmentationLearner
+from torch.optim.swa_utils import AveragedModel
 
+from benchmark.data.background import start_background_worker
 from benchmark.experiments import split_images
 from benchmark.pipeline import layout
 from benchmark.pipeline.bundle import load_learner_model
+from benchmark.training.learner import ResumableLearner, _warmed_up_ema
 from tests.fixtures import kill_at
 from tests.fixtures.cli import TINY_MODEL_ARGS
 from tests.fixtures.opencities import cli_args, make_opencities_catalog
@@ -120,3 +125,34 @@ def test_a_train_on_s3_killed_mid_epoch_resumes_from_the_synced_state(preprocess
     assert _epochs_logged(copy) == list(range(EPOCHS))
     model = load_learner_model(layout.model_bundle_uri(str(copy)), str(tmp_path / "s3load"))
     assert model(torch.rand(1, 3, 32, 32)).shape == (1, 2, 32, 32)
+
+
+def test_the_weight_average_is_updated_in_place_with_the_warmed_up_decay():
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    average = AveragedModel(model, multi_avg_fn=_warmed_up_ema(0.99), use_buffers=True)
+    expected = {k: v.clone() for k, v in model.state_dict().items()}
+    for updates in range(3):
+        with torch.no_grad():
+            for tensor in model.state_dict().values():
+                tensor.add_(1)
+        average.update_parameters(model)
+        decay = min(0.99, (1 + updates) / (10 + updates)) if updates else 0  # 0: a copy
+        for name, value in model.state_dict().items():
+            floating = value.is_floating_point()
+            expected[name] = expected[name].lerp(value, 1 - decay) if floating else value.clone()
+    averaged = average.module.state_dict()
+    assert all(torch.equal(averaged[name], value) for name, value in expected.items())
+
+
+def test_the_loader_workers_run_at_background_priority(monkeypatch):
+    built = {}
+    monkeypatch.setattr(
+        SemanticSegmentationLearner,
+        "build_dataloader",
+        lambda self, split, **kwargs: built.setdefault(split, kwargs),
+    )
+    learner = object.__new__(ResumableLearner)  # only its config is read
+    for workers, split in ((2, "train"), (0, "valid")):
+        learner.cfg = SimpleNamespace(data=SimpleNamespace(num_workers=workers))
+        learner.build_dataloader(split)
+    assert built == {"train": {"worker_init_fn": start_background_worker}, "valid": {}}
