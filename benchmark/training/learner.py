@@ -218,8 +218,8 @@ def _warmed_up_ema(
 
     It updates every tensor of a dtype in place, in one call (``AveragedModel``'s
     ``multi_avg_fn``): its per-tensor ``avg_fn`` allocates each averaged tensor again and copies
-    it back, which after every step of the demo's small chips cost a tenth of the step. The
-    values are the same as that out-of-place ``lerp``'s, bit for bit (``lerp_`` is its kernel).
+    it back, after every step, however small the step's chips. The values are the same as that
+    out-of-place ``lerp``'s, bit for bit (``lerp_`` is its kernel; a test compares them).
     """
 
     def update(
