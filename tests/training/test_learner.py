@@ -1,7 +1,7 @@
 """A train killed at any point and started again ends as if it had never stopped (local and S3).
 
 The runs keep a weight average (``-a ema_decay``), so its state resumes too, and it is what the
-run saves and bundles.
+run saves and bundles. Quick tests below: the average's update, the loaders' priority.
 """
 
 import subprocess
@@ -25,8 +25,6 @@ from benchmark.training.learner import ResumableLearner, _warmed_up_ema
 from tests.fixtures import kill_at
 from tests.fixtures.cli import TINY_MODEL_ARGS
 from tests.fixtures.opencities import cli_args, make_opencities_catalog
-
-pytestmark = [pytest.mark.slow, pytest.mark.faults]
 
 EPOCHS = 3
 KILLED = -9
@@ -72,6 +70,8 @@ def preprocessed(tmp_path_factory):
     return catalog, Path(root), tmp_path
 
 
+@pytest.mark.slow
+@pytest.mark.faults
 def test_killed_mid_epoch_and_at_epoch_end_training_ends_as_if_never_stopped(preprocessed):
     catalog, root, tmp_path = preprocessed
     args = _train_args(catalog, str(root), "killed")
@@ -107,6 +107,8 @@ def test_killed_mid_epoch_and_at_epoch_end_training_ends_as_if_never_stopped(pre
 
 
 @pytest.mark.aws
+@pytest.mark.slow
+@pytest.mark.faults
 def test_a_train_on_s3_killed_mid_epoch_resumes_from_the_synced_state(preprocessed, aws_env):
     catalog, root, tmp_path = preprocessed
     s3 = boto3.client("s3")
