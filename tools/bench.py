@@ -32,12 +32,16 @@ demo first.
   chips of 128 px) and forward pass (a 1024 px chip) with glibc's default thresholds / with
   freed memory kept (:mod:`benchmark.allocator`), in fresh processes, ``--repeats`` alternating
   pairs (median; _spread); allocator_<work>_peak_rss_mb_<default|kept>: each one's peak RSS.
+- folding_speedup_<plan>: the demo network's forward on two 1024 px chips as trained / with
+  BatchNorm folded (:mod:`benchmark.inference.folding`), for fp32 channels_last and bf16 where
+  native, ``--repeats`` alternating pairs in one process (median; _spread).
 - footprints: peak RSS of ``benchmark-footprints`` on the 40,000 px scene with the demo's bundle,
   its time / the probability raster's alone, and our vectorization beside RV 0.31's on the
   Kampala validation scene (see :mod:`tools.footprints_measure`).
 """
 
 import argparse
+import copy
 import json
 import logging
 import shutil
@@ -186,10 +190,13 @@ def cpu_plans() -> tuple[str, list[str]]:
 def measure_predict(bundle: Path, out: Path, n_chips: int, repeats: int) -> dict:
     """Each CPU plan on ``n_chips`` chips in ``repeats`` groups, and on the validation scene.
 
-    Per plan: folder predict per chip (median over the groups, and their spread), its speedup
-    over plain fp32, the validation scene's Jaccard and its difference from fp32's, the time
-    to prepare the model (export, int8 calibration) and the test set's hours at that rate. For
-    the fast path and fp32 also the bare ``model(x)`` loop on the same groups (the overhead).
+    Every plan runs each group in turn before the next group starts (in reverse order on odd
+    groups), so a plan's ratio to fp32 compares timings minutes apart at most, not the first
+    plan's with the last's. Per plan: folder predict per chip (median over the groups, and
+    their spread), its speedup over plain fp32, the validation scene's Jaccard and its
+    difference from fp32's, the time to prepare the model (export, int8 calibration, folding)
+    and the test set's hours at that rate. For the fast path and fp32 also the bare
+    ``model(x)`` loop on the same groups, next to folder predict (the overhead).
     """
     from benchmark.inference.chips import predict_chip_folder
     from benchmark.inference.execution import InferenceOptions, prepare_model, select_execution
@@ -203,58 +210,56 @@ def measure_predict(bundle: Path, out: Path, n_chips: int, repeats: int) -> dict
         with rasterio.open(chip.uri) as src:
             images.append(src.read([1, 2, 3]))
     size = len(chips) // repeats
-    groups = [range(g * size, (g + 1) * size) for g in range(repeats)]
     fast, plans = cpu_plans()
     results: dict = {"fast_path": fast, "plans": plans, "predict_chips": len(chips)}
-    group_s: dict[str, list[float]] = {}
+    options, models = {}, {}
     for name in plans:
-        options = InferenceOptions(device="cpu", execution=name, batch_size=2)  # type: ignore[arg-type]
-        plan = select_execution(options.device, execution=options.execution)
-
-        def prepare(options: InferenceOptions = options) -> torch.nn.Module:
-            model = prepare_model(network, options)
-            predict_probabilities(model, np.stack(images[:2]), options)  # warm-up; calibrates int8
-            return model
-
+        options[name] = InferenceOptions(device="cpu", execution=name, batch_size=2)  # type: ignore[arg-type]
         start = time.perf_counter()
-        model = prepare()
+        # a copy each: preparing may change the network in place (eval, layout)
+        models[name] = prepare_model(copy.deepcopy(network), options[name])
+        predict_probabilities(models[name], np.stack(images[:2]), options[name])  # calibrates int8
         results[f"plan_prepare_s_{name}"] = time.perf_counter() - start
-        ours, bare = [], []
-        for g, group in enumerate(groups):
-            if name in (fast, "fp32"):
-                group_images = [images[i] for i in group]
-                bare.append(_timed(partial(_bare_forward, model, group_images, plan, 2)))
+    ours: dict[str, list[float]] = {name: [] for name in plans}
+    bare: dict[str, list[float]] = {name: [] for name in {fast, "fp32"}}
+    for g in range(repeats):
+        group = range(g * size, (g + 1) * size)
+        for name in plans if g % 2 == 0 else plans[::-1]:
+            plan = select_execution("cpu", execution=options[name].execution)
             out_dir = out / f"masks_{name}_{g}"
             shutil.rmtree(out_dir, ignore_errors=True)
-            group_chips = [chips[i] for i in group]
-            ours.append(
-                _timed(partial(predict_chip_folder, model, group_chips, str(out_dir), options))
-            )
-        group_s[name] = ours
-        per_chip, spread = _median_spread([s / size for s in ours])
+            folder = partial(
+                predict_chip_folder, models[name], [chips[i] for i in group], str(out_dir),
+                options[name],
+            )  # fmt: skip
+            forward = partial(_bare_forward, models[name], [images[i] for i in group], plan, 2)
+            pair = [("ours", folder), ("bare", forward)] if name in bare else [("ours", folder)]
+            for kind, work in pair if g % 2 == 0 else pair[::-1]:
+                (ours if kind == "ours" else bare)[name].append(_timed(work))
+    for name in plans:
+        per_chip, spread = _median_spread([s / size for s in ours[name]])
         results[f"plan_s_per_chip_{name}"] = per_chip
         results[f"plan_s_per_chip_spread_{name}"] = spread
         results[f"test_set_hours_{name}"] = per_chip * TEST_SET_CHIPS / 3600
-        prob_uri = str(out / f"valid_prob_{name}.tif")
-        results[f"valid_jaccard_{name}"] = _validation_jaccard(model, options, prob_uri)
-        if bare:
-            flag = name == fast  # the keys' historical names: fast_True, fast_False
-            results[f"bare_forward_s_per_chip_fast_{flag}"] = float(np.median(bare)) / size
-            results[f"folder_predict_s_per_chip_fast_{flag}"] = per_chip
-            results[f"valid_jaccard_fast_{flag}"] = results[f"valid_jaccard_{name}"]
-            if flag:
-                ratios = [o / b for o, b in zip(ours, bare, strict=True)]
-                results["predict_overhead_ratio_runs"] = ratios
-                median, spread = _median_spread(ratios)
-                results["predict_overhead_ratio"] = median
-                results["predict_overhead_ratio_spread"] = spread
-    for name in plans:
-        ratios = [f / p for f, p in zip(group_s["fp32"], group_s[name], strict=True)]
+        prob_uri = str(out / f"valid_prob_{name}.tif")  # fp32 first: the deltas' reference
+        jaccard = _validation_jaccard(models[name], options[name], prob_uri)
+        results[f"valid_jaccard_{name}"] = jaccard
+        ratios = [f / p for f, p in zip(ours["fp32"], ours[name], strict=True)]
         median, spread = _median_spread(ratios)
         results[f"plan_speedup_{name}"] = median
         results[f"plan_speedup_spread_{name}"] = spread
         delta = abs(results[f"valid_jaccard_{name}"] - results["valid_jaccard_fp32"])
         results[f"plan_jaccard_delta_{name}"] = delta
+    for name, timings in bare.items():
+        flag = name == fast  # the keys' historical names: fast_True, fast_False
+        results[f"bare_forward_s_per_chip_fast_{flag}"] = float(np.median(timings)) / size
+        results[f"folder_predict_s_per_chip_fast_{flag}"] = results[f"plan_s_per_chip_{name}"]
+        results[f"valid_jaccard_fast_{flag}"] = results[f"valid_jaccard_{name}"]
+    ratios = [o / b for o, b in zip(ours[fast], bare[fast], strict=True)]
+    results["predict_overhead_ratio_runs"] = ratios
+    median, spread = _median_spread(ratios)
+    results["predict_overhead_ratio"] = median
+    results["predict_overhead_ratio_spread"] = spread
     results["cpu_fast_path_speedup"] = results[f"plan_speedup_{fast}"]
     results["cpu_fast_path_speedup_spread"] = results[f"plan_speedup_spread_{fast}"]
     results["cpu_fast_path_jaccard_delta"] = results[f"plan_jaccard_delta_{fast}"]
@@ -518,6 +523,39 @@ predict_scene(model, sys.argv[1], sys.argv[2], InferenceOptions(fast=False), ove
 """
 
 
+def measure_folding(bundle: Path, repeats: int) -> dict:
+    """The demo network's forward on two 1024 px chips as trained / with BatchNorm folded.
+
+    For each PyTorch plan that folds and may be the fast path here (fp32 channels_last, bf16
+    where native): ``repeats`` alternating pairs in one process, the median of their ratios
+    (``folding_speedup_<plan>``) and its spread.
+    """
+    from benchmark.inference.execution import cpu_has_fast_bf16, select_execution
+    from benchmark.inference.folding import fold_batch_norm
+    from benchmark.pipeline.bundle import load_bundle
+
+    trained = load_bundle(str(bundle)).model.eval().to(memory_format=torch.channels_last)
+    folded = fold_batch_norm(trained).to(memory_format=torch.channels_last)
+    images = []
+    for path in TEST_CHIPS[:2]:
+        with rasterio.open(path) as src:
+            images.append(src.read([1, 2, 3]))
+    results: dict = {}
+    for name in ["fp32_channels_last"] + (["bf16"] if cpu_has_fast_bf16() else []):
+        plan = select_execution("cpu", execution=name)  # type: ignore[arg-type]
+        timed = {}
+        ratios = []
+        for i in range(repeats + 1):  # the first pair warms both up, untimed
+            for model in (trained, folded) if i % 2 == 0 else (folded, trained):
+                timed[model] = _timed(partial(_bare_forward, model, images, plan, 2))
+            if i:
+                ratios.append(timed[trained] / timed[folded])
+        median, spread = _median_spread(ratios)
+        results[f"folding_speedup_{name}"] = median
+        results[f"folding_speedup_spread_{name}"] = spread
+    return results
+
+
 def measure_memory(out: Path, size: int) -> dict:
     """Peak RSS of PREPROCESS and of scene prediction on a ``size`` px scene, each in a process."""
     shutil.rmtree(out / "big", ignore_errors=True)  # PREPROCESS would resume an earlier run
@@ -562,8 +600,9 @@ def markdown_table(results: dict) -> str:
         spread = results.get(f"{key}_spread")
         measured = f"{value:.3f}" + (f" (spread {spread:.0%})" if spread is not None else "")
         rows.append(f"| `{key}` | {op} {goal:g} | {measured} | {'yes' if holds else 'no'} |")
-    for key in ("command_startup_s", "allocator_train_speedup", "allocator_forward_speedup"):
-        if key in results:
+    informative = ("command_startup_s", "allocator_train_speedup", "allocator_forward_speedup")
+    for key in informative + tuple(k for k in results if k.startswith("folding_speedup_")):
+        if key in results and "spread" not in key:
             rows.append(f"| `{key}` | | {results[key]:.2f} | |")
     when = f"Machine: {results['machine']}; {results.get('date', 'undated')}."
     return "\n".join(rows) + "\n\n" + plan_table(results) + when + "\n"
@@ -601,6 +640,7 @@ EVERYTHING = [
     "train",
     "memory",
     "allocator",
+    "folding",
     "footprints",
     "startup",
 ]
@@ -666,6 +706,7 @@ def main(argv: list[str] | None = None) -> int:
         ("train", lambda: measure_training(demo, out, args.train_steps, args.repeats)),
         ("memory", lambda: measure_memory(out, args.memory_px)),
         ("allocator", lambda: measure_allocator(bundle, args.repeats)),
+        ("folding", lambda: measure_folding(bundle, args.repeats)),
         ("startup", lambda: measure_startup(out, args.repeats)),
         ("footprints", lambda: measure_footprints(bundle, out, args.memory_px)),
     ]

@@ -56,7 +56,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--pack", metavar="TGZ", default=None, help="validate the masks and write this archive"
     )
     parser.add_argument(
-        "--num-workers", type=int, default=1, help="chip-decoding processes (default 1)"
+        "--num-workers",
+        type=int,
+        help="chip-decoding processes (default: 1 where a core is free of the model, else 0)",
     )
     parser.add_argument(
         "--chip-size",

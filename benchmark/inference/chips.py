@@ -1,8 +1,9 @@
 """Folder prediction: a folder of test chips in, one mask (or probability) GeoTIFF per chip out.
 
 The model is the whole bill, so the code around it must add almost nothing: chips are decoded
-in DataLoader workers while the model runs, and outputs are quantized and written by a
-background thread, both at a low scheduling priority. Chips at another GSD than the model's are
+in a DataLoader worker while the model runs where a core is free for it (else between batches:
+:func:`decoding_workers`), and outputs are written by a background thread at a low scheduling
+priority. Chips at another GSD than the model's are
 resized for it (:func:`~benchmark.inference.forward.probabilities_at_scale`); chips larger than
 the model's ``window`` run in windows blended like a scene's (:mod:`benchmark.inference.blending`).
 """
@@ -141,6 +142,24 @@ def _collate_chips(items: list[tuple[int, np.ndarray | None, np.ndarray | None, 
     )
 
 
+def decoding_workers(options: InferenceOptions, plan: ExecutionPlan) -> int:
+    """Chip-decoding processes: ``options.num_workers``, or where it is None, 1 or 0.
+
+    1 where a core is free of the model (a GPU computes, or the model has fewer threads than
+    the process has cores), else 0: when every core runs the model, a decoding process beside
+    it preempts one of the model's threads, and every multi-threaded operator then waits for
+    that thread. Decoding a chip between batches costs less than that (~15 ms per 1024 px chip
+    against ~0.5 s in the model on the fast path; ``predict_overhead_ratio`` in
+    ``wb_scripts/bench``).
+    """
+    if options.num_workers is not None:
+        return options.num_workers
+    if plan.is_cuda:
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 1 if torch.get_num_threads() < (cores or 1) else 0
+
+
 def _existing_outputs(out_dir: str) -> set[str]:
     """Names of finished ``.tif`` files in ``out_dir``: one listing, not a request per chip."""
     if is_s3(out_dir):
@@ -194,9 +213,9 @@ def predict_chip_folder(
 ) -> ChipFolderReport:
     """Write ``{out_dir}/{id}.tif`` for every chip: its 0/1 building mask.
 
-    Chips are decoded in ``options.num_workers`` DataLoader processes while the model runs
-    and outputs are written by a background thread, so the wall time stays close to the
-    model's. Pixels outside the imagery (alpha 0) are 0.
+    Chips are decoded in DataLoader processes while the model runs (or between batches, see
+    :func:`decoding_workers`) and outputs are written by a background thread, so the wall time
+    stays close to the model's. Pixels outside the imagery (alpha 0) are 0.
 
     Args:
         model: the network (prepared here with ``options``).
@@ -238,13 +257,14 @@ def predict_chip_folder(
 
     model = prepare_model(model, options)
     plan = execution_plan(options)
+    workers = decoding_workers(options, plan)
     loader = DataLoader(
         _ChipDataset(todo, expected_size),
         batch_size=options.batch_size,
-        num_workers=options.num_workers,
+        num_workers=workers,
         collate_fn=_collate_chips,
         pin_memory=plan.is_cuda,
-        prefetch_factor=2 if options.num_workers else None,
+        prefetch_factor=2 if workers else None,
         worker_init_fn=start_background_worker,
     )
     pending: deque[Future] = deque()

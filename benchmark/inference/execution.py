@@ -15,13 +15,15 @@ import torch
 from torch import nn
 
 from benchmark.allocator import keep_freed_memory
+from benchmark.inference.folding import fold_batch_norm
 from benchmark.inference.onnx_runtime import onnx_runtime_available, run_with_onnx_runtime
 
 log = logging.getLogger(__name__)
 
 # "auto": the hardware's fastest (see select_execution); the others force one plan:
-#   fp32: plain fp32 PyTorch (the reference; fast=False means it);
-#   fp32_channels_last: fp32 PyTorch in oneDNN's / cuDNN's preferred layout;
+#   fp32: plain fp32 PyTorch, the network as trained (the reference; fast=False means it);
+#   fp32_channels_last: fp32 PyTorch in oneDNN's / cuDNN's preferred layout, BatchNorm folded
+#     (as in bf16 and fp16; see benchmark.inference.folding);
 #   bf16, fp16: channels_last + bf16 / fp16 autocast (bf16 is emulated, and slow, on CPUs
 #     without AVX512-BF16 or AMX; fp16 needs a GPU);
 #   onnx: the network in ONNX Runtime, fp32, on the CPU (needs ``onnxruntime``);
@@ -45,7 +47,8 @@ class InferenceOptions:
         tta: average the 8 flips/rotations of the input (8x the compute).
         num_threads: torch CPU threads; None = torch's default (all cores).
         num_workers: chip-decoding processes for folder prediction (0 = decode in the main
-            process, without overlap).
+            process, between batches); None = 1 where a core is free of the model, else 0
+            (see :func:`benchmark.inference.chips.decoding_workers`).
     """
 
     device: str = "auto"
@@ -54,7 +57,7 @@ class InferenceOptions:
     batch_size: int = 4
     tta: bool = False
     num_threads: int | None = None
-    num_workers: int = 1
+    num_workers: int | None = None
 
     def __post_init__(self) -> None:
         """Refuse unknown plans, and ``fast=False`` (plain fp32) with another forced plan."""
@@ -76,6 +79,7 @@ class ExecutionPlan:
     autocast_dtype: torch.dtype | None
     onnx_runtime: bool = False  # the network runs in ONNX Runtime (CPU), not PyTorch
     int8: bool = False  # and quantized to int8
+    fold_batch_norm: bool = False  # into the convolutions (PyTorch; ONNX Runtime folds itself)
 
     @property
     def is_cuda(self) -> bool:
@@ -91,17 +95,26 @@ class _Recipe:
     autocast_dtype: torch.dtype | None = None
     onnx_runtime: bool = False
     int8: bool = False
+    fold_batch_norm: bool = True
     device_types: tuple[str, ...] = ("cpu", "cuda")
 
 
 # Every forceable plan, by name.
 _PLANS: dict[str, _Recipe] = {
-    "fp32": _Recipe(channels_last=False),
+    "fp32": _Recipe(channels_last=False, fold_batch_norm=False),
     "fp32_channels_last": _Recipe(channels_last=True),
     "bf16": _Recipe(channels_last=True, autocast_dtype=torch.bfloat16),
     "fp16": _Recipe(channels_last=True, autocast_dtype=torch.float16, device_types=("cuda",)),
-    "onnx": _Recipe(channels_last=False, onnx_runtime=True, device_types=("cpu",)),
-    "int8": _Recipe(channels_last=False, onnx_runtime=True, int8=True, device_types=("cpu",)),
+    "onnx": _Recipe(
+        channels_last=False, onnx_runtime=True, fold_batch_norm=False, device_types=("cpu",)
+    ),
+    "int8": _Recipe(
+        channels_last=False,
+        onnx_runtime=True,
+        int8=True,
+        fold_batch_norm=False,
+        device_types=("cpu",),
+    ),
 }
 
 
@@ -168,6 +181,7 @@ def select_execution(
         recipe.autocast_dtype,
         recipe.onnx_runtime,
         recipe.int8,
+        recipe.fold_batch_norm,
     )
 
 
@@ -179,10 +193,12 @@ def execution_plan(options: InferenceOptions) -> ExecutionPlan:
 def prepare_model(model: nn.Module, options: InferenceOptions) -> nn.Module:
     """Put ``model`` in eval mode on the chosen device, layout and runtime (idempotent).
 
-    Also keeps freed memory for the next batch (:mod:`benchmark.allocator`), sets torch's CPU
-    thread count (``options.num_threads``) and cuDNN autotuning. For ONNX Runtime the network
-    is exported here (a few seconds), and for int8 quantized on the first batch it runs (a few
-    seconds more): prepare once, predict many times.
+    PyTorch's fast plans run a copy with BatchNorm folded into the convolutions
+    (:mod:`benchmark.inference.folding`). Also keeps freed memory for the next batch
+    (:mod:`benchmark.allocator`), sets torch's CPU thread count (``options.num_threads``) and
+    cuDNN autotuning. For ONNX Runtime the network is exported here (a few seconds), and for
+    int8 quantized on the first batch it runs (a few seconds more): prepare once, predict many
+    times.
     """
     keep_freed_memory()  # every batch allocates what the last one freed
     plan = execution_plan(options)
@@ -194,5 +210,7 @@ def prepare_model(model: nn.Module, options: InferenceOptions) -> nn.Module:
     if plan.onnx_runtime:
         return run_with_onnx_runtime(model, torch.get_num_threads(), int8=plan.int8)
     model = model.eval().to(plan.device)
+    if plan.fold_batch_norm:
+        model = fold_batch_norm(model)
     memory_format = torch.channels_last if plan.channels_last else torch.contiguous_format
     return model.to(memory_format=memory_format)

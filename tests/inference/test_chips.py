@@ -16,8 +16,8 @@ import benchmark.inference.chips as chips_module
 from benchmark.data.background import BACKGROUND_NICENESS
 from benchmark.data.chips import ChipRef
 from benchmark.data.submission import pack_submission
-from benchmark.inference.chips import predict_chip_folder
-from benchmark.inference.execution import InferenceOptions
+from benchmark.inference.chips import decoding_workers, predict_chip_folder
+from benchmark.inference.execution import InferenceOptions, select_execution
 from benchmark.inference.forward import probability_to_mask, quantize
 from tests.fixtures.models import (
     FP32,
@@ -184,6 +184,29 @@ class TestPredictChipFolder:
         report = predict_chip_folder(conv_model(), chips, str(tmp_path), FP32, expected_size=64)
         assert 0 < report.model_seconds <= report.wall_seconds
         assert "3 written, 0 already done, 3 bad" in report.summary()
+
+
+class TestDecodingWorkers:
+    CPU = select_execution("cpu", fast=False)
+
+    @pytest.fixture
+    def cores(self, monkeypatch):
+        monkeypatch.setattr(chips_module.os, "sched_getaffinity", lambda _: {0, 1}, raising=False)
+        monkeypatch.setattr(chips_module.os, "cpu_count", lambda: 2)
+
+    @pytest.mark.parametrize(("threads", "workers"), [(2, 0), (1, 1)])
+    def test_a_worker_only_where_a_core_is_free_of_the_model(
+        self, cores, monkeypatch, threads, workers
+    ):
+        monkeypatch.setattr(chips_module.torch, "get_num_threads", lambda: threads)
+        assert decoding_workers(InferenceOptions(), self.CPU) == workers
+
+    def test_a_gpu_leaves_the_cores_to_decoding(self, cores, monkeypatch):
+        monkeypatch.setattr(chips_module.torch, "get_num_threads", lambda: 2)
+        assert decoding_workers(InferenceOptions(), select_execution("cuda", fast=False)) == 1
+
+    def test_asked_for_is_given(self):
+        assert decoding_workers(InferenceOptions(num_workers=3), self.CPU) == 3
 
 
 @pytest.mark.aws

@@ -36,6 +36,8 @@ def _results() -> dict:
         "predict_overhead_ratio_spread": 0.03,
         "train_overhead_ratio": 1.3,
         "command_startup_s": 12.5,
+        "folding_speedup_bf16": 1.234,
+        "folding_speedup_spread_bf16": 0.05,
         "rv_predict_s_per_chip": 20.0,
         "test_set_hours_rv": 63.8,
     }
@@ -54,6 +56,8 @@ def test_the_table_gives_goals_spreads_plans_cpu_and_date():
     assert "| `predict_overhead_ratio` | <= 1.1 | 1.050 (spread 3%) | yes |" in table
     assert "| `train_overhead_ratio` | <= 1.15 | 1.300 | no |" in table
     assert "| `command_startup_s` | | 12.50 | |" in table
+    assert "| `folding_speedup_bf16` | | 1.23 | |" in table
+    assert "spread_bf16" not in table
     assert "| int8 (fast path) | 1.00 | 4.00 | 0.0010 | 3.2 |" in table
     assert "| fp32 | 4.00 | 1.00 | 0.0000 | 12.8 |" in table
     assert "| stock `rastervision predict` | 20.00 | | | 63.8 |" in table
