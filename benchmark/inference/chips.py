@@ -3,9 +3,9 @@
 The model is the whole bill, so the code around it must add almost nothing: chips are decoded
 in a DataLoader worker while the model runs where a core is free for it (else between batches:
 :func:`decoding_workers`), and outputs are written by a background thread at a low scheduling
-priority. Chips at another GSD than the model's are
-resized for it (:func:`~benchmark.inference.forward.probabilities_at_scale`); chips larger than
-the model's ``window`` run in windows blended like a scene's (:mod:`benchmark.inference.blending`).
+priority. Chips at another GSD than the model's are resized for it
+(:func:`~benchmark.inference.forward.probabilities_at_scale`); chips larger than the model's
+``window`` run in windows blended like a scene's (:mod:`benchmark.inference.blending`).
 """
 
 import logging
@@ -148,9 +148,9 @@ def decoding_workers(options: InferenceOptions, plan: ExecutionPlan) -> int:
     1 where a core is free of the model (a GPU computes, or the model has fewer threads than
     the process has cores), else 0: when every core runs the model, a decoding process beside
     it preempts one of the model's threads, and every multi-threaded operator then waits for
-    that thread. Decoding a chip between batches costs less than that (~15 ms per 1024 px chip
-    against ~0.5 s in the model on the fast path; ``predict_overhead_ratio`` in
-    ``wb_scripts/bench``).
+    that thread. Decoding between batches costs only its own time, a few percent of a 1024 px
+    chip's forward pass (``predict_overhead_ratio`` in ``wb_scripts/bench``: 1.275 with a
+    worker, 0.98 without, on a 2-core Xeon; docs/results.md).
     """
     if options.num_workers is not None:
         return options.num_workers
