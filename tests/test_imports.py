@@ -11,10 +11,12 @@ import sys
 WALK = """
 import importlib.util, multiprocessing, pathlib, sys
 
-# Third-party only, so every child skips their ~5 s; RV and benchmark stay unimported.
-for heavy in ("torch", "torch._dynamo", "torchvision", "albumentations", "boto3", "matplotlib",
-              "onnx", "onnxruntime", "pystac", "rasterio", "scipy", "segmentation_models_pytorch",
-              "shapely", "skimage"):
+# Third-party only, so every child skips their ~5 s (Raster Vision's plugins alone pull in
+# scikit-learn, scipy.stats and pyplot: 3 s a child); RV and benchmark stay unimported.
+for heavy in ("torch", "torch._dynamo", "torch.utils.tensorboard", "torchvision",
+              "albumentations", "boto3", "geopandas", "matplotlib.pyplot", "onnx", "onnxruntime",
+              "pystac", "rasterio", "scipy.stats", "segmentation_models_pytorch", "shapely",
+              "skimage.io", "sklearn", "xarray"):
     importlib.import_module(heavy)
 root = pathlib.Path(importlib.util.find_spec("benchmark").origin).parent
 names = sorted(

@@ -11,15 +11,14 @@ padding to the encoder stride stays in PyTorch
 """
 
 import importlib.util
-import inspect
 import io
 import logging
-import warnings
 
 import numpy as np
 import torch
 from torch import nn
 
+from benchmark.onnx_export import torchscript_exporter
 from benchmark.training.models import PadToMultiple
 
 log = logging.getLogger(__name__)
@@ -38,12 +37,7 @@ def _export_onnx(network: nn.Module, channels: int) -> bytes:
     """ONNX bytes of ``network`` (eval mode, float32 NCHW) with dynamic batch, height, width."""
     example = torch.zeros(1, channels, 64, 64)
     buffer = io.BytesIO()
-    kwargs = {}
-    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
-        # The TorchScript exporter: dynamic spatial axes without shape constraints, in seconds.
-        kwargs["dynamo"] = False
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # tracer and deprecation notices, not for users
+    with torchscript_exporter() as exporter:  # dynamic spatial axes without shape constraints
         torch.onnx.export(
             network,
             (example,),
@@ -55,7 +49,7 @@ def _export_onnx(network: nn.Module, channels: int) -> bytes:
                 "logits": {0: "batch"},
             },
             opset_version=OPSET,
-            **kwargs,
+            **exporter,
         )
     return buffer.getvalue()
 
