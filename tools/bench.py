@@ -144,6 +144,15 @@ def make_chips(out: Path, n: int, georeferenced: bool) -> list:
     return chips
 
 
+def _read_rgb(paths: list) -> list[np.ndarray]:
+    """uint8 (3, H, W) RGB of each chip file, decoded before any timing."""
+    images = []
+    for path in paths:
+        with rasterio.open(path) as src:
+            images.append(src.read([1, 2, 3]))
+    return images
+
+
 def _median_spread(values: list[float]) -> tuple[float, float]:
     """Median of repeated measures, and their spread: (max - min) / median."""
     median = float(np.median(values))
@@ -205,16 +214,14 @@ def measure_predict(bundle: Path, out: Path, n_chips: int, repeats: int) -> dict
 
     network = load_bundle(str(bundle)).model
     chips = make_chips(out, n_chips, georeferenced=False)
-    images = []
-    for chip in chips:
-        with rasterio.open(chip.uri) as src:
-            images.append(src.read([1, 2, 3]))
+    images = _read_rgb([chip.uri for chip in chips])
     size = len(chips) // repeats
     fast, plans = cpu_plans()
     results: dict = {"fast_path": fast, "plans": plans, "predict_chips": len(chips)}
-    options, models = {}, {}
+    options, execution, models = {}, {}, {}
     for name in plans:
         options[name] = InferenceOptions(device="cpu", execution=name, batch_size=2)  # type: ignore[arg-type]
+        execution[name] = select_execution("cpu", execution=name)  # type: ignore[arg-type]
         start = time.perf_counter()
         # a copy each: preparing may change the network in place (eval, layout)
         models[name] = prepare_model(copy.deepcopy(network), options[name])
@@ -225,14 +232,14 @@ def measure_predict(bundle: Path, out: Path, n_chips: int, repeats: int) -> dict
     for g in range(repeats):
         group = range(g * size, (g + 1) * size)
         for name in plans if g % 2 == 0 else plans[::-1]:
-            plan = select_execution("cpu", execution=options[name].execution)
             out_dir = out / f"masks_{name}_{g}"
             shutil.rmtree(out_dir, ignore_errors=True)
             folder = partial(
                 predict_chip_folder, models[name], [chips[i] for i in group], str(out_dir),
                 options[name],
             )  # fmt: skip
-            forward = partial(_bare_forward, models[name], [images[i] for i in group], plan, 2)
+            group_images = [images[i] for i in group]
+            forward = partial(_bare_forward, models[name], group_images, execution[name], 2)
             pair = [("ours", folder), ("bare", forward)] if name in bare else [("ours", folder)]
             for kind, work in pair if g % 2 == 0 else pair[::-1]:
                 (ours if kind == "ours" else bare)[name].append(_timed(work))
@@ -536,10 +543,7 @@ def measure_folding(bundle: Path, repeats: int) -> dict:
 
     trained = load_bundle(str(bundle)).model.eval().to(memory_format=torch.channels_last)
     folded = fold_batch_norm(trained).to(memory_format=torch.channels_last)
-    images = []
-    for path in TEST_CHIPS[:2]:
-        with rasterio.open(path) as src:
-            images.append(src.read([1, 2, 3]))
+    images = _read_rgb(TEST_CHIPS[:2])
     results: dict = {}
     for name in ["fp32_channels_last"] + (["bf16"] if cpu_has_fast_bf16() else []):
         plan = select_execution("cpu", execution=name)  # type: ignore[arg-type]
