@@ -115,7 +115,8 @@ ORIGINAL = Recipe(
 DEMO = Recipe(
     "demo",
     "wb_scripts/demo's: 30 cm, random 112-160 px windows resized to 128, Lovasz hinge, "
-    "an average of the weights (decay 0.99), predicted in 128 px windows blended over 64",
+    "an average of the weights (decay 0.99), predicted in 128 px windows blended over 64, "
+    "thresholded to predict the training chips' building share",
     # The -a arguments of wb_scripts/demo's benchmark command (a test keeps them equal); the
     # model and encoder are the experiment's defaults, U-Net and ResNet-18.
     {
@@ -131,6 +132,7 @@ DEMO = Recipe(
         "predict_window": "128",
         "predict_overlap": "64",
         "ema_decay": "0.99",
+        "share_threshold": "true",
     },
     # ~300 steps: about 7 minutes per training variant and seed on 2 cores, 25 s per
     # inference-only one (measured, 2026-12-02).
@@ -196,6 +198,19 @@ VARIANTS = (
         "train-threshold",
         "threshold chosen on the training chips (no validation label read)",
         {"train_threshold": "true"},
+        reuses=BASELINE,
+    ),
+    Variant(
+        "threshold-0.5",
+        "threshold 0.5, not the one predicting the training chips' building share",
+        {"share_threshold": "false"},
+        reuses=BASELINE,
+        recipes=(DEMO.name,),  # the others' baseline already has it
+    ),
+    Variant(
+        "share-threshold",
+        "threshold predicting the training chips' building share (no validation label read)",
+        {"share_threshold": "true"},
         reuses=BASELINE,
     ),
 )

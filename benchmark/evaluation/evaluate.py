@@ -11,6 +11,7 @@ beside the report and scored per building (:mod:`benchmark.evaluation.buildings`
 import logging
 from functools import lru_cache
 
+import numpy as np
 import rasterio
 from rasterio.windows import Window
 from rastervision.core.data import SceneConfig
@@ -22,8 +23,22 @@ from benchmark.evaluation.buildings import (
     build_building_report,
     score_scene_buildings,
 )
-from benchmark.evaluation.metrics import ConfusionCounts, build_eval_report, evaluate_scene
-from benchmark.evaluation.plots import plot_scene_overlay, plot_training_curves
+from benchmark.evaluation.metrics import (
+    ConfusionCounts,
+    build_eval_report,
+    counts_from_histograms,
+    scene_histograms,
+)
+from benchmark.evaluation.plots import (
+    plot_scene_overlay,
+    plot_threshold_choice,
+    plot_training_curves,
+)
+from benchmark.evaluation.share_threshold import (
+    ShareThreshold,
+    TrainingShare,
+    choose_share_threshold,
+)
 from benchmark.evaluation.training_threshold import TrainingThreshold
 from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
@@ -63,14 +78,34 @@ def _scored_grid(cfg: BenchmarkConfig, scene: SceneConfig) -> tuple[str, Window 
     return native.image_uri, native.window
 
 
-def evaluate_validation(cfg: BenchmarkConfig, training: TrainingThreshold | None = None) -> dict:
+def _decision_threshold(
+    cfg: BenchmarkConfig,
+    best: float,
+    training: TrainingThreshold | None,
+    shared: ShareThreshold | None,
+) -> float:
+    """0.5, or the threshold the config asks for (``tune_threshold`` wins, then the others)."""
+    if cfg.tune_threshold:
+        return best
+    if training is not None:
+        return training.threshold
+    if shared is not None:
+        return shared.threshold
+    return DEFAULT_THRESHOLD
+
+
+def evaluate_validation(
+    cfg: BenchmarkConfig,
+    training: TrainingThreshold | None = None,
+    training_share: TrainingShare | None = None,
+) -> dict:
     """Evaluate every validation window; write ``eval.json`` and PNGs under ``cfg.eval_uri``.
 
-    The decision threshold is 0.5, the best on the validation scenes (``tune_threshold``) or
-    ``training``'s, chosen on the training chips (``train_threshold``).
+    The decision threshold is 0.5, the best on the validation scenes (``tune_threshold``),
+    ``training``'s, chosen on the training chips (``train_threshold``), or the one at which
+    the validation scenes hold ``training_share``'s share of buildings (``share_threshold``).
     """
-    sweeps: dict[str, dict[float, ConfusionCounts]] = {}
-    window_counts: dict[str, dict[float, ConfusionCounts]] = {}
+    histograms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     rasterizers = {}
     for scene in cfg.dataset.validation_scenes:
         image_uri, window = _scored_grid(cfg, scene)
@@ -78,31 +113,36 @@ def evaluate_validation(cfg: BenchmarkConfig, training: TrainingThreshold | None
         with rasterio.open(image_uri) as src:
             crs_wkt = src.crs.to_wkt()
         rasterizers[scene.id] = _label_rasterizer(label_uri, crs_wkt)
-        counts = evaluate_scene(
+        histograms[scene.id] = scene_histograms(
             layout.window_probability_uri(cfg.predict_uri, scene.id),
             image_uri,
             rasterizers[scene.id].window,
-            thresholds=THRESHOLDS,
             window=window,
         )
-        window_counts[scene.id] = counts
-        key = cfg.scene_keys[scene.id]
-        total = sweeps.setdefault(key, {t: ConfusionCounts() for t in THRESHOLDS})
-        for t in THRESHOLDS:
-            total[t] = total[t] + counts[t]
+    # How often each probability was predicted: buildings and background summed, no label.
+    predicted = sum((pos + neg for pos, neg in histograms.values()), np.zeros(256, np.int64))
+    shared = None if training_share is None else choose_share_threshold(predicted, training_share)
+    thresholds = sorted({*THRESHOLDS, *([shared.threshold] if shared is not None else [])})
+    window_counts = {
+        scene_id: counts_from_histograms(pos, neg, thresholds)
+        for scene_id, (pos, neg) in histograms.items()
+    }
+    sweeps: dict[str, dict[float, ConfusionCounts]] = {}
+    for scene_id, counts in window_counts.items():
+        total = sweeps.setdefault(cfg.scene_keys[scene_id], {})
+        for t in thresholds:
+            total[t] = total.get(t, ConfusionCounts()) + counts[t]
 
-    overall = {t: sum((s[t] for s in sweeps.values()), ConfusionCounts()) for t in THRESHOLDS}
+    overall = {t: sum((s[t] for s in sweeps.values()), ConfusionCounts()) for t in thresholds}
     best = max(THRESHOLDS, key=lambda t: overall[t].jaccard)
-    threshold = DEFAULT_THRESHOLD
-    if cfg.tune_threshold:
-        threshold = best
-    elif training is not None:
-        threshold = training.threshold
+    threshold = _decision_threshold(cfg, best, training, shared)
     report = build_eval_report({key: sweep[threshold] for key, sweep in sweeps.items()})
     report["decision_threshold"] = threshold
     report["threshold_tuned"] = cfg.tune_threshold
     if training is not None:
         report["training_threshold"] = training.to_json()
+    if shared is not None:
+        report["share_threshold"] = shared.to_json()
     report["best_threshold"] = {"threshold": best, "jaccard": overall[best].jaccard}
     report["threshold_sweep"] = [
         {"threshold": t, "jaccard": overall[t].jaccard} for t in THRESHOLDS
@@ -126,7 +166,7 @@ def evaluate_validation(cfg: BenchmarkConfig, training: TrainingThreshold | None
         report["self_training"] = read_json(self_training, "self-training record")["rounds"]
     write_json(report, layout.eval_report_uri(cfg.eval_uri))
     log.info(
-        "Validation micro Jaccard %.4f at threshold %.2f (best %.4f at %.2f)",
+        "Validation micro Jaccard %.4f at threshold %.3f (best %.4f at %.2f)",
         overall[threshold].jaccard,
         threshold,
         overall[best].jaccard,
@@ -146,6 +186,13 @@ def evaluate_validation(cfg: BenchmarkConfig, training: TrainingThreshold | None
             window=window,
             buildings=footprints[scene.id],
         )
+    plot_threshold_choice(
+        sum(pos for pos, _ in histograms.values()),
+        sum(neg for _, neg in histograms.values()),
+        {t: overall[t].jaccard for t in thresholds},
+        threshold,
+        layout.thresholds_picture_uri(cfg.eval_uri),
+    )
     log_csv = layout.training_log_uri(cfg.train_uri)
     if uri_exists(log_csv):
         plot_training_curves(log_csv, layout.training_curves_uri(cfg.eval_uri))

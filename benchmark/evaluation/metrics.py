@@ -68,21 +68,23 @@ def counts_from_histograms(
     return out
 
 
-def evaluate_scene(
+def scene_histograms(
     prob_uri: str,
     image_uri: str,
     rasterize_window: WindowRasterizer,
-    thresholds: Iterable[float] = (0.5,),
     block_size: int = 2048,
     window: Window | None = None,
-) -> dict[float, ConfusionCounts]:
-    """Counts at each threshold for one scene, reading it block by block.
+) -> tuple[np.ndarray, np.ndarray]:
+    """256-bin histograms of one scene's uint8 probabilities on its buildings and elsewhere.
+
+    Read block by block. ``pos[q]`` / ``neg[q]``: valid pixels with probability value q that
+    are / are not buildings (``counts_from_histograms`` turns them into counts at any threshold;
+    their sum, how often each value was predicted, needs no label).
 
     Args:
         prob_uri: uint8 probability raster on the scene's grid (from ``predict``).
         image_uri: the scene, for its valid-pixel mask (alpha / nodata).
         rasterize_window: ``(transform, (h, w)) -> uint8 0/1`` true buildings.
-        thresholds: decision thresholds to count at.
         block_size: block side; bounds memory.
         window: the part of ``image_uri`` that ``prob_uri`` covers (None: all of it), e.g. a
             window resampled to a GSD for the model, scored here at the scene's resolution.
@@ -110,6 +112,19 @@ def evaluate_scene(
             truth = rasterize_window(img_src.window_transform(in_image), prob.shape).astype(bool)
             pos += np.bincount(prob[valid & truth], minlength=256)
             neg += np.bincount(prob[valid & ~truth], minlength=256)
+    return pos, neg
+
+
+def evaluate_scene(
+    prob_uri: str,
+    image_uri: str,
+    rasterize_window: WindowRasterizer,
+    thresholds: Iterable[float] = (0.5,),
+    block_size: int = 2048,
+    window: Window | None = None,
+) -> dict[float, ConfusionCounts]:
+    """Counts at each of ``thresholds`` for one scene (arguments as ``scene_histograms``)."""
+    pos, neg = scene_histograms(prob_uri, image_uri, rasterize_window, block_size, window)
     return counts_from_histograms(pos, neg, list(thresholds))
 
 

@@ -13,30 +13,23 @@ one. It can matter where training and validation scenes look alike, or for an en
 averaged probabilities are less sure than its members'.
 """
 
-import io
 import logging
-import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from PIL import Image
-from rastervision.pipeline.file_system import download_if_needed
 from torch import nn
 from tqdm import tqdm
 
 from benchmark.data.constants import BUILDING, NO_BUILDING
 from benchmark.errors import InputError
 from benchmark.evaluation.metrics import counts_from_histograms
+from benchmark.evaluation.training_chips import training_chips
 from benchmark.inference.execution import InferenceOptions
 from benchmark.inference.forward import predict_probabilities, quantize
-from benchmark.pipeline.layout import TRAIN_CHIP_IMAGES, TRAIN_CHIP_LABELS
 
 log = logging.getLogger(__name__)
 
-# Chips predicted at most, taken evenly from all of them: the pass stays minutes on a CPU for the
-# full data set's thousands of chips (``eval`` runs on the CPU queue on AWS Batch).
-MAX_CHIPS = 2000
 _BATCH = 32  # chips read per forward call (predict_probabilities splits it by the batch size)
 
 
@@ -52,15 +45,6 @@ class TrainingThreshold:
     def to_json(self) -> dict:
         """As ``eval.json`` keeps it."""
         return asdict(self)
-
-
-def _training_chip_names(zf: zipfile.ZipFile) -> list[str]:
-    prefix = f"{TRAIN_CHIP_IMAGES}/"
-    return sorted(n for n in zf.namelist() if n.startswith(prefix) and n.endswith(".png"))
-
-
-def _read_png(zf: zipfile.ZipFile, name: str) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(zf.read(name))))
 
 
 def _batches(
@@ -79,21 +63,6 @@ def _batches(
         yield np.stack(images), np.stack(labels)
 
 
-def _labelled_chips(zip_paths: Sequence[str]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(uint8 (3, H, W) image, label) of at most :data:`MAX_CHIPS` training chips, evenly taken."""
-    names = []
-    for path in zip_paths:
-        with zipfile.ZipFile(path) as zf:
-            names += [(path, name) for name in _training_chip_names(zf)]
-    step = max(1, -(-len(names) // MAX_CHIPS))
-    taken = names[::step]
-    for path in dict.fromkeys(p for p, _ in taken):
-        with zipfile.ZipFile(path) as zf:
-            for _, name in (t for t in taken if t[0] == path):
-                image = _read_png(zf, name)[..., :3].transpose(2, 0, 1)
-                yield image, _read_png(zf, name.replace(TRAIN_CHIP_IMAGES, TRAIN_CHIP_LABELS, 1))
-
-
 def choose_training_threshold(
     model: nn.Module,
     chip_zip_uris: Sequence[str],
@@ -110,11 +79,10 @@ def choose_training_threshold(
         thresholds: the candidates (eval's sweep).
         tmp_dir: where zips on S3 are downloaded.
     """
-    local = [download_if_needed(uri, tmp_dir) for uri in chip_zip_uris]
     pos = np.zeros(256, dtype=np.int64)
     neg = np.zeros(256, dtype=np.int64)
     chips = 0
-    for images, labels in _batches(_labelled_chips(local), _BATCH):
+    for images, labels in _batches(training_chips(chip_zip_uris, tmp_dir), _BATCH):
         probs = quantize(predict_probabilities(model, images, options))
         pos += np.bincount(probs[labels == BUILDING], minlength=256)  # IGNORE_LABEL: neither
         neg += np.bincount(probs[labels == NO_BUILDING], minlength=256)

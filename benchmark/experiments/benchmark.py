@@ -119,11 +119,19 @@ class BenchmarkArgs(SceneArgs):
         "({root}/train/{exp}/model-bundle.zip of other seeds or encoders): predict averages "
         "their probabilities with this run's model, and bundle packs them with it.",
     )
-    tune_threshold: bool = Field(False, description="Pick the threshold on validation scenes.")
+    tune_threshold: bool = Field(
+        False,
+        description="Pick the threshold on validation scenes (wins over the other choices).",
+    )
     train_threshold: bool = Field(
         False,
         description="Pick the threshold on the training chips (the trained model predicts "
-        "them in eval; no validation label is read).",
+        "them in eval; no validation label is read; wins over share_threshold).",
+    )
+    share_threshold: bool = Field(
+        False,
+        description="Pick the threshold at which the validation scenes' predicted building "
+        "share is the training chips' (no validation label is read).",
     )
     # Self-training (pseudo-labels).
     self_train_rounds: int = Field(
@@ -173,12 +181,6 @@ class BenchmarkArgs(SceneArgs):
     def _check_random_sizes(self) -> "BenchmarkArgs":
         if self.random_sz_min and self.random_sz_max and self.random_sz_min >= self.random_sz_max:
             raise ValueError("random_sz_min must be below random_sz_max")
-        return self
-
-    @model_validator(mode="after")
-    def _check_threshold_choice(self) -> "BenchmarkArgs":
-        if self.tune_threshold and self.train_threshold:
-            raise ValueError("tune_threshold and train_threshold each pick the threshold: pick one")
         return self
 
     @model_validator(mode="after")
@@ -429,5 +431,6 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
         ),
         tune_threshold=args.tune_threshold,
         train_threshold=args.train_threshold,
+        share_threshold=args.share_threshold,
         self_training=_self_training(args, bool(test_chips), manifests, valid_keys),
     )

@@ -171,6 +171,13 @@ class BenchmarkConfig(SemanticSegmentationConfig):
         "without validation labels (see benchmark.evaluation.training_threshold). "
         "tune_threshold, when set too, wins.",
     )
+    share_threshold: bool = Field(
+        False,
+        description="Use the threshold at which the validation scenes' predicted share of "
+        "building pixels is the training chips' labelled share, instead of 0.5: no validation "
+        "label is read (see benchmark.evaluation.share_threshold). tune_threshold and "
+        "train_threshold, when set too, win.",
+    )
     self_training: SelfTrainingConfig | None = Field(
         None, description="Fine-tune on pseudo-labels of unlabeled imagery (None: off)."
     )

@@ -23,6 +23,7 @@ from benchmark.evaluation.evaluate import (
     evaluate_validation,
     read_decision_threshold,
 )
+from benchmark.evaluation.share_threshold import training_building_share
 from benchmark.evaluation.training_threshold import TrainingThreshold, choose_training_threshold
 from benchmark.inference.chips import predict_chip_folder
 from benchmark.inference.execution import InferenceOptions, prepare_model
@@ -154,7 +155,10 @@ class BenchmarkPipeline(SemanticSegmentation):
         cfg = self.config
         choose_on_training = cfg.train_threshold and not cfg.tune_threshold  # tune_ wins
         training = self._training_threshold() if choose_on_training else None
-        evaluate_validation(cfg, training)
+        share = None
+        if cfg.share_threshold and not (cfg.tune_threshold or choose_on_training):
+            share = training_building_share(list_paths(cfg.chip_uri, ext="zip"), self.tmp_dir)
+        evaluate_validation(cfg, training, share)
 
     def _training_threshold(self) -> TrainingThreshold:
         """The threshold the run's model (or ensemble) scores best with on its training chips."""

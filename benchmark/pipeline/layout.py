@@ -18,7 +18,7 @@ every experiment at their GSD::
     {root}/predict/{exp}/{window}.tif            predict: validation-window probabilities
     {root}/predict/{exp}/test/{chip}.tif         predict: test-chip probabilities
     {root}/eval/{exp}/eval.json                  eval: the report; {window}.png overlays,
-                                                 training_curves.png
+                                                 training_curves.png, thresholds.png
     {root}/bundle/{exp}/model-bundle.zip         bundle: RV's bundle plus benchmark.json
     {root}/postprocess/{exp}/{chip}.tif          POSTPROCESS: the submission masks
     {root}/postprocess/{exp}.json                POSTPROCESS: the threshold they were made with
@@ -140,6 +140,11 @@ def footprints_uri(eval_dir: str, window_id: str, extension: str) -> str:
 def overlay_uri(eval_dir: str, window_id: str) -> str:
     """Eval's picture of one validation window's prediction against its labels."""
     return _join(eval_dir, f"{window_id}.png")
+
+
+def thresholds_picture_uri(eval_dir: str) -> str:
+    """Eval's plot of the validation probabilities and the Jaccard at each threshold."""
+    return _join(eval_dir, "thresholds.png")
 
 
 def training_curves_uri(eval_dir: str) -> str:

@@ -17,6 +17,7 @@ from benchmark.evaluation.plots import (
     draw_outlines,
     plot_chip_predictions,
     plot_scene_overlay,
+    plot_threshold_choice,
     plot_training_curves,
 )
 from tests.fixtures.buildings import BOXES, box_rasterizer
@@ -116,6 +117,18 @@ class TestTrainingCurves:
         plot_training_curves(str(log_csv), str(tmp_path / "c.png"))
         assert not (tmp_path / "c.png").exists()
         assert "no epochs logged" in caplog.text
+
+
+@pytest.mark.parametrize("threshold", [0.5, 0.276])
+def test_threshold_choice(tmp_path, threshold):
+    """Both histograms on a log scale, with empty levels; the sweep holds the threshold."""
+    pos = np.zeros(256, np.int64)
+    pos[60:250] = 30
+    neg = np.zeros(256, np.int64)
+    neg[40:70] = 5000
+    sweep = {t: 0.4 for t in (0.25, threshold, 0.5)}
+    plot_threshold_choice(pos, neg, sweep, threshold, str(tmp_path / "t.png"))
+    assert png_shape(tmp_path / "t.png")[0] > 100
 
 
 def test_chip_predictions_grid(tmp_path):

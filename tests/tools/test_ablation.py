@@ -182,7 +182,14 @@ class TestVariants:
 
     def test_only_inference_options_reuse_the_baselines_model(self):
         reusing = {v.name for v in VARIANTS if v.reuses}
-        assert reusing == {"tta", "overlap-256", "tuned-threshold", "train-threshold"}
+        assert reusing == {
+            "tta",
+            "overlap-256",
+            "tuned-threshold",
+            "train-threshold",
+            "threshold-0.5",
+            "share-threshold",
+        }
         assert {v.reuses for v in VARIANTS if v.reuses} == {BASELINE}
 
 
@@ -232,9 +239,11 @@ class TestRecipes:
     def test_a_change_the_baseline_has_is_left_out(self, tmp_path, caplog):
         caplog.set_level("INFO", logger="tools.ablation")
         demo = supported_names(make_setup(tmp_path, DEMO))
-        assert "lovasz" not in demo and "ema" not in demo and "ce-dice" in demo
+        assert "lovasz" not in demo and "ema" not in demo and "share-threshold" not in demo
+        assert "ce-dice" in demo and "threshold-0.5" in demo
         assert "Leaving out lovasz: the baseline already has -a loss lovasz" in caplog.text
-        assert supported_names(make_setup(tmp_path)) == [v.name for v in VARIANTS]
+        original = supported_names(make_setup(tmp_path))
+        assert original == [v.name for v in VARIANTS if v.name != "threshold-0.5"]
         # An extra argument is part of the baseline too.
         assert "aug-color" not in supported_names(make_setup(tmp_path, aug="color"))
 
@@ -242,6 +251,8 @@ class TestRecipes:
         caplog.set_level("INFO", logger="tools.ablation")
         assert "overlap-256" not in supported_names(make_setup(tmp_path, DEMO))
         assert "Leaving out overlap-256: it is for the original recipe only" in caplog.text
+        assert "threshold-0.5" not in supported_names(make_setup(tmp_path))
+        assert "Leaving out threshold-0.5: it is for the demo recipe only" in caplog.text
 
     def test_asking_for_a_left_out_variant_is_an_error(self, tmp_path):
         setup = make_setup(tmp_path, DEMO)
@@ -252,7 +263,7 @@ class TestRecipes:
 class TestGsdDetection:
     def test_gsd_left_out_when_the_experiment_lacks_it(self, tmp_path):
         names = supported_names(make_setup(tmp_path), KNOWN_ARGS - {"gsd"})
-        assert names == [v.name for v in VARIANTS if v.name != "gsd-0.1"]
+        assert names == [v.name for v in VARIANTS if v.name not in ("gsd-0.1", "threshold-0.5")]
 
     def test_read_from_the_args_classes(self):
         benchmark_args, preprocess_args = ablation.experiment_arg_names()

@@ -1,0 +1,45 @@
+"""``eval`` on a finished tiny run: the decision threshold each option asks for, and its report."""
+
+import pytest
+
+from benchmark.data.uris import read_json, uri_exists
+from benchmark.evaluation.evaluate import THRESHOLDS
+from benchmark.pipeline import layout
+from tests.fixtures.cli import EXPERIMENT
+from tests.fixtures.runs import build_pipeline, copy_run
+
+
+@pytest.mark.slow
+def test_eval_decides_with_the_threshold_asked_for(finished_run, tmp_path):
+    parts = [f"{command}/{EXPERIMENT}" for command in ("chip", "train", "predict")]
+    root = copy_run(finished_run, tmp_path, "split_images", *parts)
+    pipeline = build_pipeline(root, preprocess=False, tmp_path=tmp_path)
+    cfg = pipeline.config
+
+    def evaluate() -> dict:
+        pipeline.eval()
+        return read_json(layout.eval_report_uri(cfg.eval_uri))
+
+    report = evaluate()
+    assert report["decision_threshold"] == 0.5
+    assert uri_exists(layout.thresholds_picture_uri(cfg.eval_uri))
+
+    cfg.share_threshold = True
+    report = evaluate()
+    shared = report["share_threshold"]
+    assert report["decision_threshold"] == shared["threshold"]
+    assert 0 < shared["training_share"] < 1 and shared["chips"] > 0
+    assert abs(shared["predicted_share"] - shared["training_share"]) < 0.1
+    assert report["best_threshold"]["threshold"] in THRESHOLDS  # validation's, still reported
+
+    cfg.train_threshold = True  # the training chips' choice wins, and alone runs
+    report = evaluate()
+    chosen = report["training_threshold"]
+    assert "share_threshold" not in report
+    assert report["decision_threshold"] == chosen["threshold"] in THRESHOLDS
+    assert chosen["chips"] > 0 and len(chosen["sweep"]) == len(THRESHOLDS)
+
+    cfg.tune_threshold = True  # the validation scenes' choice wins over both
+    report = evaluate()
+    assert "training_threshold" not in report and "share_threshold" not in report
+    assert report["decision_threshold"] == report["best_threshold"]["threshold"]
