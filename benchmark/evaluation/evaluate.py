@@ -119,8 +119,9 @@ def evaluate_validation(
             rasterizers[scene.id].window,
             window=window,
         )
-    # How often each probability was predicted: buildings and background summed, no label.
-    predicted = sum((pos + neg for pos, neg in histograms.values()), np.zeros(256, np.int64))
+    on_buildings = sum((pos for pos, _ in histograms.values()), np.zeros(256, np.int64))
+    elsewhere = sum((neg for _, neg in histograms.values()), np.zeros(256, np.int64))
+    predicted = on_buildings + elsewhere  # how often each probability was predicted: no label
     shared = None if training_share is None else choose_share_threshold(predicted, training_share)
     thresholds = sorted({*THRESHOLDS, *([shared.threshold] if shared is not None else [])})
     window_counts = {
@@ -187,8 +188,8 @@ def evaluate_validation(
             buildings=footprints[scene.id],
         )
     plot_threshold_choice(
-        sum(pos for pos, _ in histograms.values()),
-        sum(neg for _, neg in histograms.values()),
+        on_buildings,
+        elsewhere,
         {t: overall[t].jaccard for t in thresholds},
         threshold,
         layout.thresholds_picture_uri(cfg.eval_uri),
