@@ -26,6 +26,7 @@ from tqdm import tqdm
 from benchmark.data.constants import BUILDING, NO_BUILDING
 from benchmark.errors import InputError
 from benchmark.evaluation.training_chips import training_chips
+from benchmark.pipeline.bundle import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,7 @@ def share_threshold(predicted: np.ndarray, share: float) -> float:
         raise ValueError(f"expected pixels per level of {LEVELS} levels, got {counts.shape}")
     total = counts.sum()
     if total == 0:
-        return 0.5
+        return DEFAULT_THRESHOLD
     # above[k]: the share of pixels at levels above k, i.e. predicted a building at (k + 0.5) / 255.
     above = 1 - np.cumsum(counts) / total
     level = int(np.argmin(np.abs(above - share)))
@@ -108,7 +109,8 @@ def choose_share_threshold(predicted: np.ndarray, training: TrainingShare) -> Sh
     """
     threshold = share_threshold(predicted, training.share)
     counts = np.asarray(predicted)
-    predicted_share = float(counts[int(np.floor(255 * threshold)) + 1 :].sum() / counts.sum())
+    above = counts[int(np.floor(255 * threshold)) + 1 :].sum()
+    predicted_share = float(above / max(1, counts.sum()))
     log.info(
         "Threshold %.3f predicts %.1f%% of the validation pixels buildings "
         "(%.1f%% of the labelled pixels of %d training chips)",

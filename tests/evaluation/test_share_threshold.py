@@ -36,6 +36,8 @@ def test_an_unsure_model_gets_a_threshold_under_half():
 
 def test_nothing_predicted_keeps_half_and_a_wrong_histogram_is_refused():
     assert share_threshold(np.zeros(256), 0.3) == 0.5
+    chosen = choose_share_threshold(np.zeros(256), TrainingShare(0.3, chips=1))
+    assert chosen.threshold == 0.5 and chosen.predicted_share == 0.0
     with pytest.raises(ValueError, match="256 levels"):
         share_threshold(np.ones(10), 0.3)
 
