@@ -205,7 +205,7 @@ VARIANTS = (
         "threshold 0.5, not the one predicting the training chips' building share",
         {"share_threshold": "false"},
         reuses=BASELINE,
-        recipes=(DEMO.name,),  # the others' baseline already has it
+        recipes=(DEMO.name,),  # the original recipe's baseline is at 0.5 already
     ),
     Variant(
         "share-threshold",

@@ -182,13 +182,11 @@ def plot_threshold_choice(
         threshold: the decision threshold (drawn solid; 0.5 dashed).
         png_uri: where to write the PNG.
     """
-    levels = np.arange(len(pos)) / 255
+    edges = np.arange(len(pos) + 1) / 255  # level q spans [q, q + 1) / 255
     fig = Figure(figsize=(9, 4.5))
     ax = fig.subplots()
-    ax.stairs(neg, np.append(levels, 256 / 255), fill=True, alpha=0.6, color=FN_COLOR,
-              label="not building (pixels)")  # fmt: skip
-    ax.stairs(pos, np.append(levels, 256 / 255), fill=True, alpha=0.6, color=TP_COLOR,
-              label="building (pixels)")  # fmt: skip
+    for counts, color, label in ((neg, FN_COLOR, "not building"), (pos, TP_COLOR, "building")):
+        ax.stairs(counts, edges, fill=True, alpha=0.6, color=color, label=f"{label} (pixels)")
     ax.set_yscale("log")
     ax.set_xlabel("predicted probability of building")
     ax.set_ylabel("validation pixels")
