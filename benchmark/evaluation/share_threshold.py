@@ -77,7 +77,7 @@ def training_building_share(chip_zip_uris: Sequence[str], tmp_dir: str) -> Train
     return TrainingShare(building / labelled, chips)
 
 
-def share_threshold(predicted: np.ndarray, share: float) -> float:
+def share_threshold(predicted: np.ndarray, share: float) -> tuple[float, float]:
     """The threshold at which the share of pixels predicted a building comes closest to ``share``.
 
     Args:
@@ -85,19 +85,20 @@ def share_threshold(predicted: np.ndarray, share: float) -> float:
         share: the building share to match, in [0, 1].
 
     Returns:
-        A threshold between two levels: the levels above it are buildings (``q > 255 t``,
-        as ``probability_to_mask`` decides). 0.5 when no pixel was predicted.
+        The threshold, between two levels: the levels above it are buildings (``q > 255 t``,
+        as ``probability_to_mask`` decides); and the share of pixels it predicts a building.
+        (0.5, 0.0) when no pixel was predicted.
     """
     counts = np.asarray(predicted, dtype=np.float64)
     if counts.shape != (LEVELS,):
         raise ValueError(f"expected pixels per level of {LEVELS} levels, got {counts.shape}")
     total = counts.sum()
     if total == 0:
-        return DEFAULT_THRESHOLD
+        return DEFAULT_THRESHOLD, 0.0
     # above[k]: the share of pixels at levels above k, i.e. predicted a building at (k + 0.5) / 255.
-    above = 1 - np.cumsum(counts) / total
+    above = (total - np.cumsum(counts)) / total
     level = int(np.argmin(np.abs(above - share)))
-    return (level + 0.5) / 255
+    return (level + 0.5) / 255, float(above[level])
 
 
 def choose_share_threshold(predicted: np.ndarray, training: TrainingShare) -> ShareThreshold:
@@ -107,10 +108,7 @@ def choose_share_threshold(predicted: np.ndarray, training: TrainingShare) -> Sh
         predicted: pixels per uint8 probability level of the validation scenes (no label).
         training: the training chips' building share.
     """
-    threshold = share_threshold(predicted, training.share)
-    counts = np.asarray(predicted)
-    above = counts[int(np.floor(255 * threshold)) + 1 :].sum()
-    predicted_share = float(above / max(1, counts.sum()))
+    threshold, predicted_share = share_threshold(predicted, training.share)
     log.info(
         "Threshold %.3f predicts %.1f%% of the validation pixels buildings "
         "(%.1f%% of the labelled pixels of %d training chips)",

@@ -22,20 +22,21 @@ def _predicted(levels: np.ndarray) -> np.ndarray:
 @pytest.mark.parametrize("share", [0.1, 0.25, 0.5, 0.9])
 def test_the_threshold_predicts_the_share_asked_for(share: float):
     levels = np.random.default_rng(0).integers(0, 256, 100_000).astype(np.uint8)
-    t = share_threshold(_predicted(levels), share)
+    t, predicted_share = share_threshold(_predicted(levels), share)
     assert probability_to_mask(levels, t).mean() == pytest.approx(share, abs=0.005)
+    assert predicted_share == pytest.approx(probability_to_mask(levels, t).mean())
 
 
 def test_an_unsure_model_gets_a_threshold_under_half():
     """Background at 0.2, buildings spread over 0.25-0.95: a quarter of the pixels."""
     levels = np.concatenate([np.full(750, 51), np.linspace(64, 242, 250)]).astype(np.uint8)
-    t = share_threshold(_predicted(levels), 0.25)
+    t, _ = share_threshold(_predicted(levels), 0.25)
     assert 51 / 255 < t < 64 / 255
     assert probability_to_mask(levels, t).sum() == 250
 
 
 def test_nothing_predicted_keeps_half_and_a_wrong_histogram_is_refused():
-    assert share_threshold(np.zeros(256), 0.3) == 0.5
+    assert share_threshold(np.zeros(256), 0.3) == (0.5, 0.0)
     chosen = choose_share_threshold(np.zeros(256), TrainingShare(0.3, chips=1))
     assert chosen.threshold == 0.5 and chosen.predicted_share == 0.0
     with pytest.raises(ValueError, match="256 levels"):
