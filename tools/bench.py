@@ -20,7 +20,8 @@ demo first.
   test_set_hours: the fast path's; test_set_hours_rv: stock RV's, from the rv measure).
   predict_overhead_ratio is the median over the groups too (_spread, _runs).
 - preprocess_vs_raw_ratio: PREPROCESS throughput / a bare rasterio read-and-write of the same
-  windows with the same compression. preprocess_split_speedup: ``-s 2`` vs ``-s 1``, local runner.
+  windows with the same compression. preprocess_split_speedup: ``-s 2`` vs ``-s 1``, local runner,
+  ``--repeats`` alternating pairs (median; _spread, _runs).
 - train_overhead_ratio: RV's training loop per chip / a bare forward+backward+step loop on the
   same batches, ``--repeats`` alternating pairs (median; _spread, _runs).
 - command_startup_s: ``rastervision run inprocess ... PREPROCESS`` on a 64 px catalog (start-up
@@ -35,6 +36,9 @@ demo first.
 - folding_speedup_<plan>: the demo network's forward on two 1024 px chips as trained / with
   BatchNorm folded (:mod:`benchmark.inference.folding`), for fp32 channels_last and bf16 where
   native, ``--repeats`` alternating pairs in one process (median; _spread).
+- chip_io: folder predict's work around the model per 1024 px chip: decoding on 1 thread and
+  on every core, writing probabilities and masks with our codecs and with DEFLATE's default
+  level (ms, kB on disk and in a gzipped tar; see :func:`measure_chip_io`).
 - footprints: peak RSS of ``benchmark-footprints`` on the 40,000 px scene with the demo's bundle,
   its time / the probability raster's alone, and our vectorization beside RV 0.31's on the
   Kampala validation scene (see :mod:`tools.footprints_measure`).
@@ -44,6 +48,7 @@ import argparse
 import copy
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -330,8 +335,11 @@ def _synthetic_catalog(out: Path, size: int) -> tuple[str, list[str]]:
     return fixture.catalog_uri, fixture.train_keys + fixture.valid_keys
 
 
-def measure_preprocess(out: Path, size: int) -> dict:
-    """PREPROCESS vs bare rasterio on the same windows; ``-s 2`` vs ``-s 1`` with 2 scenes."""
+def measure_preprocess(out: Path, size: int, repeats: int) -> dict:
+    """PREPROCESS vs bare rasterio on the same windows; ``-s 2`` vs ``-s 1`` with 2 scenes.
+
+    The splits' speedup is the median of ``repeats`` alternating pairs (_spread, _runs).
+    """
     from benchmark.data.scene_windows import cut_scene_into_windows
     from benchmark.data.stac import read_training_scenes
     from benchmark.data.windows import plan_windows
@@ -363,18 +371,24 @@ def measure_preprocess(out: Path, size: int) -> dict:
         "raw_read_write_mp_per_s": megapixels / raw_s,
         "preprocess_vs_raw_ratio": raw_s / ours,
     }
-    walls = {}
-    for splits in (1, 2):
-        walls[splits] = run_rastervision(
-            "run", "local", "benchmark.experiments.split_images", "PREPROCESS",
-            "-a", "root_uri", str(out / "pre" / f"s{splits}"), "-a", "train_stac_uri", catalog,
-            "-a", "train_ids", keys[0], "-a", "valid_ids", keys[1],
-            "-a", "split_size", str(split_size), "-s", str(splits),
-            tmp=out / "rvtmp",
-        )  # fmt: skip
-    results["preprocess_local_s_split_1"] = walls[1]
-    results["preprocess_local_s_split_2"] = walls[2]
-    results["preprocess_split_speedup"] = walls[1] / walls[2]
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    for r in range(repeats):  # alternating pairs: each ratio compares neighbours in time
+        for splits in (1, 2) if r % 2 == 0 else (2, 1):
+            args = [
+                "run", "local", "benchmark.experiments.split_images", "PREPROCESS",
+                "-a", "root_uri", str(out / "pre" / f"s{splits}_{r}"),
+                "-a", "train_stac_uri", catalog,
+                "-a", "train_ids", keys[0], "-a", "valid_ids", keys[1],
+                "-a", "split_size", str(split_size), "-s", str(splits),
+            ]  # fmt: skip
+            walls[splits].append(run_rastervision(*args, tmp=out / "rvtmp"))
+    results["preprocess_local_s_split_1"] = float(np.median(walls[1]))
+    results["preprocess_local_s_split_2"] = float(np.median(walls[2]))
+    ratios = [one / two for one, two in zip(walls[1], walls[2], strict=True)]
+    speedup, spread = _median_spread(ratios)
+    results["preprocess_split_speedup"] = speedup
+    results["preprocess_split_speedup_spread"] = spread
+    results["preprocess_split_speedup_runs"] = ratios
     return results
 
 
@@ -560,6 +574,83 @@ def measure_folding(bundle: Path, repeats: int) -> dict:
     return results
 
 
+def measure_chip_io(bundle: Path, out: Path, repeats: int) -> dict:
+    """What folder predict does around the model, per 1024 px chip: decoding and writing.
+
+    Decoding (``chip_decode_ms_threads_<n>``): a chip's bands and validity read in one read
+    with GDAL decompressing its blocks on 1 thread and on every core, as folder predict does
+    between batches (``chip_decode_ms_two_reads_threads_<n>``: colours and alpha read apart).
+    Writing: the demo model's probabilities of the bench's chips and their 0/1 masks
+    (threshold 0.5), with our codecs (``ours``) and DEFLATE at its default level
+    (``deflate6``): ``<kind>_write_ms_<codec>``, ``<kind>_kb_<codec>`` on disk and
+    ``<kind>_tgz_kb_<codec>`` in a gzipped tar, as ``submission.tgz`` packs masks. Times are
+    medians of ``repeats`` rounds over the chips, alternating what is compared.
+    """
+    import io
+    import tarfile
+
+    from benchmark.data.imagery import read_rgb, read_rgb_and_valid, read_valid_mask
+    from benchmark.data.submission import (
+        MASK_COMPRESSION,
+        PROBABILITY_COMPRESSION,
+        write_band,
+    )
+    from benchmark.inference.chips import predict_chip_folder
+    from benchmark.inference.execution import InferenceOptions
+    from benchmark.inference.forward import probability_to_mask
+    from benchmark.pipeline.bundle import load_bundle
+
+    folder = out / "chip_io"
+    shutil.rmtree(folder, ignore_errors=True)
+    chips = make_chips(folder, 16, georeferenced=False)
+    options = InferenceOptions(device="cpu", batch_size=2)
+    model = load_bundle(str(bundle)).model
+    predict_chip_folder(model, chips, str(folder / "prob"), options, threshold=None)
+    probs = []
+    for chip in chips:
+        with rasterio.open(folder / "prob" / f"{chip.id}.tif") as src:
+            probs.append(src.read(1))
+    rasters = {"prob": probs, "mask": [probability_to_mask(p, 0.5) for p in probs]}
+    ours = {"prob": PROBABILITY_COMPRESSION, "mask": MASK_COMPRESSION}
+
+    def decode(threads: int, one_read: bool = True) -> None:
+        for chip in chips:
+            with rasterio.Env(GDAL_NUM_THREADS=threads), rasterio.open(chip.uri) as src:
+                if one_read:
+                    read_rgb_and_valid(src)
+                else:
+                    read_rgb(src), read_valid_mask(src)
+
+    def write(kind: str, codec: str) -> None:
+        compression = ours[kind] if codec == "ours" else {"compress": "deflate"}
+        for i, raster in enumerate(rasters[kind]):
+            write_band(raster, str(folder / kind / codec / f"{i}.tif"), compression)
+
+    cores = len(os.sched_getaffinity(0))
+    work = {f"chip_decode_ms_threads_{n}": partial(decode, n) for n in sorted({1, cores})}
+    work[f"chip_decode_ms_two_reads_threads_{cores}"] = partial(decode, cores, one_read=False)
+    for kind in rasters:
+        work |= {f"{kind}_write_ms_{codec}": partial(write, kind, codec) for codec in CODECS}
+    timings: dict[str, list[float]] = {key: [] for key in work}
+    for r in range(repeats):
+        for key in work if r % 2 == 0 else reversed(work):
+            timings[key].append(_timed(work[key]) * 1000 / len(chips))
+    results: dict = {key: float(np.median(ms)) for key, ms in timings.items()}
+    for kind in rasters:
+        for codec in CODECS:
+            files = sorted((folder / kind / codec).iterdir())
+            packed = io.BytesIO()
+            with tarfile.open(fileobj=packed, mode="w:gz") as tar:
+                for path in files:
+                    tar.add(path, arcname=path.name)
+            results[f"{kind}_kb_{codec}"] = sum(p.stat().st_size for p in files) / len(files) / 1e3
+            results[f"{kind}_tgz_kb_{codec}"] = len(packed.getvalue()) / len(files) / 1e3
+    return results
+
+
+CODECS = ("ours", "deflate6")
+
+
 def measure_memory(out: Path, size: int) -> dict:
     """Peak RSS of PREPROCESS and of scene prediction on a ``size`` px scene, each in a process."""
     shutil.rmtree(out / "big", ignore_errors=True)  # PREPROCESS would resume an earlier run
@@ -647,6 +738,7 @@ EVERYTHING = [
     "folding",
     "footprints",
     "startup",
+    "chip_io",
 ]
 
 
@@ -666,7 +758,7 @@ def main(argv: list[str] | None = None) -> int:
         "--repeats",
         type=options.count,
         default=4,
-        help="groups the chips are timed in, and training loop repeats (median and spread)",
+        help="groups the chips are timed in; training, -s 2 and start-up repeats (median, spread)",
     )
     parser.add_argument(
         "--rv-chips", type=options.count, default=3, help="chips for stock RV predict"
@@ -706,12 +798,13 @@ def main(argv: list[str] | None = None) -> int:
                 bundle, out, results["folder_predict_s_per_chip_fast_True"], args.rv_chips
             ),
         ),
-        ("preprocess", lambda: measure_preprocess(out, args.preprocess_px)),
+        ("preprocess", lambda: measure_preprocess(out, args.preprocess_px, args.repeats)),
         ("train", lambda: measure_training(demo, out, args.train_steps, args.repeats)),
         ("memory", lambda: measure_memory(out, args.memory_px)),
         ("allocator", lambda: measure_allocator(bundle, args.repeats)),
         ("folding", lambda: measure_folding(bundle, args.repeats)),
         ("startup", lambda: measure_startup(out, args.repeats)),
+        ("chip_io", lambda: measure_chip_io(bundle, out, args.repeats)),
         ("footprints", lambda: measure_footprints(bundle, out, args.memory_px)),
     ]
     for name, measure in steps:

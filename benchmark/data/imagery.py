@@ -102,3 +102,19 @@ def window_of_window(outer: Window, inner: Window) -> Window:
 def read_rgb(src: rasterio.DatasetReader, window: Window | None = None) -> np.ndarray:
     """uint8 (3, H, W): bands 1-3 (the alpha band is not model input)."""
     return src.read([1, 2, 3], window=window)
+
+
+def read_rgb_and_valid(
+    src: rasterio.DatasetReader, window: Window | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`read_rgb` and :func:`read_valid_mask` with one read where alpha is a band.
+
+    Each read of a compressed raster decompresses its blocks again: reading the alpha band
+    apart cost a 1024 px RGBA test chip as much as its colours (``wb_scripts/bench --only
+    chip_io``).
+    """
+    alpha = alpha_band(src)
+    if alpha is None:
+        return read_rgb(src, window), read_valid_mask(src, window)
+    data = src.read([1, 2, 3, alpha], window=window)
+    return data[:3], data[3] == 255

@@ -54,6 +54,11 @@ def is_s3(uri: str) -> bool:
     return uri.startswith("s3://")
 
 
+def is_local(uri: str) -> bool:
+    """Whether ``uri`` is a file on this machine (not a URL nor a GDAL virtual file system)."""
+    return "://" not in uri and not uri.startswith("/vsi")
+
+
 def _partial_path(uri: str) -> str:
     """Where this process writes local ``uri`` until it is complete (see :func:`atomic_output`)."""
     parent, name = os.path.split(os.path.abspath(uri))

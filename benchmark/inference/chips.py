@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
+import rasterio
 import torch
 from rastervision.pipeline.file_system import list_paths
 from torch import nn
@@ -25,9 +26,9 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from benchmark.data.background import run_in_background, start_background_worker
-from benchmark.data.imagery import open_scene_checked, read_rgb, read_valid_mask
-from benchmark.data.submission import write_mask
-from benchmark.data.uris import TMP_PREFIX, is_s3
+from benchmark.data.imagery import open_scene_checked, read_rgb_and_valid
+from benchmark.data.submission import write_mask, write_probabilities
+from benchmark.data.uris import TMP_PREFIX, is_local, is_s3
 from benchmark.inference.blending import windowed_probabilities
 from benchmark.inference.execution import (
     ExecutionPlan,
@@ -100,23 +101,36 @@ class _ChipBatch:
 
 
 class _ChipDataset(Dataset):
-    """Decodes chips (in a DataLoader worker); a bad chip yields its problem, not an error."""
+    """Decodes chips (in a DataLoader worker); a bad chip yields its problem, not an error.
 
-    def __init__(self, chips: Sequence[ChipLike], expected_size: int) -> None:
+    ``threads``: GDAL threads decompressing a local chip's blocks; more than one only where
+    decoding has the cores to itself (between batches: a 1024 px DEFLATE chip took ~20 ms on
+    one core of a 2-core Xeon and ~13 ms on two, ``wb_scripts/bench --only chip_io``). Chips
+    on S3 are read on one thread: with more, GDAL 3.10 read a block S3 answered with an HTTP
+    500 or 503 (which it retries on one thread) as zeros, silently: a wrong mask, no error
+    (``tests/cli/test_predict_s3_faults.py``).
+    """
+
+    def __init__(self, chips: Sequence[ChipLike], expected_size: int, threads: int = 1) -> None:
         self.uris = [chip.uri for chip in chips]
         self.expected_size = expected_size
+        self.threads = threads
 
     def __len__(self) -> int:
         return len(self.uris)
 
     def _read(self, uri: str) -> tuple[np.ndarray, np.ndarray]:
         size = self.expected_size
-        with open_scene_checked(uri, require_georef=False) as src:
+        threads = self.threads if is_local(uri) else 1
+        with (
+            rasterio.Env(GDAL_NUM_THREADS=threads),  # not an open option: JPEG, PNG ignore it
+            open_scene_checked(uri, require_georef=False) as src,
+        ):
             if src.count not in (3, 4):
                 raise ValueError(f"{src.count} bands, expected 3 (RGB) or 4 (RGBA)")
             if (src.height, src.width) != (size, size):
                 raise ValueError(f"{src.width}x{src.height} px, expected {size}x{size}")
-            return read_rgb(src), read_valid_mask(src)
+            return read_rgb_and_valid(src)
 
     def __getitem__(self, index: int) -> tuple[int, np.ndarray | None, np.ndarray | None, str]:
         uri = self.uris[index]
@@ -156,8 +170,13 @@ def decoding_workers(options: InferenceOptions, plan: ExecutionPlan) -> int:
         return options.num_workers
     if plan.is_cuda:
         return 1
+    return 1 if torch.get_num_threads() < _usable_cores() else 0
+
+
+def _usable_cores() -> int:
+    """Cores this process may run on (its affinity, where the OS says)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 1 if torch.get_num_threads() < (cores or 1) else 0
+    return cores or 1
 
 
 def _existing_outputs(out_dir: str) -> set[str]:
@@ -175,9 +194,11 @@ def _write_chip_output(
     prob_u8: np.ndarray, valid: np.ndarray, threshold: float | None, uri: str
 ) -> None:
     """Threshold one chip's uint8 probabilities (or not), zero outside its imagery, write."""
-    out = prob_u8 if threshold is None else probability_to_mask(prob_u8, threshold)
-    out[~valid] = 0
-    write_mask(out, uri)
+    prob_u8[~valid] = 0
+    if threshold is None:
+        write_probabilities(prob_u8, uri)
+    else:
+        write_mask(probability_to_mask(prob_u8, threshold), uri)
 
 
 def _chip_probabilities(
@@ -259,7 +280,7 @@ def predict_chip_folder(
     plan = execution_plan(options)
     workers = decoding_workers(options, plan)
     loader = DataLoader(
-        _ChipDataset(todo, expected_size),
+        _ChipDataset(todo, expected_size, threads=1 if workers else _usable_cores()),
         batch_size=options.batch_size,
         num_workers=workers,
         collate_fn=_collate_chips,

@@ -6,7 +6,13 @@ import rasterio
 from rasterio.enums import ColorInterp
 from rasterio.windows import Window
 
-from benchmark.data.imagery import alpha_band, open_scene_checked, read_rgb, read_valid_mask
+from benchmark.data.imagery import (
+    alpha_band,
+    open_scene_checked,
+    read_rgb,
+    read_rgb_and_valid,
+    read_valid_mask,
+)
 from benchmark.errors import InputError
 from tests.fixtures.rasters import write_scene
 
@@ -119,3 +125,24 @@ def test_read_rgb_drops_alpha(tmp_path):
     with rasterio.open(uri) as src:
         np.testing.assert_array_equal(read_rgb(src), data[:3])
         np.testing.assert_array_equal(read_rgb(src, Window(1, 2, 3, 3)), data[:3, 2:5, 1:4])
+
+
+@pytest.mark.parametrize(
+    ("bands", "options"),
+    [
+        (4, {"colorinterp": RGBA}),  # alpha: one read
+        (5, {"colorinterp": [*RGBA[:3], ColorInterp.undefined, ColorInterp.alpha]}),
+        (3, {"nodata": 0}),
+        (3, {}),
+    ],
+)
+def test_read_rgb_and_valid_reads_what_the_two_reads_do(tmp_path, bands, options):
+    data = random_pixels(bands, 6, 7)
+    data[-1, :2, :3] = 0
+    data[-1, 3:, :] = 255
+    uri = write_scene(tmp_path / "s.tif", data, **options)
+    with rasterio.open(uri) as src:
+        for window in (None, Window(1, 2, 4, 3)):
+            rgb, valid = read_rgb_and_valid(src, window)
+            np.testing.assert_array_equal(rgb, read_rgb(src, window))
+            np.testing.assert_array_equal(valid, read_valid_mask(src, window))

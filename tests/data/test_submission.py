@@ -9,7 +9,12 @@ import rasterio
 from rasterio.enums import Compression
 from rasterio.io import MemoryFile
 
-from benchmark.data.submission import pack_submission, validate_submission, write_mask
+from benchmark.data.submission import (
+    pack_submission,
+    validate_submission,
+    write_mask,
+    write_probabilities,
+)
 from benchmark.errors import InputError
 from tests.fixtures.rasters import write_raster
 
@@ -23,6 +28,10 @@ def mask(seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 2, (SIZE, SIZE), dtype=np.uint8)
 
 
+def probabilities() -> np.ndarray:
+    return (np.arange(SIZE * SIZE) % 256).astype(np.uint8).reshape(SIZE, SIZE)
+
+
 @pytest.fixture
 def good_dir(tmp_path: Path) -> Path:
     out = tmp_path / "sub"
@@ -31,19 +40,26 @@ def good_dir(tmp_path: Path) -> Path:
     return out
 
 
-def test_write_mask_format(tmp_path):
+@pytest.mark.parametrize(
+    ("write", "raster", "compression"),
+    [
+        (write_mask, mask(), Compression.packbits),
+        (write_probabilities, probabilities(), Compression.deflate),
+    ],
+)
+def test_write_format(tmp_path, write, raster, compression):
     path = tmp_path / "x" / "m.tif"
-    write_mask(mask(), str(path))
+    write(raster, str(path))
     with rasterio.open(path) as src:
         assert (src.count, src.dtypes[0], src.shape) == (1, "uint8", (SIZE, SIZE))
         assert src.crs is None
-        assert src.compression == Compression.deflate
-        np.testing.assert_array_equal(src.read(1), mask())
+        assert src.compression == compression
+        np.testing.assert_array_equal(src.read(1), raster)
     assert [p.name for p in path.parent.iterdir()] == ["m.tif"]  # no temporary left
 
 
 def test_write_mask_refuses_a_stack(tmp_path):
-    with pytest.raises(ValueError, match=r"expected a \(H, W\) mask"):
+    with pytest.raises(ValueError, match=r"expected a \(H, W\) raster"):
         write_mask(np.zeros((2, SIZE, SIZE), np.uint8), str(tmp_path / "m.tif"))
 
 

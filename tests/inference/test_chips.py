@@ -110,7 +110,7 @@ class TestPredictChipFolder:
             with rasterio.open(out / f"{chip_id}.tif") as src:
                 assert (src.count, src.dtypes[0], src.shape) == (1, "uint8", (64, 64))
                 assert src.crs is None
-                assert src.compression == Compression.deflate
+                assert src.compression == Compression.packbits
                 mask = src.read(1)
             expected = probability_to_mask(quantize(whole_forward(model, data[:3])), 0.5)
             if len(data) == 4:
@@ -145,6 +145,40 @@ class TestPredictChipFolder:
         predict_chip_folder(model, chips[1:2], str(out), FP32, threshold=None, expected_size=64)
         expected = quantize(whole_forward(model, good["bb02"][:3]))
         np.testing.assert_array_equal(read_band(out / "bb02.tif"), expected)
+        with rasterio.open(out / "bb02.tif") as src:
+            assert src.compression == Compression.deflate
+
+    @pytest.mark.parametrize(("num_workers", "threads"), [(0, 2), (1, 1)])
+    def test_chips_decode_on_every_core_only_between_batches(
+        self, tmp_path, chip_dir, monkeypatch, num_workers, threads
+    ):
+        chips, _ = chip_dir
+        monkeypatch.setattr(chips_module, "_usable_cores", lambda: 2)
+        datasets = []
+        dataset_class = chips_module._ChipDataset
+
+        def recording(*args, **kwargs):
+            datasets.append(dataset_class(*args, **kwargs))
+            return datasets[-1]
+
+        monkeypatch.setattr(chips_module, "_ChipDataset", recording)
+        options = InferenceOptions(device="cpu", execution="fp32", num_workers=num_workers)
+        out = str(tmp_path / "out")
+        predict_chip_folder(pointwise_model(), chips[:2], out, options, expected_size=64)
+        assert [d.threads for d in datasets] == [threads]
+
+    def test_decoding_threads_hold_while_a_chip_is_read(self, chip_dir, monkeypatch):
+        chips, _ = chip_dir
+        seen = []
+        open_checked = chips_module.open_scene_checked
+
+        def recording(uri, **kwargs):
+            seen.append(str(rasterio.env.getenv().get("GDAL_NUM_THREADS")))
+            return open_checked(uri, **kwargs)
+
+        monkeypatch.setattr(chips_module, "open_scene_checked", recording)
+        chips_module._ChipDataset(chips[:1], 64, threads=2)[0]
+        assert seen == ["2"]
 
     @pytest.mark.parametrize(("scale", "side"), [(0.75, 48), (1.5, 96)])
     def test_chips_resized_for_the_model_come_back_at_their_size(
