@@ -5,8 +5,10 @@ mostly cancels. Writes ``out/bench/results.json`` and ``out/bench/results.md`` (
 table). Needs a trained bundle: the demo's (``out/demo``) when present, else it runs the test
 demo first.
 
-- predict_overhead_ratio: folder predict wall time per chip / bare ``model(x)`` per chip (same
-  prepared model, batch, threads and chips; the bare loop gets pre-decoded tensors).
+- predict_overhead_ratio: folder predict wall time / bare ``model(x)`` on the same chips (the
+  fast path's prepared model, batch and threads; the bare loop gets pre-decoded tensors), the
+  median of alternating pairs of 4 chips, every chip once (_runs, _spread, _iqr: the
+  interquartile range / median); _groups: the same from the plans' groups, as before.
 - speedup_vs_rv_predict: stock ``rastervision predict`` (one call per chip, as a user would, on
   georeferenced copies of the chips) / ours, per chip, same bundle.
 - cpu_fast_path_speedup / cpu_fast_path_jaccard_delta: our fast path (``fast_path``: int8 in
@@ -18,7 +20,6 @@ demo first.
   valid_jaccard_<plan>, plan_jaccard_delta_<plan> (vs fp32), plan_prepare_s_<plan> (export,
   int8 calibration, first batch), test_set_hours_<plan> (the 11,481-chip test set at that rate;
   test_set_hours: the fast path's; test_set_hours_rv: stock RV's, from the rv measure).
-  predict_overhead_ratio is the median over the groups too (_spread, _runs).
 - preprocess_vs_raw_ratio: PREPROCESS throughput / a bare rasterio read-and-write of the same
   windows with the same compression. preprocess_split_speedup: ``-s 2`` vs ``-s 1``, local runner,
   ``--repeats`` alternating pairs (median; _spread, _runs).
@@ -76,6 +77,7 @@ VALID_IMAGE = SAMPLE / "train_tier_1" / "kam" / "8a5983" / "8a5983.tif"
 VALID_LABELS = SAMPLE / "train_tier_1" / "kam" / "8a5983-labels" / "8a5983.geojson"
 TEST_CHIPS = sorted((SAMPLE / "test").glob("*/*.tif"))
 TEST_SET_CHIPS = 11_481  # the competition's test set, 1024 px chips
+OVERHEAD_PAIR_CHIPS = 4  # chips per timed pair of predict_overhead_ratio
 
 log = logging.getLogger("tools.bench")
 
@@ -210,7 +212,8 @@ def measure_predict(bundle: Path, out: Path, n_chips: int, repeats: int) -> dict
     their spread), its speedup over plain fp32, the validation scene's Jaccard and its
     difference from fp32's, the time to prepare the model (export, int8 calibration, folding)
     and the test set's hours at that rate. For the fast path and fp32 also the bare
-    ``model(x)`` loop on the same groups, next to folder predict (the overhead).
+    ``model(x)`` loop on the same groups, next to folder predict; then the fast path's
+    overhead in short pairs (``OVERHEAD_PAIR_CHIPS``).
     """
     from benchmark.inference.chips import predict_chip_folder
     from benchmark.inference.execution import InferenceOptions, prepare_model, select_execution
@@ -232,22 +235,35 @@ def measure_predict(bundle: Path, out: Path, n_chips: int, repeats: int) -> dict
         models[name] = prepare_model(copy.deepcopy(network), options[name])
         predict_probabilities(models[name], np.stack(images[:2]), options[name])  # calibrates int8
         results[f"plan_prepare_s_{name}"] = time.perf_counter() - start
+
+    def ours_and_bare(name: str, group: range, out_dir: Path) -> tuple[Callable, Callable]:
+        """Folder predict of the ``group``'s chips with the plan, and the bare loop on them."""
+        shutil.rmtree(out_dir, ignore_errors=True)
+        folder = partial(
+            predict_chip_folder, models[name], [chips[i] for i in group], str(out_dir),
+            options[name],
+        )  # fmt: skip
+        group_images = [images[i] for i in group]
+        return folder, partial(_bare_forward, models[name], group_images, execution[name], 2)
+
     ours: dict[str, list[float]] = {name: [] for name in plans}
     bare: dict[str, list[float]] = {name: [] for name in {fast, "fp32"}}
     for g in range(repeats):
         group = range(g * size, (g + 1) * size)
         for name in plans if g % 2 == 0 else plans[::-1]:
-            out_dir = out / f"masks_{name}_{g}"
-            shutil.rmtree(out_dir, ignore_errors=True)
-            folder = partial(
-                predict_chip_folder, models[name], [chips[i] for i in group], str(out_dir),
-                options[name],
-            )  # fmt: skip
-            group_images = [images[i] for i in group]
-            forward = partial(_bare_forward, models[name], group_images, execution[name], 2)
+            folder, forward = ours_and_bare(name, group, out / f"masks_{name}_{g}")
             pair = [("ours", folder), ("bare", forward)] if name in bare else [("ours", folder)]
             for kind, work in pair if g % 2 == 0 else pair[::-1]:
                 (ours if kind == "ours" else bare)[name].append(_timed(work))
+    # The overhead in pairs of OVERHEAD_PAIR_CHIPS chips, every chip once: this machine's speed
+    # drifts by 10-20% within seconds, so a pair must be seconds long for its two timings to
+    # compare the code and not the moment (4 pairs of 16 chips read 1.00 to 1.12 on one code).
+    overhead_ratios = []
+    for p in range(len(chips) // OVERHEAD_PAIR_CHIPS):
+        group = range(p * OVERHEAD_PAIR_CHIPS, (p + 1) * OVERHEAD_PAIR_CHIPS)
+        folder, forward = ours_and_bare(fast, group, out / f"masks_overhead_{p}")
+        timed = {work: _timed(work) for work in ((folder, forward) if p % 2 else (forward, folder))}
+        overhead_ratios.append(timed[folder] / timed[forward])
     for name in plans:
         per_chip, spread = _median_spread([s / size for s in ours[name]])
         results[f"plan_s_per_chip_{name}"] = per_chip
@@ -267,11 +283,14 @@ def measure_predict(bundle: Path, out: Path, n_chips: int, repeats: int) -> dict
         results[f"bare_forward_s_per_chip_fast_{flag}"] = float(np.median(timings)) / size
         results[f"folder_predict_s_per_chip_fast_{flag}"] = results[f"plan_s_per_chip_{name}"]
         results[f"valid_jaccard_fast_{flag}"] = results[f"valid_jaccard_{name}"]
-    ratios = [o / b for o, b in zip(ours[fast], bare[fast], strict=True)]
-    results["predict_overhead_ratio_runs"] = ratios
-    median, spread = _median_spread(ratios)
+    groups = [o / b for o, b in zip(ours[fast], bare[fast], strict=True)]
+    results["predict_overhead_ratio_groups"] = _median_spread(groups)[0]
+    results["predict_overhead_ratio_runs"] = overhead_ratios
+    median, spread = _median_spread(overhead_ratios)
     results["predict_overhead_ratio"] = median
     results["predict_overhead_ratio_spread"] = spread
+    quartiles = np.percentile(overhead_ratios, [25, 75])
+    results["predict_overhead_ratio_iqr"] = float(quartiles[1] - quartiles[0]) / median
     results["cpu_fast_path_speedup"] = results[f"plan_speedup_{fast}"]
     results["cpu_fast_path_speedup_spread"] = results[f"plan_speedup_spread_{fast}"]
     results["cpu_fast_path_jaccard_delta"] = results[f"plan_jaccard_delta_{fast}"]
