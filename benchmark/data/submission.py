@@ -56,8 +56,8 @@ def write_band(band: np.ndarray, uri: str, compression: dict) -> None:
 def write_mask(mask: np.ndarray, uri: str) -> None:
     """Write a (H, W) 0/1 mask: the submission's format (the competition needs no CRS).
 
-    Written while the model runs on the next chips, so its cost is the model's: see
-    ``MASK_COMPRESSION``.
+    Folder predict writes masks while the model runs on the next chips, so what writing costs
+    slows the model: hence the fast codec (``MASK_COMPRESSION``).
     """
     write_band(mask, uri, MASK_COMPRESSION)
 
