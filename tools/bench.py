@@ -49,7 +49,6 @@ import argparse
 import copy
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -614,7 +613,7 @@ def measure_chip_io(bundle: Path, out: Path, repeats: int) -> dict:
         PROBABILITY_COMPRESSION,
         write_band,
     )
-    from benchmark.inference.chips import predict_chip_folder
+    from benchmark.inference.chips import predict_chip_folder, usable_cores
     from benchmark.inference.execution import InferenceOptions
     from benchmark.inference.forward import probability_to_mask
     from benchmark.pipeline.bundle import load_bundle
@@ -645,7 +644,7 @@ def measure_chip_io(bundle: Path, out: Path, repeats: int) -> dict:
         for i, raster in enumerate(rasters[kind]):
             write_band(raster, str(folder / kind / codec / f"{i}.tif"), compression)
 
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()  # the decoding threads folder predict uses between batches
     work = {f"chip_decode_ms_threads_{n}": partial(decode, n) for n in sorted({1, cores})}
     work[f"chip_decode_ms_two_reads_threads_{cores}"] = partial(decode, cores, one_read=False)
     for kind in rasters:

@@ -170,10 +170,10 @@ def decoding_workers(options: InferenceOptions, plan: ExecutionPlan) -> int:
         return options.num_workers
     if plan.is_cuda:
         return 1
-    return 1 if torch.get_num_threads() < _usable_cores() else 0
+    return 1 if torch.get_num_threads() < usable_cores() else 0
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
     """Cores this process may run on (its affinity, where the OS says)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return cores or 1
@@ -280,7 +280,7 @@ def predict_chip_folder(
     plan = execution_plan(options)
     workers = decoding_workers(options, plan)
     loader = DataLoader(
-        _ChipDataset(todo, expected_size, threads=1 if workers else _usable_cores()),
+        _ChipDataset(todo, expected_size, threads=1 if workers else usable_cores()),
         batch_size=options.batch_size,
         num_workers=workers,
         collate_fn=_collate_chips,

@@ -153,7 +153,7 @@ class TestPredictChipFolder:
         self, tmp_path, chip_dir, monkeypatch, num_workers, threads
     ):
         chips, _ = chip_dir
-        monkeypatch.setattr(chips_module, "_usable_cores", lambda: 2)
+        monkeypatch.setattr(chips_module, "usable_cores", lambda: 2)
         datasets = []
         dataset_class = chips_module._ChipDataset
 
