@@ -76,11 +76,10 @@ def _predict_unlabeled(
         )
         if report.bad:  # pseudo-labels do not need every chip
             log.warning("Self-training goes on without %s", report.not_predicted())
-        bad = {chip_id for chip_id, _ in report.bad}
         images += [
             UnlabeledImage(c.id, c.uri, layout.chip_file_uri(out_dir, c.id), scale)
             for c in cfg.test_chips
-            if c.id not in bad
+            if c.id not in report.bad
         ]
     for uri in settings.image_uris:
         name = image_name(uri)
