@@ -29,13 +29,26 @@ survive (measured on the demo's recipe: validation Jaccard 0.03 against 0.47): t
 warmed up (``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, so the random initial
 weights do not linger), and before the last validation BatchNorm's statistics are measured
 again for the averaged weights over the training chips (averaging the statistics of networks
-that kept changing gives ones that fit none of them).
+that kept changing gives ones that fit none of them). The update count the decay is warmed up
+with is kept on the host: ``AveragedModel`` keeps it in a tensor, which its update reads and
+copies to the GPU, and each of those would make every step wait for the GPU to finish its work.
+
+The train state is read onto the CPU whatever the device: ``load_state_dict`` moves what must
+move (weights, Adam's moments) to their parameters' device and leaves what torch keeps on the
+CPU there (Adam's step counters, read on the host at every step: on the GPU each read would wait
+for it). A state written on a GPU so resumes on a CPU-only host and the other way round.
+
+Training runs in one process, on one device. Raster Vision starts DistributedDataParallel by
+itself when it sees several GPUs (``RASTERVISION_USE_DDP``, default yes), but this learner's
+state, weight average, seeded epochs and BatchNorm pass are those of one process; so with
+several GPUs it trains on the first and says so (:meth:`ResumableLearner.setup_ddp_params`).
 """
 
+import itertools
 import logging
 import os
 import shutil
-from collections.abc import Callable
+from collections.abc import Mapping
 from os.path import basename, join
 from typing import Any
 
@@ -44,6 +57,7 @@ from rastervision.pipeline.file_system import zipdir
 from rastervision.pytorch_learner import SemanticSegmentationLearner
 from rastervision.pytorch_learner.utils import log_metrics_to_csv
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, update_bn
 from torch.utils.data import DataLoader
 
@@ -69,9 +83,42 @@ class ResumableLearner(SemanticSegmentationLearner):
         self.seed = seed
         self._metrics: list[dict[str, Any]] = []
         self._next_epoch = 0
-        self._ema: AveragedModel | None = None
+        self._ema: WeightAverage | None = None
         keep_freed_memory()  # every step allocates what the last one freed
         super().__init__(*args, **kwargs)
+
+    def setup_ddp_params(self) -> None:
+        """RV's DDP settings, with DDP switched off: one process trains, on the first GPU.
+
+        The state saved every epoch, the weight average, the epochs' seeds and the BatchNorm
+        pass are this process's; under DDP RV would build the model in its workers only, and
+        each rank would need them all. A train launched as one rank of several (``torchrun``
+        sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``) cannot be made a single process here,
+        so it stops before training; so does a start method RV refuses without ``WORLD_SIZE``.
+        """
+        try:
+            super().setup_ddp_params()
+        except ValueError as exc:  # RV's only one here: fork or forkserver without WORLD_SIZE
+            raise InputError(
+                f"{exc.args[0].rstrip('.')}; the benchmark trains in one process: "
+                "unset RASTERVISION_DDP_START_METHOD"
+            ) from exc
+        if not self.distributed:
+            return
+        if self.is_ddp_process:
+            raise InputError(
+                f"train launched as DDP rank {self.ddp_rank} of {self.ddp_world_size} "
+                "(WORLD_SIZE, RANK, LOCAL_RANK set): the benchmark trains in one process; "
+                "start it without torchrun"
+            )
+        log.warning(
+            "Training on one GPU, not DDP on %s: the benchmark's resumable learner runs in one "
+            "process (set RASTERVISION_USE_DDP=no to silence this, or make one GPU visible)",
+            self.ddp_world_size or "several",
+        )
+        self.distributed = False
+        self.avoid_activating_cuda_runtime = False  # fork's reason to keep CUDA unstarted
+        self.ddp_world_size = None
 
     @property
     def train_state_path(self) -> str:
@@ -118,14 +165,18 @@ class ResumableLearner(SemanticSegmentationLearner):
         decay = getattr(self.cfg.solver, "ema_decay", None)  # None in RV's own solver config
         if decay is None:
             return
-        self._ema = AveragedModel(self.model, multi_avg_fn=_warmed_up_ema(decay), use_buffers=True)
+        self._ema = WeightAverage(self.model, decay)
         self.opt.register_step_post_hook(lambda *_: self._ema.update_parameters(self.model))
         log.info("Keeping an exponential moving average of the weights (decay %g)", decay)
 
     @property
     def trained_model(self) -> nn.Module:
-        """What the run produces: the weight average if one is kept, else the model."""
-        return self.model if self._ema is None else self._ema.module
+        """What the run produces: the weight average if one is kept, else the model.
+
+        Without DDP's wrapper (its ``module.`` key prefix is not the bundle's network).
+        """
+        model = self.model if self._ema is None else self._ema.module
+        return model.module if isinstance(model, DistributedDataParallel) else model
 
     @property
     def last_metrics(self) -> dict[str, Any]:
@@ -136,7 +187,7 @@ class ResumableLearner(SemanticSegmentationLearner):
         if not os.path.isfile(self.train_state_path):
             return None
         try:
-            return torch.load(self.train_state_path, map_location=self.device, weights_only=False)
+            return torch.load(self.train_state_path, map_location="cpu", weights_only=False)
         except Exception as exc:  # written atomically: only a foreign or damaged file is unreadable
             raise InputError(
                 f"{self.train_state_path}: unreadable ({exc.__class__.__name__}: {exc}); "
@@ -192,13 +243,17 @@ class ResumableLearner(SemanticSegmentationLearner):
         with atomic_output(path) as partial:
             torch.save(self.trained_model.state_dict(), partial)
 
-    def export_to_onnx(self, path: str, *args: Any, **kwargs: Any) -> None:
+    def export_to_onnx(self, path: str, model: nn.Module | None = None, **kwargs: Any) -> None:
         """RV's ``model.onnx``, written by the TorchScript exporter (:mod:`benchmark.onnx_export`).
 
-        Every bundle has one; torch's default exporter took seconds to tens of seconds each.
+        Of what the run produces (:attr:`trained_model`) unless told otherwise: the bundle's
+        ``model.pth`` holds the weight average, and RV exports its ``self.model``, the last
+        weights. Every bundle has one; torch's default exporter took seconds to tens of
+        seconds each.
         """
+        model = self.trained_model if model is None else model
         with torchscript_exporter() as exporter:
-            super().export_to_onnx(path, *args, **{**exporter, **kwargs})
+            super().export_to_onnx(path, model, **{**exporter, **kwargs})
 
     def save_model_bundle(self, export_onnx: bool = True) -> None:
         """RV's bundle, its zip written atomically (RV's own writes it in place)."""
@@ -220,24 +275,49 @@ def _state_of(scheduler: Any) -> dict[str, Any] | None:
     return None if scheduler is None else scheduler.state_dict()
 
 
-def _warmed_up_ema(
-    decay: float,
-) -> Callable[[list[torch.Tensor], list[torch.Tensor], torch.Tensor], None]:
-    """The average's update: ``decay``, lower over the first updates (TensorFlow's warm-up).
+class WeightAverage(AveragedModel):
+    """The weights' exponential moving average, its decay warmed up (TensorFlow's warm-up).
 
-    It updates every tensor of a dtype in place, in one call (``AveragedModel``'s
-    ``multi_avg_fn``): its per-tensor ``avg_fn`` allocates each averaged tensor again and copies
-    it back, after every step, however small the step's chips. The values are the same as that
-    out-of-place ``lerp``'s, bit for bit (``lerp_`` is its kernel; a test compares them).
+    ``min(decay, (1 + n) / (10 + n))`` after ``n`` updates, counted here on the host.
+    ``AveragedModel``'s own update reads its count, a tensor, twice and copies it to the
+    weights' device for each dtype: wherever that tensor lives, one of those waits for the GPU
+    to finish the step, every step. Its ``n_averaged`` still counts, on the CPU, for the saved
+    state. Every tensor of a dtype is updated in place in one call: ``AveragedModel``'s
+    per-tensor ``avg_fn`` allocates each averaged tensor again and copies it back, however small
+    the step's chips. The values are the same as that out-of-place ``lerp``'s, bit for bit
+    (``lerp_`` is its kernel; a test compares them).
     """
 
-    def update(
-        averages: list[torch.Tensor], currents: list[torch.Tensor], updates: torch.Tensor
-    ) -> None:
-        if not averages[0].is_floating_point():  # BatchNorm's batch counts: the model's own
-            torch._foreach_copy_(averages, currents)
-            return
-        step_decay = min(decay, (1 + int(updates)) / (10 + int(updates)))
-        torch._foreach_lerp_(averages, currents, 1 - step_decay)
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        """Average ``model``'s weights and buffers with ``decay`` (warmed up)."""
+        super().__init__(model, use_buffers=True)
+        self.decay = decay
+        self.updates = 0  # n_averaged, on the host
 
-    return update
+    def update_parameters(self, model: nn.Module) -> None:
+        """Move the average towards ``model`` (the first update copies it)."""
+        groups: dict[tuple[torch.device, torch.dtype], tuple[list, list]] = {}
+        pairs = zip(self._tensors(self.module), self._tensors(model), strict=True)
+        for average, current in pairs:
+            averages, currents = groups.setdefault((average.device, average.dtype), ([], []))
+            averages.append(average)
+            currents.append(current)
+        step_decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for averages, currents in groups.values():
+            # The first update, and BatchNorm's batch counts (the model's own): a copy.
+            if self.updates == 0 or not averages[0].is_floating_point():
+                torch._foreach_copy_(averages, currents)
+            else:
+                torch._foreach_lerp_(averages, currents, 1 - step_decay)
+        self.updates += 1
+        self.n_averaged.add_(1)  # on the CPU
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], *args: Any, **kwargs: Any) -> Any:
+        """``AveragedModel``'s, and the host's count of updates from the loaded one."""
+        loaded = super().load_state_dict(state_dict, *args, **kwargs)
+        self.updates = int(self.n_averaged)  # once, on resume
+        return loaded
+
+    @staticmethod
+    def _tensors(model: nn.Module) -> list[torch.Tensor]:
+        return [t.detach() for t in itertools.chain(model.parameters(), model.buffers())]
