@@ -15,6 +15,11 @@ from typing import IO
 REPO = Path(__file__).resolve().parents[1]
 
 
+def rastervision_command(*args: str, tmp: Path) -> list[str]:
+    """``rastervision --tmpdir TMP ARGS...`` with this interpreter's Raster Vision."""
+    return [sys.executable, "-m", "rastervision.pipeline.cli", "--tmpdir", str(tmp), *args]
+
+
 def run_rastervision(*args: str, tmp: Path, output: IO[str] | None = None) -> float:
     """Run ``rastervision --tmpdir TMP ARGS...`` in a child process; its wall time in seconds.
 
@@ -22,7 +27,7 @@ def run_rastervision(*args: str, tmp: Path, output: IO[str] | None = None) -> fl
     Its stdout and stderr go to ``output`` (discarded without one). A failing run raises
     :class:`subprocess.CalledProcessError`.
     """
-    cmd = [sys.executable, "-m", "rastervision.pipeline.cli", "--tmpdir", str(tmp), *args]
+    cmd = rastervision_command(*args, tmp=tmp)
     sink = output if output is not None else subprocess.DEVNULL
     start = time.perf_counter()
     subprocess.run(cmd, check=True, cwd=REPO, stdout=sink, stderr=subprocess.STDOUT)
