@@ -66,6 +66,43 @@ def _offscreen_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MPLBACKEND", "agg")
 
 
+@pytest.fixture(autouse=True)
+def plan_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The measured plans' cache of every test (and its subprocesses): never the user's."""
+    from benchmark.inference.plan_choice import CACHE_ENV  # torch: after the session starts
+
+    folder = tmp_path / "plan-cache"
+    monkeypatch.setenv(CACHE_ENV, str(folder))
+    return folder / "plans.json"
+
+
+@pytest.fixture
+def fake_gpus(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]:
+    """``fake_gpus(n)``: ``torch.cuda`` reports ``n`` GPUs (0: no CUDA), whatever is here.
+
+    Only what is asked changes: nothing can run on them.
+    """
+    import torch  # after the session starts, as above
+
+    def have(n: int) -> None:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: n > 0)
+        monkeypatch.setattr(torch.cuda, "device_count", lambda: n)
+
+    return have
+
+
+@pytest.fixture
+def cuda_untouched(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Any use of ``torch.cuda`` (asking for a GPU, initialising CUDA) fails the test."""
+    import torch
+
+    def touched(*_: object, **__: object) -> None:
+        raise AssertionError("torch.cuda was touched")
+
+    for name in ("is_available", "device_count", "init", "_lazy_init", "current_device"):
+        monkeypatch.setattr(torch.cuda, name, touched)
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

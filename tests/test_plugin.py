@@ -20,7 +20,7 @@ def run_python(*lines: str) -> subprocess.CompletedProcess:
 
 
 def test_plugin_is_discovered_with_a_version():
-    assert registry_.get_plugin_version("rastervision.benchmark") == PLUGIN_VERSION == 1
+    assert registry_.get_plugin_version("rastervision.benchmark") == PLUGIN_VERSION == 2
 
 
 @pytest.mark.parametrize(

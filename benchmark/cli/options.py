@@ -18,6 +18,7 @@ message (``invalid pixels value: 'x'``), hence their plain names.
 import argparse
 import sys
 from collections.abc import Callable
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from benchmark.errors import InputError, one_line_error
@@ -78,6 +79,19 @@ def count(value: str) -> int:
     return number
 
 
+def device(value: str) -> str:
+    """Where the model runs: auto, cpu, cuda or cuda:N.
+
+    Whether this machine has it is :func:`inference_options`'s check, one line at run time.
+    """
+    from benchmark.inference.devices import check_device_name
+
+    try:
+        return check_device_name(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def add_model_arguments(parser: argparse.ArgumentParser, unit: str, window_default: str) -> None:
     """The options of every command that runs a model bundle, written once.
 
@@ -93,12 +107,20 @@ def add_model_arguments(parser: argparse.ArgumentParser, unit: str, window_defau
         help="building where P > T (default: the threshold stored in the bundle)",
     )
     parser.add_argument("--tta", action="store_true", help="average 8 flips/rotations (8x time)")
-    parser.add_argument(
-        "--no-fast",
-        dest="fast",
-        action="store_false",
-        help="plain fp32 PyTorch (default: the hardware's fast path: CUDA fp16 autocast; CPU "
-        "bf16 autocast where native, else ONNX Runtime)",
+    from benchmark.inference.execution import EXECUTION_NAMES  # torch: only when predicting
+
+    plan = parser.add_mutually_exclusive_group()
+    plan.add_argument(
+        "--plan",
+        choices=EXECUTION_NAMES,
+        default="auto",
+        help="how the model runs: auto (default) = the fastest on this machine (CUDA: fp16; "
+        "CPU: each plan timed on the first batch, the choice cached per CPU and bundle), or "
+        "one forced: fp32 (plain PyTorch), fp32_channels_last, bf16, fp16 (GPU), onnx or int8 "
+        "(ONNX Runtime)",
+    )
+    plan.add_argument(
+        "--no-fast", dest="plan", action="store_const", const="fp32", help="--plan fp32"
     )
     parser.add_argument(
         "--window",
@@ -115,7 +137,12 @@ def add_model_arguments(parser: argparse.ArgumentParser, unit: str, window_defau
         help="pixels shared by neighbouring windows (default: the bundle's)",
     )
     parser.add_argument("--batch-size", type=count, default=4, help=f"{unit} per forward pass")
-    parser.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:N")
+    parser.add_argument(
+        "--device",
+        type=device,
+        default="auto",
+        help="auto (default: the GPU where there is one, else the CPU), cpu, cuda or cuda:N",
+    )
     parser.add_argument(
         "--num-threads", type=count, default=None, help="torch CPU threads (default: all cores)"
     )
@@ -123,17 +150,31 @@ def add_model_arguments(parser: argparse.ArgumentParser, unit: str, window_defau
 
 
 def inference_options(args: argparse.Namespace, **more: Any) -> "InferenceOptions":
-    """:class:`InferenceOptions` from the options :func:`add_model_arguments` added."""
-    from benchmark.inference.execution import InferenceOptions  # torch: only when predicting
+    """:class:`InferenceOptions` from the options :func:`add_model_arguments` added.
 
+    Raises:
+        InputError: ``--device`` is a GPU this machine does not have: one line, before the
+            bundle is loaded.
+    """
+    from benchmark.inference.devices import torch_device  # torch: only when predicting
+    from benchmark.inference.execution import InferenceOptions
+
+    torch_device(args.device)
     return InferenceOptions(
         device=args.device,
-        fast=args.fast,
+        execution=args.plan,
         batch_size=args.batch_size,
         tta=args.tta,
         num_threads=args.num_threads,
         **more,
     )
+
+
+def bundle_loader(device: str) -> Callable[[str], Any]:
+    """:func:`~benchmark.pipeline.bundle.load_bundle`, loading the model onto ``device``."""
+    from benchmark.pipeline.bundle import load_bundle  # imports Raster Vision's learner: slow
+
+    return partial(load_bundle, device=device)
 
 
 def print_error(message: str) -> None:

@@ -58,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--num-workers",
         type=int,
-        help="chip-decoding processes (default: 1 where a core is free of the model, else 0)",
+        help="chip-decoding processes (default: one per core beside a GPU; on a CPU 1 where a "
+        "core is free of the model, else 0)",
     )
     parser.add_argument(
         "--chip-size",
@@ -84,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def predict_folder(args: argparse.Namespace, load_bundle: BundleLoader) -> ChipFolderReport:
     """Predict (and pack) as the parsed ``args`` say."""
+    inference = options.inference_options(args, num_workers=args.num_workers)  # device first
     chips = list_test_chips(test_img_dir=args.img_dir)
     bundle = load_bundle(args.bundle)
     threshold = bundle.threshold if args.threshold is None else args.threshold
@@ -98,7 +100,6 @@ def predict_folder(args: argparse.Namespace, load_bundle: BundleLoader) -> ChipF
         "%d test chips in %s; threshold %.3f; resized x%.3f for the model",
         len(chips), args.img_dir, threshold, scale,
     )  # fmt: skip
-    inference = options.inference_options(args, num_workers=args.num_workers)
     report = predict_chip_folder(
         bundle.model,
         chips,
@@ -121,9 +122,7 @@ def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = N
     args = build_parser().parse_args(argv)
     apply_retry_defaults()  # S3 retries for every client, the aws CLI included
     log_like_rastervision(args.verbose)
-    if load_bundle is None:
-        from benchmark.pipeline.bundle import load_bundle  # imports Raster Vision's learner: slow
-    loader = load_bundle
+    loader = load_bundle or options.bundle_loader(args.device)
     return options.exit_status(lambda: _outcome(predict_folder(args, loader)))
 
 

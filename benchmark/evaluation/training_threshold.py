@@ -1,16 +1,17 @@
 """The decision threshold chosen on the training chips: calibrated without validation labels.
 
 A model trained for a few hundred steps under-predicts buildings, and a Lovasz-hinge model puts
-background near sigmoid(-1) = 0.27 (the hinge's margin) rather than near 0: on the demo's recipe
-the validation Jaccard was 0.05-0.08 higher at 0.3 than at 0.5 for every seed, with precision
-0.88 and recall 0.53 at 0.5. Picking the threshold on the validation scene (``tune_threshold``)
-scores it on the labels it was chosen with. Here it is chosen on the chips the model was trained
-on, which the run has labels for anyway: the trained model (or ensemble) predicts them as
-``predict`` would (the same execution plan), and the threshold with the best micro Jaccard over
-their pixels is the decision threshold. Measured on the demo's recipe (docs/results.md), it
-kept 0.5 for every seed: a model fits the scene it trained on, and is unsure only on another
-one. It can matter where training and validation scenes look alike, or for an ensemble, whose
-averaged probabilities are less sure than its members'.
+background near sigmoid(-1) = 0.27 (the hinge's margin) rather than near 0: on the demo's recipe the
+validation Jaccard was 0.05-0.08 higher at 0.3 than at 0.5 for every seed, with precision 0.88 and
+recall 0.53 at 0.5. Picking the threshold on the validation scene (``tune_threshold``) scores it on
+the labels it was chosen with. Here it is chosen on the chips the model was trained on, which the
+run has labels for anyway: the trained model (or ensemble) predicts them as ``predict`` did (the
+plan it recorded, or the nearest this machine runs: eval runs on a CPU, predict on a GPU;
+:mod:`benchmark.inference.recorded_plan`), and the threshold with the best micro Jaccard over their
+pixels is the decision threshold. Measured on the demo's recipe (docs/results.md), it kept 0.5 for
+every seed: a model fits the scene it trained on, and is unsure only on another one. It can matter
+where training and validation scenes look alike, or for an ensemble, whose averaged probabilities
+are less sure than its members'.
 """
 
 import logging
@@ -25,7 +26,7 @@ from benchmark.data.constants import BUILDING, NO_BUILDING
 from benchmark.errors import InputError
 from benchmark.evaluation.metrics import counts_from_histograms
 from benchmark.evaluation.training_chips import training_chips
-from benchmark.inference.execution import InferenceOptions
+from benchmark.inference.execution import InferenceOptions, execution_plan
 from benchmark.inference.forward import predict_probabilities, quantize
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,7 @@ class TrainingThreshold:
     jaccard: float
     chips: int
     sweep: list[dict[str, float]]
+    execution: str  # the plan the training chips were predicted with
 
     def to_json(self) -> dict:
         """As ``eval.json`` keeps it."""
@@ -75,7 +77,8 @@ def choose_training_threshold(
     Args:
         model: the trained model (or ensemble), prepared for ``options``.
         chip_zip_uris: Raster Vision's chip zips (local or s3://); their ``train`` chips count.
-        options: how ``predict`` runs the model (its execution plan, batch size).
+        options: how ``predict`` ran the model (its execution plan, batch size, TTA; see
+            :func:`~benchmark.inference.recorded_plan.replay_options`).
         thresholds: the candidates (eval's sweep).
         tmp_dir: where zips on S3 are downloaded.
     """
@@ -97,4 +100,5 @@ def choose_training_threshold(
         best, chips, counts[best].jaccard, counts_from_histograms(pos, neg, [0.5])[0.5].jaccard,
     )  # fmt: skip
     sweep = [{"threshold": t, "jaccard": counts[t].jaccard} for t in thresholds]
-    return TrainingThreshold(best, counts[best].jaccard, chips, sweep)
+    plan = execution_plan(options).name
+    return TrainingThreshold(best, counts[best].jaccard, chips, sweep, plan)

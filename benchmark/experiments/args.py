@@ -113,6 +113,25 @@ def rename_deprecated(args: Any, renamed: Mapping[str, str]) -> Any:
     return args
 
 
+def fast_as_plan(args: Any) -> Any:
+    """``args`` with ``-a fast`` (before ``-a plan``) replaced by the ``-a plan`` it meant.
+
+    For a model validator (``mode="before"``), like :func:`rename_deprecated`: ``-a fast false``
+    is ``-a plan fp32``, ``-a fast true`` the default, ``-a plan auto``; said once, as a warning.
+    """
+    if not isinstance(args, Mapping) or "fast" not in args:
+        return args
+    args = dict(args)
+    if "plan" in args:
+        raise ValueError("fast is the old spelling of plan: give only -a plan")
+    fast = args.pop("fast")
+    if str(fast).lower() not in ("true", "false"):
+        raise ValueError(f"-a fast {fast}: expected true or false (now -a plan auto or fp32)")
+    args["plan"] = "auto" if str(fast).lower() == "true" else "fp32"
+    log.warning("-a fast is deprecated: it is now -a plan %s", args["plan"])
+    return args
+
+
 def parse_args(model: type[ArgsT], args: dict[str, Any]) -> ArgsT:
     """Validate CLI args into ``model``; any problem becomes one :class:`InputError` line.
 

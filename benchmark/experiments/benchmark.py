@@ -37,7 +37,8 @@ from benchmark.data.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUI
 from benchmark.data.label_source import NoDataAsBackgroundLabelSourceConfig
 from benchmark.data.scene_windows import SceneWindows, WindowFile, read_scene_windows
 from benchmark.errors import InputError
-from benchmark.experiments.args import SceneArgs, parse_args, rename_deprecated
+from benchmark.experiments.args import SceneArgs, fast_as_plan, parse_args, rename_deprecated
+from benchmark.inference.execution import ExecutionName
 from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import (
     BenchmarkConfig,
@@ -109,8 +110,11 @@ class BenchmarkArgs(SceneArgs):
     )
     predict_overlap: int = Field(0, ge=0, description="Overlap of prediction windows (pixels).")
     predict_batch_sz: int = Field(4, gt=0, description="Prediction batch size.")
-    fast: bool = Field(
-        True, description="Fast inference path (CUDA fp16; CPU native bf16, else ONNX Runtime)."
+    plan: ExecutionName = Field(
+        "auto",
+        description="How the model predicts, as --plan: auto (the machine's fastest; on a CPU "
+        "measured on the first batch), fp32, fp32_channels_last, bf16, fp16, onnx or int8 "
+        "(-a fast false, the old spelling of -a plan fp32, is still accepted).",
     )
     tta: bool = Field(False, description="8-fold flip/rotate test-time augmentation.")
     ensemble: list[str] = Field(
@@ -168,7 +172,7 @@ class BenchmarkArgs(SceneArgs):
     @model_validator(mode="before")
     @classmethod
     def _accept_renamed_args(cls, args: Any) -> Any:
-        return rename_deprecated(args, RENAMED_ARGS)
+        return fast_as_plan(rename_deprecated(args, RENAMED_ARGS))
 
     @field_validator("ensemble", "self_train_images", mode="before")
     @classmethod
@@ -425,7 +429,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
             window=args.predict_window,
             overlap=args.predict_overlap,
             batch_sz=args.predict_batch_sz,
-            fast=args.fast,
+            plan=args.plan,
             tta=args.tta,
             ensemble=args.ensemble,
         ),

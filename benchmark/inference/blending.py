@@ -106,12 +106,16 @@ def windowed_probabilities(
     if max(height, width) <= window:
         return batch_probabilities(model, images, plan, tta)
     grid = BlendGrid.over(height, width, window, overlap)
+    # On the device once, windows and weights: from a GPU's side, a copy per window from a
+    # slice of host memory would wait for each in turn.
+    images = images.to(plan.device, non_blocking=plan.is_cuda)
+    rows = {row: torch.from_numpy(wy).to(plan.device) for row, wy in grid.row_weights.items()}
+    cols = {col: torch.from_numpy(wx).to(plan.device) for col, wx in grid.col_weights.items()}
     total = torch.zeros(images.shape[0], height, width, device=plan.device)
-    for row, wy in grid.row_weights.items():
-        for col, wx in grid.col_weights.items():
+    for row, wy in rows.items():
+        for col, wx in cols.items():
             h, w = len(wy), len(wx)
             prob = batch_probabilities(model, images[:, :, row : row + h, col : col + w], plan, tta)
-            weight = torch.from_numpy(wy[:, None] * wx).to(plan.device)
-            total[:, row : row + h, col : col + w] += prob * weight
+            total[:, row : row + h, col : col + w] += prob * (wy[:, None] * wx)
     cover = np.outer(grid.row_cover, grid.col_cover)
     return total / torch.from_numpy(cover).to(plan.device)

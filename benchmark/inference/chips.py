@@ -1,9 +1,10 @@
 """Folder prediction: a folder of test chips in, one mask (or probability) GeoTIFF per chip out.
 
-The model is the whole bill, so the code around it must add almost nothing: chips are decoded
-in a DataLoader worker while the model runs where a core is free for it (else between batches:
-:func:`decoding_workers`), and outputs are written by a background thread at a low scheduling
-priority. Chips at another GSD than the model's are resized for it
+The model is the whole bill, so the code around it must add almost nothing: chips are decoded in
+DataLoader workers while the model runs where cores are free for them (else between batches:
+:func:`decoding_workers`), and outputs are written by background threads at a low scheduling
+priority (:func:`writer_threads`); beside a GPU, as many of each as there are cores. Chips at
+another GSD than the model's are resized for it
 (:func:`~benchmark.inference.forward.probabilities_at_scale`); chips larger than the model's
 ``window`` run in windows blended like a scene's (:mod:`benchmark.inference.blending`).
 """
@@ -30,18 +31,14 @@ from benchmark.data.imagery import open_scene_checked, read_rgb_and_valid
 from benchmark.data.submission import write_mask, write_probabilities
 from benchmark.data.uris import TMP_PREFIX, is_local, is_s3
 from benchmark.inference.blending import windowed_probabilities
-from benchmark.inference.execution import (
-    ExecutionPlan,
-    InferenceOptions,
-    execution_plan,
-    prepare_model,
-)
+from benchmark.inference.execution import ExecutionPlan, InferenceOptions, execution_plan
 from benchmark.inference.forward import (
     batch_probabilities,
     probabilities_at_scale,
     probability_to_mask,
-    quantize,
+    quantize_on_device,
 )
+from benchmark.inference.plan_choice import prepare_measured
 
 log = logging.getLogger(__name__)
 
@@ -157,26 +154,57 @@ def _collate_chips(items: list[tuple[int, np.ndarray | None, np.ndarray | None, 
 
 
 def decoding_workers(options: InferenceOptions, plan: ExecutionPlan) -> int:
-    """Chip-decoding processes: ``options.num_workers``, or where it is None, 1 or 0.
+    """Chip-decoding processes: ``options.num_workers``, or where it is None, by the hardware.
 
-    1 where a core is free of the model (a GPU computes, or the model has fewer threads than
-    the process has cores), else 0: when every core runs the model, a decoding process beside
-    it preempts one of the model's threads, and every multi-threaded operator then waits for
-    that thread. Decoding between batches costs only its own time, a few percent of a 1024 px
-    chip's forward pass (``predict_overhead_ratio`` in ``wb_scripts/bench``: 1.275 with a
-    worker, 0.98 without, on a 2-core Xeon; docs/results.md).
+    On a GPU, one per usable core: the cores' only work is then around the model, and a GPU
+    runs a 1024 px chip in a few ms while decoding one takes a core ~20 ms, so a single
+    decoder would leave the GPU waiting most of the time. On a CPU, 1 where a core is free of
+    the model (it has fewer threads than the process has cores), else 0: when every core runs
+    the model, a decoding process beside it preempts one of the model's threads, and every
+    multi-threaded operator then waits for that thread. Decoding between batches costs only
+    its own time, a few percent of a 1024 px chip's forward pass on a CPU
+    (``predict_overhead_ratio`` in ``wb_scripts/bench``: 1.275 with a worker, 0.98 without,
+    on a 2-core Xeon; docs/results.md).
     """
     if options.num_workers is not None:
         return options.num_workers
     if plan.is_cuda:
-        return 1
-    return 1 if torch.get_num_threads() < usable_cores() else 0
+        return usable_cores()
+    return 1 if (options.num_threads or torch.get_num_threads()) < usable_cores() else 0
+
+
+def writer_threads(options: InferenceOptions, plan: ExecutionPlan) -> int:
+    """Threads writing outputs: ``options.num_writers``, or one per usable core on a GPU, else 1.
+
+    Compressing and writing a chip's output takes a core several ms (GDAL releases the GIL,
+    so threads write in parallel); on a CPU that is a small share beside the model and one
+    background thread keeps up, but beside a GPU's few ms per chip one thread would be the
+    bottleneck.
+    """
+    if options.num_writers is not None:
+        return options.num_writers
+    return usable_cores() if plan.is_cuda else 1
 
 
 def usable_cores() -> int:
     """Cores this process may run on (its affinity, where the OS says)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return cores or 1
+
+
+def _on_host(probs_u8: torch.Tensor, plan: ExecutionPlan) -> np.ndarray:
+    """A batch's uint8 probabilities as numpy: from a GPU, one copy into page-locked memory.
+
+    A copy into pageable memory (``.cpu()``) goes through CUDA's staging buffer piece by
+    piece; into page-locked memory it is one DMA transfer, issued without blocking and waited
+    for once, as the writers need it whole. They then take each chip's slice without copying.
+    """
+    if not plan.is_cuda:
+        return probs_u8.numpy()
+    host = torch.empty(probs_u8.shape, dtype=torch.uint8, pin_memory=True)
+    host.copy_(probs_u8, non_blocking=True)
+    torch.cuda.current_stream(plan.device).synchronize()
+    return host.numpy()
 
 
 def _existing_outputs(out_dir: str) -> set[str]:
@@ -276,8 +304,7 @@ def predict_chip_folder(
         report.wall_seconds = time.perf_counter() - start
         return report
 
-    model = prepare_model(model, options)
-    plan = execution_plan(options)
+    plan = execution_plan(options)  # its device; the model is prepared on the first batch
     workers = decoding_workers(options, plan)
     loader = DataLoader(
         _ChipDataset(todo, expected_size, threads=1 if workers else usable_cores()),
@@ -289,9 +316,12 @@ def predict_chip_folder(
         worker_init_fn=start_background_worker,
     )
     pending: deque[Future] = deque()
+    prepared = False
     with (
         ThreadPoolExecutor(
-            max_workers=1, thread_name_prefix="chip-writer", initializer=run_in_background
+            max_workers=writer_threads(options, plan),
+            thread_name_prefix="chip-writer",
+            initializer=run_in_background,
         ) as writer,
         tqdm(total=len(todo), desc="Predicting chips", unit="chip") as bar,
     ):
@@ -300,11 +330,17 @@ def predict_chip_folder(
                 report.bad[todo[i].id] = problem
                 log.warning("%s: %s (not predicted)", todo[i].uri, problem)
             if batch.indices:
+                if not prepared:  # for the plan chosen on this batch, where "auto" asks
+                    work = len(todo) * expected_size**2
+                    model, options = prepare_measured(
+                        model, options, batch.images, work, 0.5 if threshold is None else threshold
+                    )
+                    plan, prepared = execution_plan(options), True
                 t0 = time.perf_counter()
                 probs = _chip_probabilities(
                     model, batch.images, plan, options.tta, input_scale, window, overlap
                 )
-                probs = quantize(probs)  # here on every core, not in the writer thread
+                probs = _on_host(quantize_on_device(probs), plan)  # not in the writers
                 report.model_seconds += time.perf_counter() - t0
                 for i, prob, valid in zip(batch.indices, probs, batch.valid.numpy(), strict=True):
                     uri = f"{out_dir}/{todo[i].id}.tif"

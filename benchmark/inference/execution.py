@@ -1,13 +1,16 @@
 """How the model runs: the inference options and the execution plan chosen from them.
 
 The model is the whole bill of inference (a 1024 px chip costs seconds on a CPU, decoding it
-~10 ms), so it runs in the fastest mode the hardware has unless told otherwise
-(:func:`select_execution`). A plan can also be forced by name (``InferenceOptions.execution``):
-tests compare each reduced-precision path with fp32 on any CPU that way, and a new path is one
-more name and one more entry in ``_PLANS``.
+~10 ms), so it runs in the fastest plan the machine has unless told otherwise: on a CPU, the
+plan measured fastest there (:mod:`benchmark.inference.plan_choice`), where there is nothing
+to measure on the CPU flags' rule (:func:`select_execution`). A plan can also be forced by name
+(``--plan``, ``InferenceOptions.execution``): tests compare each reduced-precision path with
+fp32 on any CPU that way, and a new path is one more name and one more entry in ``_PLANS``.
 """
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal, get_args
 
@@ -15,13 +18,15 @@ import torch
 from torch import nn
 
 from benchmark.allocator import keep_freed_memory
+from benchmark.inference.devices import check_device_name, torch_device
 from benchmark.inference.folding import fold_batch_norm
 from benchmark.inference.onnx_runtime import onnx_runtime_available, run_with_onnx_runtime
 
 log = logging.getLogger(__name__)
 
-# "auto": the hardware's fastest (see select_execution); the others force one plan:
-#   fp32: plain fp32 PyTorch, the network as trained (the reference; fast=False means it);
+# "auto": the machine's fastest (measured on a CPU: benchmark.inference.plan_choice; else
+# select_execution's rule); the others force one plan (``--plan NAME``):
+#   fp32: plain fp32 PyTorch, the network as trained (the reference; --no-fast means it);
 #   fp32_channels_last: fp32 PyTorch in oneDNN's / cuDNN's preferred layout, BatchNorm folded
 #     (as in bf16 and fp16; see benchmark.inference.folding);
 #   bf16, fp16: channels_last + bf16 / fp16 autocast (bf16 is emulated, and slow, on CPUs
@@ -38,10 +43,13 @@ class InferenceOptions:
     """How to run the model.
 
     Attributes:
-        device: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N".
-        fast: with ``execution="auto"``, the hardware's fast path (see
-            :func:`select_execution`); False = plain fp32.
-        execution: "auto", or the plan to run whatever the hardware (see
+        device: "auto" (CUDA when available, else CPU), "cpu", "cuda" or "cuda:N" (see
+            :mod:`benchmark.inference.devices`; one the machine lacks is refused when the
+            plan is made).
+        execution: the plan (``--plan``; ``--no-fast`` is ``fp32``, the plain PyTorch
+            reference): "auto", the machine's fastest (measured on a CPU
+            by :func:`benchmark.inference.plan_choice.prepare_measured`, else
+            :func:`select_execution`'s rule), or the plan to run whatever the hardware (see
             :data:`ExecutionName`).
         batch_size: chips or windows per forward pass.
         tta: average the 8 flips/rotations of the input (8x the compute).
@@ -49,24 +57,25 @@ class InferenceOptions:
         num_workers: chip-decoding processes for folder prediction (0 = decode in the main
             process, between batches); None = 1 where a core is free of the model, else 0
             (see :func:`benchmark.inference.chips.decoding_workers`).
+        num_writers: threads writing folder prediction's outputs; None = one per usable
+            core on a GPU, else 1 (see :func:`benchmark.inference.chips.writer_threads`).
     """
 
     device: str = "auto"
-    fast: bool = True
     execution: ExecutionName = "auto"
     batch_size: int = 4
     tta: bool = False
     num_threads: int | None = None
     num_workers: int | None = None
+    num_writers: int | None = None
 
     def __post_init__(self) -> None:
-        """Refuse unknown plans, and ``fast=False`` (plain fp32) with another forced plan."""
+        """Refuse unknown devices and plans."""
+        check_device_name(self.device)
         if self.execution not in EXECUTION_NAMES:
             raise ValueError(
                 f"execution {self.execution!r}: expected one of {', '.join(EXECUTION_NAMES)}"
             )
-        if not self.fast and self.execution not in ("auto", "fp32"):
-            raise ValueError(f"fast=False runs fp32, not execution {self.execution!r}")
 
 
 @dataclass(frozen=True)
@@ -129,7 +138,11 @@ def cpu_has_fast_bf16() -> bool:
 
 
 def _fastest(device: torch.device, cpu_bf16: bool | None, onnx_runtime: bool | None) -> str:
-    """The name of the hardware's fastest plan (the branches of :func:`select_execution`)."""
+    """The name of the plan the CPU flags' rule expects fastest (see :func:`select_execution`).
+
+    A guess: Zen 4 has native bf16 but int8 ran faster there, which is why a CPU's plan is
+    measured where there is data to measure on (:mod:`benchmark.inference.plan_choice`).
+    """
     if device.type == "cuda":
         return "fp16"
     if cpu_has_fast_bf16() if cpu_bf16 is None else cpu_bf16:
@@ -146,14 +159,15 @@ def select_execution(
     onnx_runtime: bool | None = None,
     execution: ExecutionName = "auto",
 ) -> ExecutionPlan:
-    """Pick the execution mode; pure given its arguments, so every branch is testable on a CPU.
+    """Pick the execution plan by rule; pure given its arguments, so every branch is testable.
 
     ``execution`` other than "auto" forces that plan (``onnx`` or ``int8`` where ONNX Runtime is
-    missing is an error). Otherwise, fast: on CUDA channels_last + fp16 autocast (cuDNN's
-    fastest kernels; cudnn.benchmark is set by :func:`prepare_model`); on a CPU with native
-    bf16 channels_last + bf16 autocast; on other CPUs the network quantized to int8 in ONNX
-    Runtime where it is installed (:mod:`benchmark.inference.quantize`), else PyTorch
-    channels_last (oneDNN's preferred layout). ``fast=False``: plain fp32 PyTorch.
+    missing is an error). "auto" here is the rule, the fallback of the measured choice (a GPU,
+    a single small chip: :mod:`benchmark.inference.plan_choice`); fast: on CUDA channels_last
+    + fp16 autocast (cuDNN's fastest kernels, autotuned: :func:`cudnn_autotuning`);
+    on a CPU with native bf16 channels_last + bf16 autocast; on other CPUs the network
+    quantized to int8 in ONNX Runtime where it is installed (:mod:`benchmark.inference.quantize`),
+    else PyTorch channels_last (oneDNN's preferred layout). ``fast=False``: plain fp32 PyTorch.
 
     Args:
         device: "auto", "cpu", "cuda" or "cuda:N".
@@ -186,8 +200,29 @@ def select_execution(
 
 
 def execution_plan(options: InferenceOptions) -> ExecutionPlan:
-    """The plan ``options`` ask for on this machine."""
-    return select_execution(options.device, options.fast, execution=options.execution)
+    """The plan ``options`` ask for on this machine (an ``InputError`` for a GPU it lacks)."""
+    device = str(torch_device(options.device))
+    return select_execution(device, execution=options.execution)
+
+
+@contextmanager
+def cudnn_autotuning(plan: ExecutionPlan) -> Iterator[None]:
+    """Autotuned cuDNN inside, for a plan on a GPU; the process's own setting restored after.
+
+    Inference runs the same input sizes batch after batch, so timing every kernel once pays;
+    but ``torch.backends.cudnn.benchmark`` is one switch for the whole process, and
+    self-training trains and predicts in one: left on, a round's training would autotune or
+    not depending on whether a prediction had run before it (a resumed round would not).
+    """
+    if not plan.is_cuda:
+        yield
+        return
+    before = torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.benchmark = before
 
 
 def prepare_model(model: nn.Module, options: InferenceOptions) -> nn.Module:
@@ -195,17 +230,15 @@ def prepare_model(model: nn.Module, options: InferenceOptions) -> nn.Module:
 
     PyTorch's fast plans run a copy with BatchNorm folded into the convolutions
     (:mod:`benchmark.inference.folding`). Also keeps freed memory for the next batch
-    (:mod:`benchmark.allocator`), sets torch's CPU thread count (``options.num_threads``) and
-    cuDNN autotuning. For ONNX Runtime the network is exported here (a few seconds), and for
-    int8 quantized on the first batch it runs (a few seconds more): prepare once, predict many
-    times.
+    (:mod:`benchmark.allocator`) and sets torch's CPU thread count (``options.num_threads``);
+    cuDNN autotunes only inside the forward passes (:func:`cudnn_autotuning`). For ONNX Runtime
+    the network is exported here (a few seconds), and for int8 quantized on the first batch it
+    runs (a few seconds more): prepare once, predict many times.
     """
     keep_freed_memory()  # every batch allocates what the last one freed
     plan = execution_plan(options)
     if options.num_threads:
         torch.set_num_threads(options.num_threads)
-    if plan.is_cuda:
-        torch.backends.cudnn.benchmark = True  # fixed input sizes: autotune once, reuse
     log.info("Inference on %s (threads %d)", plan, torch.get_num_threads())
     if plan.onnx_runtime:
         return run_with_onnx_runtime(model, torch.get_num_threads(), int8=plan.int8)

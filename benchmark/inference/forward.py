@@ -13,7 +13,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.inference.execution import ExecutionPlan, InferenceOptions, execution_plan
+from benchmark.inference.execution import (
+    ExecutionPlan,
+    InferenceOptions,
+    cudnn_autotuning,
+    execution_plan,
+)
 
 
 def probability_to_mask(prob_u8: np.ndarray, threshold: float) -> np.ndarray:
@@ -21,13 +26,18 @@ def probability_to_mask(prob_u8: np.ndarray, threshold: float) -> np.ndarray:
     return (prob_u8 > round(255 * threshold, 6)).astype(np.uint8)
 
 
-def quantize(prob: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Float probabilities in [0, 1] -> uint8 ``round(255 * P)`` (half to even), as numpy.
+def quantize_on_device(prob: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """Float probabilities in [0, 1] -> uint8 ``round(255 * P)`` (half to even), where they are.
 
     In torch: on every core, and on the device that computed them (a quarter of the bytes to
     copy back from a GPU).
     """
-    return torch.as_tensor(prob).clamp(0, 1).mul_(255).round_().to(torch.uint8).cpu().numpy()
+    return torch.as_tensor(prob).clamp(0, 1).mul_(255).round_().to(torch.uint8)
+
+
+def quantize(prob: np.ndarray | torch.Tensor) -> np.ndarray:
+    """:func:`quantize_on_device`, brought to the host as numpy."""
+    return quantize_on_device(prob).cpu().numpy()
 
 
 def _forward_probabilities(model: nn.Module, x: torch.Tensor, plan: ExecutionPlan) -> torch.Tensor:
@@ -36,7 +46,7 @@ def _forward_probabilities(model: nn.Module, x: torch.Tensor, plan: ExecutionPla
         x = x.contiguous(memory_format=torch.channels_last)
     dtype = plan.autocast_dtype
     autocast = torch.autocast(plan.device.type, dtype=dtype) if dtype else nullcontext()
-    with autocast:
+    with autocast, cudnn_autotuning(plan):
         logits = model(x)
     # The softmax's building share of two classes, in one pass over half the values.
     return torch.sigmoid(logits[:, 1].float() - logits[:, 0].float())

@@ -27,8 +27,9 @@ from benchmark.data.imagery import open_scene_checked, read_rgb, read_valid_mask
 from benchmark.data.uris import TMP_PREFIX, atomic_geotiff, uri_exists
 from benchmark.data.windows import plan_windows
 from benchmark.inference.blending import BlendGrid
-from benchmark.inference.execution import InferenceOptions, execution_plan, prepare_model
+from benchmark.inference.execution import ExecutionPlan, InferenceOptions, execution_plan
 from benchmark.inference.forward import batch_probabilities, quantize
+from benchmark.inference.plan_choice import prepare_measured
 
 log = logging.getLogger(__name__)
 
@@ -189,8 +190,7 @@ def predict_scene(
     if _output_exists(out_uri, overwrite):
         return
     options = options or InferenceOptions()
-    model = prepare_model(model, options)
-    plan = execution_plan(options)
+    plan: ExecutionPlan | None = None  # the model is prepared on the first batch
     with open_scene_checked(image_uri) as src:
         height, width = src.height, src.width
         # A small scene gets one window of about its size, not a mostly-padding full one.
@@ -209,6 +209,9 @@ def predict_scene(
             acc = np.zeros((side + SCENE_BLOCK, width), dtype=np.float32)
             top = 0
             for row, batch_cols, images in batches:
+                if plan is None:  # for the plan chosen on this batch, where "auto" asks
+                    model, options = prepare_measured(model, options, images, height * width)
+                    plan = execution_plan(options)
                 probs = batch_probabilities(model, torch.from_numpy(images), plan, options.tta)
                 wy = grid.row_weights[row]
                 for col, prob in zip(batch_cols, probs.cpu().numpy(), strict=True):

@@ -6,7 +6,7 @@ from rastervision.pipeline.config import Config, Field, register_config
 from rastervision.pipeline.pipeline import Pipeline
 
 from benchmark.data.constants import CHIP_SIZE
-from benchmark.inference.execution import InferenceOptions
+from benchmark.inference.execution import ExecutionName, InferenceOptions
 from benchmark.pipeline import dry_run, layout
 from benchmark.training.model_config import PLUGIN
 
@@ -45,10 +45,15 @@ def upgrade_inference_config(cfg_dict: dict, version: int) -> dict:
     Raster Vision calls this for every saved config older than the plugin (pipeline configs,
     model bundles), so what earlier versions wrote keeps loading. Version 1 renamed
     ``chip_sz`` to ``window``: training chips are ``-a chip_sz``, the prediction window is not.
+    Version 2 replaced ``fast`` by ``plan``, the vocabulary of ``--plan``: ``fast: false`` is
+    ``plan: fp32``, ``fast: true`` the machine's fastest, ``auto``.
     """
     if version == 0 and "chip_sz" in cfg_dict:
         cfg_dict = dict(cfg_dict)
         cfg_dict["window"] = cfg_dict.pop("chip_sz")
+    if version == 1 and "fast" in cfg_dict:
+        cfg_dict = dict(cfg_dict)
+        cfg_dict["plan"] = "auto" if cfg_dict.pop("fast") else "fp32"
     return cfg_dict
 
 
@@ -66,11 +71,12 @@ class InferenceConfig(Config):
         0, ge=0, description="Pixels shared by neighbouring windows, blended smoothly."
     )
     batch_sz: int = Field(4, gt=0, description="Windows or chips per forward pass.")
-    fast: bool = Field(
-        True,
-        description="CUDA: fp16 autocast + channels_last; CPU with native bf16: bf16 autocast "
-        "+ channels_last; other CPUs: ONNX Runtime (PyTorch channels_last without it). "
-        "False = plain fp32 PyTorch.",
+    plan: ExecutionName = Field(
+        "auto",
+        description="How the model runs (-a plan, --plan): auto = the machine's fastest (CUDA: "
+        "fp16; a CPU: each plan timed on the first batch, see "
+        "benchmark.inference.plan_choice), or one forced: fp32 (plain PyTorch), "
+        "fp32_channels_last, bf16, fp16, onnx, int8.",
     )
     tta: bool = Field(False, description="Average the 8 flips/rotations (8x the compute).")
     ensemble: list[str] = Field(
@@ -81,8 +87,8 @@ class InferenceConfig(Config):
     )
 
     def options(self) -> InferenceOptions:
-        """How the model runs: batch size, fast path, TTA."""
-        return InferenceOptions(batch_size=self.batch_sz, fast=self.fast, tta=self.tta)
+        """How the model runs: batch size, plan, TTA."""
+        return InferenceOptions(batch_size=self.batch_sz, execution=self.plan, tta=self.tta)
 
 
 @register_config("benchmark_self_training", plugin=PLUGIN)

@@ -10,6 +10,7 @@ own grid: validation predictions the scene's, test masks the chip's 1024 x 1024.
 import logging
 import tempfile
 
+import numpy as np
 from rastervision.core.data import SceneConfig
 from rastervision.core.rv_pipeline import SemanticSegmentation
 from rastervision.pipeline.file_system import list_paths
@@ -26,7 +27,9 @@ from benchmark.evaluation.evaluate import (
 from benchmark.evaluation.share_threshold import training_building_share
 from benchmark.evaluation.training_threshold import TrainingThreshold, choose_training_threshold
 from benchmark.inference.chips import predict_chip_folder
-from benchmark.inference.execution import InferenceOptions, prepare_model
+from benchmark.inference.execution import InferenceOptions, execution_plan, prepare_model
+from benchmark.inference.plan_choice import prepare_measured
+from benchmark.inference.recorded_plan import record_plan, replay_options
 from benchmark.inference.scenes import predict_resampled_window, predict_scene
 from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
@@ -95,9 +98,15 @@ class BenchmarkPipeline(SemanticSegmentation):
         learner.main()
 
     def _load_model(self) -> nn.Module:
-        """The run's model, averaged with the ``-a ensemble`` ones if any."""
+        """The run's model, averaged with the ``-a ensemble`` ones if any, on its device."""
         own = layout.model_bundle_uri(self.config.train_uri)
-        return load_learner_models([own, *self.config.inference.ensemble], self.tmp_dir)
+        uris = [own, *self.config.inference.ensemble]
+        return load_learner_models(uris, self.tmp_dir, self.config.inference.options().device)
+
+    def _record_plan(self, model: nn.Module, options: InferenceOptions) -> None:
+        """Record the plan predict ran (the one chosen for ``model``), for eval to run it too."""
+        _, ran = prepare_measured(model, options, np.empty((0, 3, 0, 0), np.uint8), 0)
+        record_plan(execution_plan(ran), layout.execution_record_uri(self.config.predict_uri))
 
     def _predict_validation_window(
         self, model: nn.Module, scene: SceneConfig, options: InferenceOptions
@@ -131,7 +140,8 @@ class BenchmarkPipeline(SemanticSegmentation):
         if not scenes and not chips:
             return
         options = cfg.inference.options()
-        model = prepare_model(self._load_model(), options)  # once for every window and chip
+        # prepared once, for the plan chosen on the first window or chip (plan_choice)
+        model = self._load_model()
         for scene in scenes:
             self._predict_validation_window(model, scene, options)
         if chips:
@@ -149,6 +159,7 @@ class BenchmarkPipeline(SemanticSegmentation):
             log.info("Test chips: %s", report.summary())
             if report.bad:  # the submission needs every chip: stop here, saying which
                 raise InputError(f"predict: test {report.not_predicted()}")
+        self._record_plan(model, options)
 
     def eval(self) -> None:
         """Micro Jaccard (and precision/recall/F1) per scene, per city and overall."""
@@ -161,9 +172,15 @@ class BenchmarkPipeline(SemanticSegmentation):
         evaluate_validation(cfg, training, share)
 
     def _training_threshold(self) -> TrainingThreshold:
-        """The threshold the run's model (or ensemble) scores best with on its training chips."""
+        """The threshold the run's model (or ensemble) scores best with on its training chips.
+
+        The model runs as predict ran it (or the nearest plan this machine has:
+        :mod:`benchmark.inference.recorded_plan`), so the threshold suits predict's outputs.
+        """
         cfg = self.config
-        options = cfg.inference.options()
+        options = replay_options(
+            cfg.inference.options(), layout.execution_record_uri(cfg.predict_uri)
+        )
         model = prepare_model(self._load_model(), options)
         zips = list_paths(cfg.chip_uri, ext="zip")
         return choose_training_threshold(model, zips, options, THRESHOLDS, self.tmp_dir)

@@ -18,14 +18,17 @@ import os
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
+from functools import cache
 from os.path import join
 from typing import Any
 
+import torch
 from rastervision.pipeline.file_system import download_if_needed, file_exists
 from torch import nn
 
 from benchmark.data.uris import atomic_output
 from benchmark.errors import InputError
+from benchmark.inference.devices import torch_device
 from benchmark.inference.ensemble import EnsembleModel
 from benchmark.pipeline.layout import BUNDLE_INFO_NAME, MODEL_BUNDLE_NAME
 
@@ -46,35 +49,75 @@ class LoadedBundle:
     info: dict[str, Any] = field(default_factory=dict)
 
 
-def load_learner_model(learner_bundle_uri: str, tmp_dir: str) -> nn.Module:
-    """The network from a learner bundle (``train/model-bundle.zip``), in eval mode."""
-    import rastervision.pytorch_learner  # noqa: F401  (registers RV's configs)
-    from rastervision.pytorch_learner import Learner
+@cache
+def _learner_on_device() -> type:
+    """RV's segmentation learner, loading its network onto the device it is given.
 
-    learner = Learner.from_model_bundle(learner_bundle_uri, tmp_dir, training=False)
+    RV 0.31's ``Learner`` picks its own device: CUDA whenever ``torch.cuda`` says a GPU is
+    there, and then the current one, so ``cpu`` still opened a CUDA context and ``cuda:1``
+    loaded onto GPU 0. ``from_model_bundle`` passes extra arguments to a subclass's
+    constructor: this one takes ``device``, skips RV's probe of ``torch.cuda`` (its switch
+    for not touching the CUDA runtime) and sets the device before RV builds the network,
+    moves it and maps the weights onto it (``torch.load(map_location=...)``). Made on first
+    use: importing RV's learner is slow.
+    """
+    from rastervision.pytorch_learner import SemanticSegmentationLearner  # registers RV's configs
+
+    class LearnerOnDevice(SemanticSegmentationLearner):
+        def __init__(self, *args: Any, device: torch.device, **kwargs: Any) -> None:
+            self.load_device = device
+            super().__init__(*args, **kwargs)
+
+        def setup_ddp_params(self) -> None:
+            super().setup_ddp_params()
+            self.avoid_activating_cuda_runtime = True  # no torch.cuda call choosing a device
+
+        def setup_model(self, *args: Any, **kwargs: Any) -> None:
+            self.device = self.load_device
+            super().setup_model(*args, **kwargs)
+
+    return LearnerOnDevice
+
+
+def load_learner_model(learner_bundle_uri: str, tmp_dir: str, device: str = "auto") -> nn.Module:
+    """The network from a learner bundle (``train/model-bundle.zip``), in eval mode.
+
+    Args:
+        learner_bundle_uri: the learner's bundle (local or s3://).
+        tmp_dir: where it is unpacked.
+        device: where the network is loaded ("auto", "cpu", "cuda", "cuda:N"; see
+            :func:`~benchmark.inference.devices.torch_device`): straight there, weights and
+            all; "cpu" never touches CUDA.
+    """
+    learner = _learner_on_device().from_model_bundle(
+        learner_bundle_uri, tmp_dir, training=False, device=torch_device(device)
+    )
     return learner.model.eval()
 
 
-def load_learner_models(learner_bundle_uris: list[str], tmp_dir: str) -> nn.Module:
-    """One network per learner bundle; several are averaged (an ensemble)."""
+def load_learner_models(
+    learner_bundle_uris: list[str], tmp_dir: str, device: str = "auto"
+) -> nn.Module:
+    """One network per learner bundle, on ``device``; several are averaged (an ensemble)."""
     models = []
     for index, uri in enumerate(learner_bundle_uris):
         unpack_dir = join(tmp_dir, f"member-{index}")  # RV unpacks into {dir}/model-bundle
         os.makedirs(unpack_dir, exist_ok=True)
-        models.append(load_learner_model(uri, unpack_dir))
+        models.append(load_learner_model(uri, unpack_dir, device))
     if len(models) == 1:
         return models[0]
     log.info("Averaging the probabilities of %d models", len(models))
     return EnsembleModel(models).eval()
 
 
-def load_bundle(bundle_uri: str, tmp_dir: str | None = None) -> LoadedBundle:
+def load_bundle(bundle_uri: str, tmp_dir: str | None = None, device: str = "auto") -> LoadedBundle:
     """Load ``bundle/model-bundle.zip`` (local or s3://) for inference.
 
     Args:
         bundle_uri: the bundle written by the ``bundle`` command.
         tmp_dir: where to unpack it (a fresh temporary directory if None; it must outlive
             nothing: the model is loaded into memory).
+        device: where the model is loaded (see :func:`load_learner_model`).
     """
     if not file_exists(bundle_uri):
         raise InputError(f"{bundle_uri}: model bundle not found")
@@ -96,7 +139,8 @@ def load_bundle(bundle_uri: str, tmp_dir: str | None = None) -> LoadedBundle:
                     zf.extract(name, work_dir)
         except zipfile.BadZipFile:
             raise InputError(f"{bundle_uri}: not a zip file") from None
-        model = load_learner_models([join(work_dir, name) for name in members], work_dir)
+        uris = [join(work_dir, name) for name in members]
+        model = load_learner_models(uris, work_dir, device)
     loaded = LoadedBundle(
         model=model,
         threshold=float(info.get("threshold", DEFAULT_THRESHOLD)),

@@ -17,6 +17,7 @@ every experiment at their GSD::
     {root}/train/{exp}/self-training.json        self-training: every round's score
     {root}/predict/{exp}/{window}.tif            predict: validation-window probabilities
     {root}/predict/{exp}/test/{chip}.tif         predict: test-chip probabilities
+    {root}/predict/{exp}/execution.json          predict: the plan it ran (eval reruns it)
     {root}/eval/{exp}/eval.json                  eval: the report; {window}.png overlays,
                                                  training_curves.png, thresholds.png
     {root}/bundle/{exp}/model-bundle.zip         bundle: RV's bundle plus benchmark.json
@@ -120,6 +121,11 @@ def window_probability_uri(predict_dir: str, window_id: str) -> str:
 def test_probability_dir(predict_dir: str) -> str:
     """Where predict writes the test chips' probabilities, ``{chip}.tif``."""
     return _join(predict_dir, "test")
+
+
+def execution_record_uri(predict_dir: str) -> str:
+    """Which execution plan predict ran (eval's ``train_threshold`` runs the model the same)."""
+    return _join(predict_dir, "execution.json")
 
 
 def chip_file_uri(folder: str, chip_id: str) -> str:

@@ -16,7 +16,8 @@ an ``s3://`` file system whose syncs fail loudly (:mod:`benchmark.data.s3_file_s
 PLUGIN_NAME = "rastervision.benchmark"
 # Saved configs record it; Raster Vision runs our upgraders on those saved at older versions.
 # 0: the first release. 1: InferenceConfig.chip_sz became window (upgrade_inference_config).
-PLUGIN_VERSION = 1
+# 2: InferenceConfig.fast became plan (the same function).
+PLUGIN_VERSION = 2
 
 
 def register_plugin(registry) -> None:

@@ -4,8 +4,9 @@ import argparse
 
 import pytest
 
-from benchmark.cli import options
+from benchmark.cli import footprints, options, predict
 from benchmark.errors import InputError
+from tests.fixtures.rasters import rgba, write_raster
 
 
 @pytest.mark.parametrize(
@@ -64,3 +65,79 @@ class TestExitStatus:
 
         with pytest.raises(RuntimeError):
             options.exit_status(crash)
+
+
+class TestPlan:
+    """``--plan NAME`` forces a plan; ``--no-fast``, the older spelling of ``--plan fp32``."""
+
+    @staticmethod
+    def parse(*argv: str) -> argparse.Namespace:
+        parser = argparse.ArgumentParser(prog="cmd")
+        options.add_model_arguments(parser, unit="chips", window_default="whole chips")
+        return parser.parse_args(argv)
+
+    @pytest.mark.parametrize(
+        ("argv", "plan"),
+        [((), "auto"), (("--plan", "int8"), "int8"), (("--no-fast",), "fp32")],
+    )
+    def test_the_plan_asked_for(self, argv, plan):
+        assert options.inference_options(self.parse(*argv)).execution == plan
+
+    @pytest.mark.parametrize(
+        ("argv", "problem"),
+        [
+            (("--plan", "int4"), "argument --plan: invalid choice: 'int4'"),
+            (("--plan", "bf16", "--no-fast"), "argument --no-fast: not allowed with argument"),
+        ],
+    )
+    def test_a_bad_plan_is_one_line_and_exit_2(self, capsys, argv, problem):
+        with pytest.raises(SystemExit) as exit_info:
+            self.parse(*argv)
+        assert exit_info.value.code == options.EXIT_BAD_INPUT
+        assert problem in capsys.readouterr().err
+
+
+class TestDevice:
+    """``--device`` in every command that runs a bundle: checked, then the bundle loaded there."""
+
+    COMMANDS = pytest.mark.parametrize("main", [predict.main, footprints.main])
+
+    @pytest.fixture
+    def image(self, tmp_path) -> str:
+        """A folder of one chip: an input both commands list."""
+        write_raster(tmp_path / "img" / "a1.tif", rgba(64, 64), crs=None)
+        return str(tmp_path / "img")
+
+    def test_an_unknown_device_is_a_usage_error(self, capsys):
+        parser = argparse.ArgumentParser(prog="cmd")
+        options.add_model_arguments(parser, unit="chips", window_default="whole chips")
+        with pytest.raises(SystemExit) as info:
+            parser.parse_args(["--device", "gpu"])
+        assert info.value.code == options.EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        assert "argument --device: device 'gpu': expected auto, cpu, cuda or cuda:N" in err
+
+    @COMMANDS
+    def test_a_gpu_the_machine_lacks_is_one_line_before_the_bundle_loads(
+        self, main, image, tmp_path, fake_gpus, capsys
+    ):
+        fake_gpus(0)
+        loaded = []
+        argv = ["b.zip", image, str(tmp_path / "out"), "--device", "cuda:7"]
+        assert main(argv, load_bundle=loaded.append) == options.EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        assert err == "error: device cuda:7: not available (this machine has no CUDA GPU)\n"
+        assert loaded == []
+
+    @COMMANDS
+    def test_the_bundle_is_loaded_onto_the_device(self, main, image, tmp_path, monkeypatch):
+        devices = []
+
+        def load_bundle(uri: str, device: str) -> None:
+            devices.append(device)
+            raise InputError(f"{uri}: stop here")
+
+        monkeypatch.setattr("benchmark.pipeline.bundle.load_bundle", load_bundle)
+        argv = ["b.zip", image, str(tmp_path / "out"), "--device", "cpu"]
+        assert main(argv) == options.EXIT_BAD_INPUT
+        assert devices == ["cpu"]

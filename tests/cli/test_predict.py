@@ -91,6 +91,15 @@ class TestPredictFolderCommand:
         assert self.run(["b.zip", str(img_dir), str(tmp_path / "out"), "--pack", tgz]) == 2
         assert "c3.tif: missing" in capsys.readouterr().err
 
+    def test_on_the_cpu_cuda_is_never_touched(self, tmp_path, img_dir, cuda_untouched):
+        assert (
+            self.run(
+                [str(tmp_path / "b.zip"), str(img_dir), str(tmp_path / "out"), "--device", "cpu"]
+            )
+            == 0
+        )
+        assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a1.tif", "b2.tif"]
+
     def test_input_error_is_one_line_exit_2(self, tmp_path, capsys):
         assert self.run(["b.zip", str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
         err = capsys.readouterr().err

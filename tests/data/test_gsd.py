@@ -154,7 +154,7 @@ def test_predict_and_eval_at_a_gsd_score_at_the_scenes_resolution(tmp_path, monk
     cfg = benchmark.get_config(
         "inprocess", **scene_args, experiment_id="g", test_stac_uri=catalog.test_catalog_uri,
         test_chip_size="64", test_chip_gsd="0.075", pretrained="false", predict_window="48",
-        fast="false",  # PyTorch runs the model, so the hook below sees its input sizes
+        plan="fp32",  # PyTorch runs the model, so the hook below sees its input sizes
     )  # fmt: skip
     cfg.update()
     cfg = build_config(json.loads(cfg.json()))  # as every runner rebuilds it

@@ -2,7 +2,7 @@
 
 import pytest
 
-from benchmark.data.uris import read_json, uri_exists
+from benchmark.data.uris import read_json, uri_exists, write_json
 from benchmark.evaluation.evaluate import THRESHOLDS
 from benchmark.pipeline import layout
 from tests.fixtures.cli import EXPERIMENT
@@ -10,7 +10,7 @@ from tests.fixtures.runs import build_pipeline, copy_run
 
 
 @pytest.mark.slow
-def test_eval_decides_with_the_threshold_asked_for(finished_run, tmp_path):
+def test_eval_decides_with_the_threshold_asked_for(finished_run, tmp_path, fake_gpus):
     parts = [f"{command}/{EXPERIMENT}" for command in ("chip", "train", "predict")]
     root = copy_run(finished_run, tmp_path, "split_images", *parts)
     pipeline = build_pipeline(root, preprocess=False, tmp_path=tmp_path)
@@ -38,6 +38,13 @@ def test_eval_decides_with_the_threshold_asked_for(finished_run, tmp_path):
     assert "share_threshold" not in report
     assert report["decision_threshold"] == chosen["threshold"] in THRESHOLDS
     assert chosen["chips"] > 0 and len(chosen["sweep"]) == len(THRESHOLDS)
+    recorded = read_json(layout.execution_record_uri(cfg.predict_uri))
+    assert chosen["execution"] == recorded["execution"]  # the training chips run as predict ran
+    write_json(
+        {"execution": "fp16", "device": "cuda"}, layout.execution_record_uri(cfg.predict_uri)
+    )
+    fake_gpus(0)  # predict ran on the GPU queue, eval on the CPU queue
+    assert evaluate()["training_threshold"]["execution"] == "fp32"
 
     cfg.tune_threshold = True  # the validation scenes' choice wins over both
     report = evaluate()

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 from rasterio.enums import Compression
 from rastervision.pipeline.file_system import download_if_needed
 
@@ -16,7 +17,7 @@ import benchmark.inference.chips as chips_module
 from benchmark.data.background import BACKGROUND_NICENESS
 from benchmark.data.chips import ChipRef
 from benchmark.data.submission import pack_submission
-from benchmark.inference.chips import decoding_workers, predict_chip_folder
+from benchmark.inference.chips import decoding_workers, predict_chip_folder, writer_threads
 from benchmark.inference.execution import InferenceOptions, select_execution
 from benchmark.inference.forward import probability_to_mask, quantize
 from tests.fixtures.models import (
@@ -235,12 +236,65 @@ class TestDecodingWorkers:
         monkeypatch.setattr(chips_module.torch, "get_num_threads", lambda: threads)
         assert decoding_workers(InferenceOptions(), self.CPU) == workers
 
-    def test_a_gpu_leaves_the_cores_to_decoding(self, cores, monkeypatch):
+    def test_a_gpu_leaves_every_core_to_decoding(self, cores, monkeypatch):
         monkeypatch.setattr(chips_module.torch, "get_num_threads", lambda: 2)
-        assert decoding_workers(InferenceOptions(), select_execution("cuda", fast=False)) == 1
+        assert decoding_workers(InferenceOptions(), select_execution("cuda", fast=False)) == 2
 
     def test_asked_for_is_given(self):
         assert decoding_workers(InferenceOptions(num_workers=3), self.CPU) == 3
+
+
+class TestWriting:
+    """Beside a GPU, writing keeps up: a thread per core, the batch brought back in one copy."""
+
+    GPU = select_execution("cuda", fast=False)
+
+    @pytest.mark.parametrize(("device", "threads"), [("cpu", 1), ("cuda", 2)])
+    def test_writer_threads(self, monkeypatch, device, threads):
+        monkeypatch.setattr(chips_module, "usable_cores", lambda: 2)
+        plan = select_execution(device, fast=False)
+        assert writer_threads(InferenceOptions(), plan) == threads
+        assert writer_threads(InferenceOptions(num_writers=3), plan) == 3
+
+    def test_folder_predict_writes_on_the_threads_asked_for(self, tmp_path, chip_dir, monkeypatch):
+        chips, good = chip_dir
+        pools = []
+        pool_class = chips_module.ThreadPoolExecutor
+
+        def recording(**kwargs):
+            pools.append(kwargs["max_workers"])
+            return pool_class(**kwargs)
+
+        monkeypatch.setattr(chips_module, "ThreadPoolExecutor", recording)
+        options = InferenceOptions(device="cpu", execution="fp32", num_workers=0, num_writers=3)
+        report = predict_chip_folder(
+            pointwise_model(), chips, str(tmp_path), options, expected_size=64
+        )
+        assert pools == [3] and sorted(report.written) == sorted(good)
+
+    def test_a_gpu_batch_comes_back_in_one_copy_to_page_locked_memory(self, monkeypatch):
+        calls = []
+        empty = torch.empty
+
+        def recording_empty(*args, pin_memory=False, **kwargs):
+            calls.append(("empty", pin_memory))
+            return empty(*args, **kwargs)  # page-locked memory needs CUDA: plain here
+
+        class Stream:
+            def synchronize(self):
+                calls.append(("synchronize", None))
+
+        monkeypatch.setattr(chips_module.torch, "empty", recording_empty)
+        monkeypatch.setattr(chips_module.torch.cuda, "current_stream", lambda device: Stream())
+        probs = torch.arange(24, dtype=torch.uint8).reshape(2, 3, 4)
+        host = chips_module._on_host(probs, self.GPU)
+        assert calls == [("empty", True), ("synchronize", None)]
+        np.testing.assert_array_equal(host, probs.numpy())
+
+    def test_a_cpu_batch_is_not_copied(self):
+        probs = torch.arange(24, dtype=torch.uint8).reshape(2, 3, 4)
+        host = chips_module._on_host(probs, select_execution("cpu", fast=False))
+        assert np.shares_memory(host, probs.numpy())
 
 
 @pytest.mark.aws

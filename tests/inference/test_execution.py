@@ -3,7 +3,17 @@
 import pytest
 import torch
 
-from benchmark.inference.execution import InferenceOptions, execution_plan, select_execution
+from benchmark.errors import InputError
+from benchmark.inference.execution import (
+    ExecutionPlan,
+    InferenceOptions,
+    cudnn_autotuning,
+    execution_plan,
+    prepare_model,
+    select_execution,
+)
+from benchmark.inference.forward import batch_probabilities
+from tests.fixtures.models import FP32, pointwise_model
 
 
 class TestSelectExecution:
@@ -90,11 +100,9 @@ class TestForcedExecution:
 
 class TestInferenceOptions:
     @pytest.mark.parametrize("bf16", [True, False])
-    def test_fast_false_is_fp32_on_any_cpu(self, monkeypatch, bf16):
+    def test_fp32_is_fp32_on_any_cpu(self, monkeypatch, bf16):
         monkeypatch.setattr("benchmark.inference.execution.cpu_has_fast_bf16", lambda: bf16)
-        assert execution_plan(InferenceOptions(device="cpu", fast=False)).name == "fp32"
-        forced = InferenceOptions(device="cpu", fast=False, execution="fp32")
-        assert execution_plan(forced).name == "fp32"
+        assert execution_plan(InferenceOptions(device="cpu", execution="fp32")).name == "fp32"
 
     def test_forced_plan_wins_over_the_hardware(self, monkeypatch):
         monkeypatch.setattr("benchmark.inference.execution.cpu_has_fast_bf16", lambda: True)
@@ -102,8 +110,60 @@ class TestInferenceOptions:
         pinned = InferenceOptions(device="cpu", execution="fp32_channels_last")
         assert execution_plan(pinned).name == "fp32_channels_last"
 
-    def test_contradictions_and_unknown_plans_are_refused(self):
-        with pytest.raises(ValueError, match="fast=False runs fp32, not execution 'bf16'"):
-            InferenceOptions(fast=False, execution="bf16")
+    def test_unknown_plans_are_refused(self):
         with pytest.raises(ValueError, match="execution 'int4': expected one of auto, fp32"):
             InferenceOptions(execution="int4")
+
+
+class TestDevice:
+    def test_an_unknown_device_is_refused(self):
+        with pytest.raises(ValueError, match="device 'gpu': expected auto, cpu, cuda or cuda:N"):
+            InferenceOptions(device="gpu")
+
+    def test_the_plan_of_a_gpu_the_machine_lacks_is_one_line(self, fake_gpus):
+        fake_gpus(0)
+        with pytest.raises(InputError, match=r"^device cuda:7: not available \(this machine"):
+            execution_plan(InferenceOptions(device="cuda:7"))
+
+    def test_the_plan_is_on_the_gpu_asked_for(self, fake_gpus):
+        fake_gpus(2)
+        assert execution_plan(InferenceOptions(device="cuda:1")).device == torch.device("cuda:1")
+
+
+class TestCudnnAutotuning:
+    """Autotuning inside inference only: training after a prediction runs as it would alone."""
+
+    @pytest.mark.parametrize("before", [False, True])
+    def test_on_for_a_gpu_plan_and_restored_after(self, before, monkeypatch):
+        monkeypatch.setattr(torch.backends.cudnn, "benchmark", before)
+        with cudnn_autotuning(select_execution("cuda", fast=False)):
+            assert torch.backends.cudnn.benchmark
+        assert torch.backends.cudnn.benchmark is before
+
+    def test_restored_after_an_error(self, monkeypatch):
+        monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+        with pytest.raises(RuntimeError), cudnn_autotuning(select_execution("cuda", fast=False)):
+            raise RuntimeError("out of memory")
+        assert not torch.backends.cudnn.benchmark
+
+    def test_a_cpu_plan_leaves_it_alone(self, monkeypatch):
+        monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+        with cudnn_autotuning(select_execution("cpu", fast=False)):
+            assert not torch.backends.cudnn.benchmark
+
+    def test_preparing_a_model_leaves_it_alone(self, monkeypatch):
+        monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+        prepare_model(pointwise_model(), FP32)
+        assert not torch.backends.cudnn.benchmark
+
+    def test_the_forward_pass_autotunes_on_a_gpu_and_restores(self, monkeypatch):
+        monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+        monkeypatch.setattr(ExecutionPlan, "is_cuda", property(lambda plan: True))  # on the CPU
+        seen = []
+        model = pointwise_model()
+        model.register_forward_hook(lambda *_: seen.append(torch.backends.cudnn.benchmark))
+        batch_probabilities(
+            model, torch.zeros(2, 3, 8, 8, dtype=torch.uint8), execution_plan(FP32), tta=True
+        )
+        assert seen == [True] * 8
+        assert not torch.backends.cudnn.benchmark

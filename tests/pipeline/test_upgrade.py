@@ -1,7 +1,8 @@
 """What earlier versions wrote keeps working: old ``-a`` names, pipeline configs and bundles.
 
 Plugin version 1 renamed ``InferenceConfig.chip_sz`` to ``window`` (and ``-a predict_chip_sz``
-to ``-a predict_window``). A config or bundle saved at version 0 goes through Raster Vision's
+to ``-a predict_window``); version 2 replaced ``fast`` by ``plan`` (and ``-a fast`` by
+``-a plan``). A config or bundle saved at version 0 goes through Raster Vision's
 own loading path (``upgrade_config`` then ``build_config``), as ``run``, ``predict`` and
 bundle loading take it.
 """
@@ -55,9 +56,17 @@ class TestInferenceConfigUpgrader:
         }  # fmt: skip
         assert "chip_sz" in old  # the caller's dict is left as it was
 
+    @pytest.mark.parametrize(("fast", "plan"), [(False, "fp32"), (True, "auto")])
+    def test_version_1_says_fast_as_a_plan(self, fast, plan):
+        old = {"type_hint": "benchmark_inference", "window": 256, "fast": fast}
+        assert upgrade_inference_config(old, 1) == {
+            "type_hint": "benchmark_inference", "window": 256, "plan": plan
+        }  # fmt: skip
+        assert "fast" in old
+
     def test_later_versions_pass_through(self):
-        current = {"type_hint": "benchmark_inference", "window": 256}
-        assert upgrade_inference_config(current, 1) == current
+        current = {"type_hint": "benchmark_inference", "window": 256, "plan": "int8"}
+        assert upgrade_inference_config(current, 2) == current
 
 
 def test_a_version_0_pipeline_config_loads(tmp_path):
@@ -102,6 +111,31 @@ class TestRenamedArgument:
             parse_args(
                 BenchmarkArgs, {"root_uri": "out", "predict_chip_sz": "1", "predict_window": "2"}
             )
+
+
+class TestFastArgument:
+    @pytest.mark.parametrize(("fast", "plan"), [(False, "fp32"), ("false", "fp32"), (True, "auto")])
+    def test_fast_is_said_as_a_plan_with_one_warning(self, caplog, fast, plan):
+        with caplog.at_level(logging.WARNING, logger="benchmark"):
+            args = BenchmarkArgs(root_uri="out", fast=fast)
+        assert args.plan == plan
+        warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert warnings == [f"-a fast is deprecated: it is now -a plan {plan}"]
+
+    @pytest.mark.parametrize(
+        ("args", "problem"),
+        [
+            ({"fast": "false", "plan": "int8"}, "fast is the old spelling of plan: give only"),
+            ({"fast": "maybe"}, "-a fast maybe: expected true or false"),
+            ({"plan": "int4"}, "-a plan: Input should be 'auto', 'fp32'"),
+        ],
+    )
+    def test_bad_plans_are_one_line(self, args, problem):
+        with pytest.raises(InputError, match=problem):
+            parse_args(BenchmarkArgs, {"root_uri": "out", **args})
+
+    def test_the_plan_reaches_the_pipeline_config(self):
+        assert InferenceConfig(plan="int8").options().execution == "int8"
 
 
 @pytest.mark.slow
