@@ -134,7 +134,7 @@ def predict_on_image_grid(
     """Write the uint8 probabilities of ``image_uri`` on its own grid to the local ``out_path``.
 
     Args:
-        model: the network (prepared with ``options``).
+        model: the network (prepared for ``options``' plan on the first window).
         image_uri: a georeferenced RGB(A) uint8 raster (local or s3://).
         out_path: a local tiled GeoTIFF (overwritten).
         options: inference options.

@@ -33,7 +33,7 @@ from benchmark.footprints.osm_outputs import MappingOutputs, MappingSettings, wr
 from benchmark.footprints.outlines import DEFAULT_MIN_AREA, OutlineOptions, footprints_of_raster
 from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid, write_cog
 from benchmark.footprints.write import write_footprints
-from benchmark.inference.execution import InferenceOptions, prepare_model
+from benchmark.inference.execution import InferenceOptions
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +168,6 @@ def footprints_for_images(
             to_map.append(image)
     if report.skipped:
         log.info("%d image(s) already outlined in %s: skipped", len(report.skipped), out_dir)
-    if to_trace:
-        model = prepare_model(model, settings.inference)
     for image in [*to_trace, *to_map]:
         try:
             if image in to_trace:

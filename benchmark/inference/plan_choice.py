@@ -15,6 +15,9 @@ The tolerance bounds the Jaccard distance (1 - IoU) between a plan's mask and fp
 threshold in use. Jaccard distance is a metric, so on the crops compared a plan's Jaccard score
 against any labels differs from fp32's by at most that distance; elsewhere it is an estimate
 (int8 is calibrated on other crops of the batch than those compared, so it is not flattered).
+The bound is loose: the pixels a plan flips lie near the threshold and go both ways, so the
+score moves far less than the masks differ. The bench checks the score itself
+(``cpu_fast_path_jaccard_delta``, goal 0.005) on the whole validation scene.
 
 What it costs, bounded by construction rather than by a clock: ``CROPS`` crops of
 ``CROP_SIDE`` px (together an eighth of a 1024 px chip) run ``REPEATS + 1`` times per plan, the
@@ -58,9 +61,11 @@ from benchmark.inference.quantize import CALIBRATION_CROPS, calibration_crops
 
 log = logging.getLogger(__name__)
 
-# The largest Jaccard distance from fp32's mask a plan may have (the bench's goal for
-# cpu_fast_path_jaccard_delta).
-TOLERANCE = 0.005
+# The largest Jaccard distance from fp32's mask a plan may have: four times the bench's goal
+# for the score (cpu_fast_path_jaccard_delta 0.005), as the distance bounds the score's change
+# loosely (see the module's docstring). At 0.005 the int8 plan was refused on a Xeon for a mask
+# distance of 0.0052, where its score moved by less than the goal.
+TOLERANCE = 0.02
 # Crops each plan is timed on, and their side: small enough that the runs of every plan
 # together cost a few chips' worth, large enough that a 256 px crop runs the encoder's deepest
 # level on 8 x 8 cells.

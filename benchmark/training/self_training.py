@@ -30,7 +30,6 @@ from benchmark.data.uris import atomic_geotiff, read_json, uri_exists, write_jso
 from benchmark.footprints.inputs import image_name
 from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid
 from benchmark.inference.chips import predict_chip_folder
-from benchmark.inference.execution import prepare_model
 from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
 from benchmark.pipeline.bundle import load_learner_models
@@ -56,9 +55,8 @@ def _predict_unlabeled(
     """Probabilities of every unlabeled image by the model in ``model_dir`` (done ones kept)."""
     settings, inf = cfg.self_training, cfg.inference
     options = inf.options()
-    model = prepare_model(
-        load_learner_models([layout.model_bundle_uri(model_dir)], tmp_dir), options
-    )
+    # Prepared for its plan on the first batch (measured there where "auto" asks).
+    model = load_learner_models([layout.model_bundle_uri(model_dir)], tmp_dir, options.device)
     out_dir = layout.pseudo_probability_dir(round_dir)
     images = []
     if settings.test_chips:
