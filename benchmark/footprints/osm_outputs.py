@@ -56,6 +56,7 @@ from benchmark.footprints.osm_write import (
     write_text,
 )
 from benchmark.footprints.review import ReviewFeature, write_review_page
+from benchmark.footprints.write import image_output_uris
 
 log = logging.getLogger(__name__)
 
@@ -124,12 +125,9 @@ class MappingOutputs:
     @classmethod
     def of(cls, out_dir: str, name: str) -> "MappingOutputs":
         """``{out_dir}/{name}_new.osm`` and the others (see the module docstring)."""
-        base = f"{out_dir.rstrip('/')}/{name}"
-        return cls(
-            f"{base}_new.osm", f"{base}_new.osc", f"{base}_maproulette.geojson",
-            f"{base}_conflation.gpkg", f"{base}_coverage.json", f"{base}_coverage.png",
-            f"{base}_review.html",
-        )  # fmt: skip
+        suffixes = ("_new.osm", "_new.osc", "_maproulette.geojson", "_conflation.gpkg",
+                    "_coverage.json", "_coverage.png", "_review.html")  # fmt: skip
+        return cls(*image_output_uris(out_dir, name, *suffixes))
 
     def finished(self) -> bool:
         """Whether they were all written (the review page is last)."""

@@ -32,7 +32,7 @@ from benchmark.footprints.inputs import ImageRef
 from benchmark.footprints.osm_outputs import MappingOutputs, MappingSettings, write_mapping_outputs
 from benchmark.footprints.outlines import DEFAULT_MIN_AREA, OutlineOptions, footprints_of_raster
 from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid, write_cog
-from benchmark.footprints.write import write_footprints
+from benchmark.footprints.write import image_output_uris, write_footprints
 from benchmark.inference.execution import InferenceOptions
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,9 @@ class FootprintOutputs:
     @classmethod
     def of(cls, out_dir: str, name: str) -> "FootprintOutputs":
         """``{out_dir}/{name}_prob.tif``, ``_buildings.geojson`` and ``_buildings.gpkg``."""
-        base = f"{out_dir.rstrip('/')}/{name}"
-        return cls(f"{base}_prob.tif", f"{base}_buildings.geojson", f"{base}_buildings.gpkg")
+        return cls(
+            *image_output_uris(out_dir, name, "_prob.tif", "_buildings.geojson", "_buildings.gpkg")
+        )
 
     def all_exist(self) -> bool:
         """Whether the image is finished (outputs are atomic)."""

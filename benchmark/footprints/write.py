@@ -28,6 +28,12 @@ GPKG_BATCH = 5000  # footprints appended to the GeoPackage at a time
 LONLAT_DECIMALS = 7
 
 
+def image_output_uris(out_dir: str, name: str, *suffixes: str) -> list[str]:
+    """``{out_dir}/{name}{suffix}`` for each suffix: where one image's outputs go."""
+    base = f"{out_dir.rstrip('/')}/{name}"
+    return [base + suffix for suffix in suffixes]
+
+
 def _properties(footprint: Footprint) -> dict[str, Any]:
     return {
         "building": "yes",
