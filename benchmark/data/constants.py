@@ -19,5 +19,9 @@ VALID_IDS = ("mon/f15272", "acc/a42435", "dar/353093", "znz/aee7fd")
 SAMPLE_TRAIN_IDS = ("kam/94f080",)
 SAMPLE_VALID_IDS = ("kam/8a5983",)
 
+# A pixel is a building when P(building) > this, unless a threshold was chosen (eval's, kept
+# in the bundle): the softmax's own decision between the two classes.
+DEFAULT_THRESHOLD = 0.5
+
 # Submission chips: single band uint8 of this size, one per test image.
 CHIP_SIZE = 1024

@@ -16,6 +16,7 @@ import rasterio
 from rasterio.windows import Window
 from rastervision.core.data import SceneConfig
 
+from benchmark.data.constants import DEFAULT_THRESHOLD
 from benchmark.data.labels import LabelRasterizer, read_building_labels
 from benchmark.data.uris import read_json, uri_exists, write_json
 from benchmark.evaluation.buildings import (
@@ -42,7 +43,6 @@ from benchmark.evaluation.share_threshold import (
 from benchmark.evaluation.training_threshold import TrainingThreshold
 from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
-from benchmark.pipeline.bundle import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
 

@@ -26,11 +26,11 @@ from rasterio.enums import Resampling
 from rasterio.windows import Window
 from rastervision.pipeline.file_system import file_to_str
 
+from benchmark.data.constants import DEFAULT_THRESHOLD
 from benchmark.data.imagery import alpha_band
 from benchmark.data.uris import atomic_output
 from benchmark.evaluation.metrics import ConfusionCounts, WindowRasterizer, evaluate_scene
 from benchmark.inference.forward import probability_to_mask
-from benchmark.pipeline.bundle import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def plot_scene_overlay(
     prob_uri: str,
     rasterize_window: WindowRasterizer,
     png_uri: str,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
     max_side: int = 1200,
     counts: ConfusionCounts | None = None,
     window: Window | None = None,

@@ -23,10 +23,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from tqdm import tqdm
 
-from benchmark.data.constants import BUILDING, NO_BUILDING
+from benchmark.data.constants import BUILDING, DEFAULT_THRESHOLD, NO_BUILDING
 from benchmark.errors import InputError
 from benchmark.evaluation.training_chips import training_chips
-from benchmark.pipeline.bundle import DEFAULT_THRESHOLD
 
 log = logging.getLogger(__name__)
 

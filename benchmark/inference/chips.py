@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from benchmark.data.background import run_in_background, start_background_worker
+from benchmark.data.constants import DEFAULT_THRESHOLD
 from benchmark.data.imagery import open_scene_checked, read_rgb_and_valid
 from benchmark.data.submission import write_mask, write_probabilities
 from benchmark.data.uris import TMP_PREFIX, is_local, is_s3
@@ -253,7 +254,7 @@ def predict_chip_folder(
     chips: Sequence[ChipLike],
     out_dir: str,
     options: InferenceOptions | None = None,
-    threshold: float | None = 0.5,
+    threshold: float | None = DEFAULT_THRESHOLD,
     expected_size: int = 1024,
     overwrite: bool = False,
     input_scale: float = 1.0,
@@ -332,9 +333,8 @@ def predict_chip_folder(
             if batch.indices:
                 if not prepared:  # for the plan chosen on this batch, where "auto" asks
                     work = len(todo) * expected_size**2
-                    model, options = prepare_measured(
-                        model, options, batch.images, work, 0.5 if threshold is None else threshold
-                    )
+                    decision = DEFAULT_THRESHOLD if threshold is None else threshold
+                    model, options = prepare_measured(model, options, batch.images, work, decision)
                     plan, prepared = execution_plan(options), True
                 t0 = time.perf_counter()
                 probs = _chip_probabilities(

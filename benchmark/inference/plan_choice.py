@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmark.data.constants import DEFAULT_THRESHOLD
 from benchmark.data.uris import atomic_output
 from benchmark.inference.execution import (
     InferenceOptions,
@@ -294,7 +295,7 @@ def prepare_measured(
     options: InferenceOptions,
     images: np.ndarray | torch.Tensor,
     work_pixels: int,
-    threshold: float = 0.5,
+    threshold: float = DEFAULT_THRESHOLD,
 ) -> tuple[nn.Module, InferenceOptions]:
     """``model`` prepared for its plan, and ``options`` naming it: "auto" chosen by measuring.
 

@@ -26,6 +26,7 @@ import torch
 from rastervision.pipeline.file_system import download_if_needed, file_exists
 from torch import nn
 
+from benchmark.data.constants import DEFAULT_THRESHOLD
 from benchmark.data.uris import atomic_output
 from benchmark.errors import InputError
 from benchmark.inference.devices import torch_device
@@ -33,8 +34,6 @@ from benchmark.inference.ensemble import EnsembleModel
 from benchmark.pipeline.layout import BUNDLE_INFO_NAME, MODEL_BUNDLE_NAME
 
 log = logging.getLogger(__name__)
-
-DEFAULT_THRESHOLD = 0.5
 
 
 @dataclass
