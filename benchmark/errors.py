@@ -10,6 +10,11 @@ commands print instead of a traceback.
 """
 
 import errno
+from collections.abc import Sequence
+
+# An error line lists this many problems, then only says how many more: a run where thousands of
+# chips fail still gets one readable line.
+MAX_LISTED_PROBLEMS = 10
 
 # OS errors about the machine's files, not the code: the user frees space, makes the folder
 # writable or puts the file back, and runs again.
@@ -24,6 +29,13 @@ FILE_SYSTEM_ERRNOS = frozenset(
         errno.EIO,
     }
 )
+
+
+def listed_problems(problems: Sequence[str]) -> str:
+    """``problems`` for one error line: the first ``MAX_LISTED_PROBLEMS``, then how many more."""
+    shown = "; ".join(problems[:MAX_LISTED_PROBLEMS])
+    more = len(problems) - MAX_LISTED_PROBLEMS
+    return shown + (f"; and {more} more" if more > 0 else "")
 
 
 class InputError(ValueError):

@@ -6,7 +6,13 @@ import os
 import pytest
 
 from benchmark.cli.options import EXIT_BAD_INPUT, exit_status
-from benchmark.errors import InputError, OutputError, one_line_error
+from benchmark.errors import (
+    MAX_LISTED_PROBLEMS,
+    InputError,
+    OutputError,
+    listed_problems,
+    one_line_error,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -46,3 +52,19 @@ def test_commands_exit_2_with_the_line_and_keep_tracebacks_for_bugs(capsys):
     assert capsys.readouterr().err == "error: /data/x.tif: No space left on device\n"
     with pytest.raises(OSError, match="File exists"):
         exit_status(fail(os_error(errno.EEXIST)))
+
+
+@pytest.mark.parametrize(
+    ("count", "line"),
+    [
+        (0, ""),
+        (1, "p0"),
+        (MAX_LISTED_PROBLEMS, "; ".join(f"p{i}" for i in range(MAX_LISTED_PROBLEMS))),
+        (
+            MAX_LISTED_PROBLEMS + 3,
+            "; ".join(f"p{i}" for i in range(MAX_LISTED_PROBLEMS)) + "; and 3 more",
+        ),
+    ],
+)
+def test_listed_problems_shows_the_first_ones_then_counts_the_rest(count: int, line: str) -> None:
+    assert listed_problems([f"p{i}" for i in range(count)]) == line

@@ -22,6 +22,7 @@ from functools import partial
 from typing import Any
 
 from benchmark.data.aws_errors import aws_problem, aws_region, credentials_available
+from benchmark.data.uri_schemes import is_s3
 from benchmark.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -77,7 +78,7 @@ def check_root_uri(root_uri: str) -> Check:
     """Write a small file under ``root_uri``, read it back and delete it."""
     from rastervision.aws_s3 import S3FileSystem
 
-    from benchmark.data.uris import is_s3, read_json, write_json
+    from benchmark.data.uris import read_json, write_json
 
     name = f"read/write {root_uri}"
     if not is_s3(root_uri):
@@ -221,7 +222,7 @@ def check_setup(
         credentials,
         with_aws(f"read/write {root_uri}", lambda: check_root_uri(root_uri)),
         with_aws("training catalog", lambda: check_catalog(catalog_uri))
-        if catalog_uri.startswith("s3://")
+        if is_s3(catalog_uri)
         else check_catalog(catalog_uri),
     ]
     profile_check, settings = check_profile(profile)

@@ -20,6 +20,7 @@ from benchmark.cli import options
 from benchmark.cli.options import EXIT_FAILED, EXIT_OK, exit_status, print_error
 from benchmark.cli.output import log_like_rastervision
 from benchmark.data.retries import apply_retry_defaults
+from benchmark.errors import listed_problems
 from benchmark.footprints.conflation import DEFAULT_MIN_OVERLAP, ConflationRules
 from benchmark.footprints.coverage import DEFAULT_CELL_SIZE
 from benchmark.footprints.inputs import list_images
@@ -175,9 +176,8 @@ def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = N
     def run() -> int:
         report = outline_images(args, loader)
         if report.failed:
-            listed = "; ".join(report.failed[name] for name in sorted(report.failed)[:10])
-            more = f"; and {len(report.failed) - 10} more" if len(report.failed) > 10 else ""
-            print_error(f"{len(report.failed)} image(s) not outlined: {listed}{more}")
+            listed = listed_problems([report.failed[name] for name in sorted(report.failed)])
+            print_error(f"{len(report.failed)} image(s) not outlined: {listed}")
             return EXIT_FAILED
         if report.unmapped:
             problems = sorted(set(report.unmapped.values()))

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from typing import NoReturn
 from urllib.parse import urlparse
 
+from benchmark.data.uri_schemes import S3_PREFIX, VSIS3_PREFIX, is_s3
 from benchmark.errors import InputError
 
 # The Open Cities AI Challenge data: a requester-pays bucket.
@@ -73,14 +74,9 @@ class AwsAccessError(AwsError):
     """
 
 
-def is_s3_uri(uri: str) -> bool:
-    """Whether ``uri`` is on S3 (``s3://`` or GDAL's ``/vsis3/``)."""
-    return uri.startswith(("s3://", "/vsis3/"))
-
-
 def _bucket_and_key(uri: str) -> tuple[str, str]:
-    if uri.startswith("/vsis3/"):
-        bucket, _, key = uri.removeprefix("/vsis3/").partition("/")
+    if uri.startswith(VSIS3_PREFIX):
+        bucket, _, key = uri.removeprefix(VSIS3_PREFIX).partition("/")
         return bucket, key
     parsed = urlparse(uri)
     return parsed.netloc, parsed.path.lstrip("/")
@@ -88,7 +84,7 @@ def _bucket_and_key(uri: str) -> tuple[str, str]:
 
 def _s3_uri(uri: str) -> str:
     bucket, key = _bucket_and_key(uri)
-    return f"s3://{bucket}/{key}"
+    return f"{S3_PREFIX}{bucket}/{key}"
 
 
 def requester_pays() -> bool:
@@ -127,7 +123,7 @@ def _s3_permission(uri: str, write: bool) -> str:
 
 def _explain_client_error(exc: Exception, what: str, permission: str | None) -> AwsError | None:
     code, message, response = _error_code(exc)
-    bucket = _bucket_and_key(what)[0] if is_s3_uri(what) else None
+    bucket = _bucket_and_key(what)[0] if is_s3(what, vsis3=True) else None
     if code in EXPIRED:
         return AwsAccessError(
             f"{what}: your AWS credentials have expired ({code}): get new ones (aws sso login, "
@@ -332,7 +328,7 @@ def aws_errors(uri: str, write: bool = False) -> Iterator[None]:
     except AwsError:
         raise
     except Exception as exc:
-        if not is_s3_uri(uri):
+        if not is_s3(uri, vsis3=True):
             raise
         problem = aws_problem(exc, _s3_uri(uri), _s3_permission(uri, write) if write else None)
         if problem is None and not write and type(exc).__module__.startswith("rasterio"):

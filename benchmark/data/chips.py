@@ -16,7 +16,7 @@ from rastervision.pipeline.file_system import list_paths
 
 from benchmark.data.aws_errors import aws_errors
 from benchmark.data.stac import IMAGE_ASSET, CatalogIO, open_catalog
-from benchmark.data.uris import is_s3
+from benchmark.data.uri_schemes import is_s3
 from benchmark.errors import InputError
 
 READ_THREADS = 16  # concurrent reads of test catalog items (S3 latency, not CPU)

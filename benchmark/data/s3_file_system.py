@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from benchmark.data.aws_errors import UNAVAILABLE, AwsError, aws_problem
+from benchmark.data.uri_schemes import is_s3
 
 if TYPE_CHECKING:  # importing Raster Vision here would load the plugins: see above
     from rastervision.aws_s3 import S3FileSystem
@@ -98,7 +99,7 @@ def aws_sync(
         command.append("--request-payer")
     if quiet:
         command.append("--only-show-errors")
-    s3_uri = src if src.startswith("s3://") else dst
+    s3_uri = src if is_s3(src) else dst
     try:
         result = subprocess.run(command, stderr=subprocess.PIPE, text=True)
     except FileNotFoundError:

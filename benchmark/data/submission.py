@@ -18,12 +18,11 @@ import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rastervision.pipeline.file_system import download_if_needed, list_paths
 
-from benchmark.data.uris import atomic_geotiff, atomic_output, is_s3
-from benchmark.errors import InputError
+from benchmark.data.uri_schemes import is_s3
+from benchmark.data.uris import atomic_geotiff, atomic_output
+from benchmark.errors import InputError, listed_problems
 
 log = logging.getLogger(__name__)
-
-MAX_LISTED_PROBLEMS = 10
 
 
 # Measured by ``wb_scripts/bench --only chip_io`` (docs/results.md), per 1024 px chip. 0/1
@@ -139,11 +138,9 @@ def pack_submission(
     ignore = [os.path.basename(tgz_uri)] if same_dir else []
     problems = validate_submission(dir_uri, expected_ids, size, ignore=ignore)
     if problems:
-        shown = "; ".join(problems[:MAX_LISTED_PROBLEMS])
-        more = len(problems) - MAX_LISTED_PROBLEMS
         raise InputError(
-            f"{dir_uri}: not packing a submission with {len(problems)} problem(s): {shown}"
-            + (f"; and {more} more" if more > 0 else "")
+            f"{dir_uri}: not packing a submission with {len(problems)} problem(s): "
+            + listed_problems(problems)
         )
     names = [f"{chip_id}.tif" for chip_id in sorted(expected_ids)]
     with tempfile.TemporaryDirectory() as tmp_dir, atomic_output(tgz_uri) as out_path:

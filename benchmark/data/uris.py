@@ -31,6 +31,7 @@ from rasterio.errors import NotGeoreferencedWarning, RasterioError
 from rastervision.pipeline.file_system import file_exists, file_to_str, upload_or_copy
 
 from benchmark.data.aws_errors import aws_errors, s3_object_exists
+from benchmark.data.uri_schemes import is_s3
 from benchmark.errors import InputError, OutputError
 
 # Temporary directories (system temp, S3 uploads) start with this hidden prefix. Runs before
@@ -47,16 +48,6 @@ _DEVICE_FULL = (errno.ENOSPC, errno.EDQUOT)
 # Below this much free space, a write that failed (GDAL and OGR do not say why) or a GeoTIFF
 # that came out incomplete is put down to the disk being full.
 NEARLY_FULL_BYTES = 1 << 20
-
-
-def is_s3(uri: str) -> bool:
-    """Whether ``uri`` names an S3 object."""
-    return uri.startswith("s3://")
-
-
-def is_local(uri: str) -> bool:
-    """Whether ``uri`` is a file on this machine (not a URL nor a GDAL virtual file system)."""
-    return "://" not in uri and not uri.startswith("/vsi")
 
 
 def _partial_path(uri: str) -> str:

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 from benchmark.data.chips import chip_uri, list_test_chips
-from benchmark.data.uris import is_s3, read_json, uri_exists
+from benchmark.data.uri_schemes import is_s3
+from benchmark.data.uris import read_json, uri_exists
 from benchmark.errors import InputError
 
 RASTER_SUFFIXES = (".tif", ".tiff")

@@ -26,7 +26,8 @@ from torch import nn
 
 from benchmark.data.gsd import resampled_length
 from benchmark.data.imagery import alpha_band, open_scene_checked
-from benchmark.data.uris import TMP_PREFIX, atomic_geotiff, is_s3
+from benchmark.data.uri_schemes import S3_PREFIX, VSIS3_PREFIX, is_s3
+from benchmark.data.uris import TMP_PREFIX, atomic_geotiff
 from benchmark.errors import InputError
 from benchmark.footprints.ground import ground_resolution
 from benchmark.inference.execution import InferenceOptions
@@ -82,7 +83,7 @@ class ImageGrid:
 def gdal_path(uri: str) -> str:
     """How GDAL names ``uri`` inside a VRT (``s3://`` is ``/vsis3/``)."""
     if is_s3(uri):
-        return "/vsis3/" + uri.removeprefix("s3://")
+        return VSIS3_PREFIX + uri.removeprefix(S3_PREFIX)
     if uri.startswith(("http://", "https://")):
         return "/vsicurl/" + uri
     return os.path.abspath(uri)

@@ -30,7 +30,9 @@ from benchmark.data.background import run_in_background, start_background_worker
 from benchmark.data.constants import DEFAULT_THRESHOLD
 from benchmark.data.imagery import open_scene_checked, read_rgb_and_valid
 from benchmark.data.submission import write_mask, write_probabilities
-from benchmark.data.uris import TMP_PREFIX, is_local, is_s3
+from benchmark.data.uri_schemes import is_local, is_s3
+from benchmark.data.uris import TMP_PREFIX
+from benchmark.errors import listed_problems
 from benchmark.inference.blending import windowed_probabilities
 from benchmark.inference.execution import ExecutionPlan, InferenceOptions, execution_plan
 from benchmark.inference.forward import (
@@ -48,7 +50,7 @@ MAX_PENDING_BATCHES = 2
 
 
 class ChipLike(Protocol):
-    """What folder prediction needs of a chip (``benchmark.data.chips.ChipRef``)."""
+    """What folder prediction needs of a chip: a ``ChipRef`` or a config's test chip, as is."""
 
     id: str
     uri: str
@@ -77,11 +79,10 @@ class ChipFolderReport:
             line += f" [{shown}{'; ...' if len(self.bad) > 5 else ''}]"
         return line
 
-    def not_predicted(self, listed: int = 10) -> str:
-        """The bad chips in one line for an error: how many, the first ``listed`` with why."""
-        shown = "; ".join(f"{k}: {v}" for k, v in sorted(self.bad.items())[:listed])
-        more = f"; and {len(self.bad) - listed} more" if len(self.bad) > listed else ""
-        return f"{len(self.bad)} chip(s) not predicted: {shown}{more}"
+    def not_predicted(self) -> str:
+        """The bad chips in one line for an error: how many, the first few with why."""
+        problems = [f"{k}: {v}" for k, v in sorted(self.bad.items())]
+        return f"{len(self.bad)} chip(s) not predicted: {listed_problems(problems)}"
 
 
 @dataclass

@@ -41,6 +41,7 @@ from benchmark.data.aws_errors import (
     aws_region,
     credentials_available,
 )
+from benchmark.data.uri_schemes import is_s3
 from benchmark.errors import InputError
 from benchmark.pipeline.dry_run import DRY_RUN_ENV, is_dry_run, submitted_config_uri
 
@@ -235,7 +236,7 @@ class BenchmarkBatchRunner(AWSBatchRunner):
             InputError: the config is not on S3, a command is unknown, a setting is missing or
                 the run name makes an invalid job name.
         """
-        if not cfg_json_uri.startswith("s3://"):
+        if not is_s3(cfg_json_uri):
             raise InputError(
                 f"{cfg_json_uri}: AWS Batch jobs cannot read a local pipeline config; "
                 "use an s3:// root_uri"

@@ -16,7 +16,6 @@ from rastervision.core.rv_pipeline import SemanticSegmentation
 from rastervision.pipeline.file_system import list_paths
 from torch import nn
 
-from benchmark.data.chips import ChipRef
 from benchmark.data.gsd import gsd_scale
 from benchmark.errors import InputError
 from benchmark.evaluation.evaluate import (
@@ -147,7 +146,7 @@ class BenchmarkPipeline(SemanticSegmentation):
         if chips:
             report = predict_chip_folder(
                 model,
-                [ChipRef(id=c.id, uri=c.uri) for c in chips],
+                chips,
                 layout.test_probability_dir(cfg.predict_uri),
                 options,
                 threshold=None,

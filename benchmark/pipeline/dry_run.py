@@ -24,13 +24,13 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from benchmark.data.aws_errors import AwsAccessError
+from benchmark.data.uri_schemes import S3_PREFIX, is_s3
 
 log = logging.getLogger(__name__)
 
 DRY_RUN_ENV = "BENCHMARK_BATCH_DRY_RUN"
 # Under RV's tmp dir root: where a dry run saves the pipeline config of an s3:// root.
 STAND_IN_DIR = "benchmark-dry-run"
-S3 = "s3://"
 
 T = TypeVar("T")
 
@@ -73,9 +73,9 @@ def config_uri(uri: str) -> str:
     ``uri`` itself, but in a dry run an ``s3://`` one is saved under RV's tmp dir instead,
     at ``{tmp}/benchmark-dry-run/{bucket}/{key}``.
     """
-    if not (is_dry_run() and uri.startswith(S3)):
+    if not (is_dry_run() and is_s3(uri)):
         return uri
-    return os.path.join(_stand_in_root(), uri.removeprefix(S3))
+    return os.path.join(_stand_in_root(), uri.removeprefix(S3_PREFIX))
 
 
 def submitted_config_uri(uri: str) -> str:
@@ -83,4 +83,4 @@ def submitted_config_uri(uri: str) -> str:
     root = _stand_in_root() + os.sep
     if not (is_dry_run() and uri.startswith(root)):
         return uri
-    return S3 + uri.removeprefix(root).replace(os.sep, "/")
+    return S3_PREFIX + uri.removeprefix(root).replace(os.sep, "/")

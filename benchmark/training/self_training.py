@@ -23,7 +23,6 @@ from typing import Any
 from rastervision.pipeline.file_system import list_paths
 from rastervision.pytorch_learner import LearnerConfig
 
-from benchmark.data.chips import ChipRef
 from benchmark.data.constants import BUILDING, CLASS_NAMES
 from benchmark.data.gsd import gsd_scale
 from benchmark.data.uris import atomic_geotiff, read_json, uri_exists, write_json
@@ -63,7 +62,7 @@ def _predict_unlabeled(
         scale = gsd_scale(cfg.test_chip_gsd, cfg.gsd)
         report = predict_chip_folder(
             model,
-            [ChipRef(id=c.id, uri=c.uri) for c in cfg.test_chips],
+            cfg.test_chips,
             out_dir,
             options,
             threshold=None,

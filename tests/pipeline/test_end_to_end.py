@@ -28,9 +28,14 @@ def test_preprocess_wrote_windows_and_manifests(finished_run):
 def test_eval_reports_micro_jaccard_per_scene_and_city(finished_run):
     report = json.loads((finished_run["root"] / "eval" / "tiny" / "eval.json").read_text())
     overall = report["overall"]
-    assert 0.0 <= overall["jaccard"] <= 1.0
-    tp, fp, fn = overall["tp"], overall["fp"], overall["fn"]
+    tp, fp, fn, tn = (overall[k] for k in ("tp", "fp", "fn", "tn"))
     assert overall["jaccard"] == pytest.approx(tp / (tp + fp + fn) if tp + fp + fn else 1.0)
+    # The model is neither constant answer: all background scores 0 on a scene with buildings,
+    # all building leaves no pixel predicted background. One epoch on one 96x80 scene does not
+    # beat all building's Jaccard (the building share: 0.16 against the run's 0.13), so that
+    # stronger claim would fail.
+    assert tp + fn > 0 and overall["jaccard"] > 0
+    assert fn + tn > 0
     assert finished_run["catalog"].valid_keys[0] in report["per_scene"]
     assert report["per_city"]
     assert list((finished_run["root"] / "eval" / "tiny").glob("*.png"))

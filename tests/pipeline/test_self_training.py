@@ -70,7 +70,10 @@ def test_self_training_rounds_resume_and_reach_eval(finished_run, tmp_path, monk
     assert rounds[0]["pseudo_labels"] is None
     assert rounds[1]["pseudo_labels"]["images"] == len(test_chips) + 1
     assert rounds[1]["pseudo_labels"]["chips"] > 0
-    assert 0 <= rounds[1]["validation_chips"]["jaccard"] <= 1
+    # Each round finds some buildings (all background would score 0 on both); a tiny round is
+    # not asked to beat all building, which one epoch does not (test_end_to_end.py).
+    assert all(r["validation_chips"]["precision"] > 0 for r in rounds)
+    assert all(r["validation_chips"]["recall"] > 0 for r in rounds)
 
     # Killed after round 0: round 1 is done again, the same (seeded); round 0 is not.
     final = _weights(train_dir / "last-model.pth")
