@@ -41,7 +41,7 @@ import platform
 import time
 import weakref
 from collections.abc import Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -83,11 +83,29 @@ MIN_WORK_PIXELS = 4 * 1024 * 1024
 CACHE_ENV = "OPEN_CITIES_BENCHMARK_CACHE"
 CACHE_FILE = "plans.json"
 
-# Networks prepared in this process -> {options: (prepared model, resolved options)}, so the
-# pipeline's scenes and chips prepare (and measure) once. Only prepared copies are kept: a
-# network prepared in place (plain fp32) would keep its own entry alive, and preparing it again
-# costs nothing.
-_PREPARED: "weakref.WeakKeyDictionary[nn.Module, dict]" = weakref.WeakKeyDictionary()
+# Networks prepared in this process, so the pipeline's scenes and chips prepare (and measure)
+# once: the network given -> {options: _Prepared}. Only prepared copies are kept (a network
+# prepared in place, plain fp32, would keep its own entry alive), and a copy handed back is
+# known by _COPIES, whose values do not refer to it (else it could never be freed).
+_PREPARED: "weakref.WeakKeyDictionary[nn.Module, dict[InferenceOptions, _Prepared]]" = (
+    weakref.WeakKeyDictionary()
+)
+_COPIES: "weakref.WeakKeyDictionary[nn.Module, dict[InferenceOptions, InferenceOptions]]" = (
+    weakref.WeakKeyDictionary()
+)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A network prepared for its plan, the options naming it, and whether it was measured.
+
+    ``measured`` False: the flags' rule, for want of work or content to measure on; a later
+    call that has both measures (the first image of a folder may be small, or blank).
+    """
+
+    model: nn.Module
+    options: InferenceOptions
+    measured: bool
 
 
 def candidate_plans(cpu_bf16: bool, onnx_runtime: bool) -> list[str]:
@@ -255,10 +273,15 @@ def _has_content(images: np.ndarray | torch.Tensor) -> bool:
     return images.numel() > 0 and bool(images.float().std() > 0)
 
 
+def _worth_measuring(images: np.ndarray | torch.Tensor, work_pixels: int) -> bool:
+    """Whether the work pays for a measure and the images show something to measure on."""
+    return work_pixels >= MIN_WORK_PIXELS and _has_content(images)
+
+
 def _choose(
     model: nn.Module, options: InferenceOptions, images: np.ndarray | torch.Tensor,
     work_pixels: int, threshold: float,
-) -> tuple[nn.Module, InferenceOptions]:  # fmt: skip
+) -> _Prepared:  # fmt: skip
     """The cached, measured or flags' plan for ``options`` "auto" on a CPU (see the module)."""
     if options.num_threads:
         torch.set_num_threads(options.num_threads)
@@ -268,10 +291,10 @@ def _choose(
     if entry.get("plan") in plans and entry.get("tolerance") == TOLERANCE:
         log.info("Plan %s: measured the fastest on this CPU before (%s)", entry["plan"], path)
         chosen = replace(options, execution=entry["plan"])
-        return prepare_model(model, chosen), chosen
-    if work_pixels < MIN_WORK_PIXELS or not _has_content(images):
+        return _Prepared(prepare_model(model, chosen), chosen, measured=True)
+    if not _worth_measuring(images, work_pixels):
         log.debug("%d px to predict: the plan from CPU flags, not measured", work_pixels)
-        return prepare_model(model, options), options
+        return _Prepared(prepare_model(model, options), options, measured=False)
     start = time.perf_counter()
     seconds, distances, candidates = measure_plans(model, options, images, threshold, plans)
     name = fastest_within_tolerance(seconds, distances)
@@ -287,7 +310,7 @@ def _choose(
         name, TOLERANCE, time.perf_counter() - start,
         "; ".join(f"{p} {seconds['fp32'] / seconds[p]:.2f}x, {distances[p]:.4f}" for p in plans),
     )  # fmt: skip
-    return candidates[name], replace(options, execution=name)
+    return _Prepared(candidates[name], replace(options, execution=name), measured=True)
 
 
 def prepare_measured(
@@ -313,13 +336,16 @@ def prepare_measured(
         work_pixels: pixels the caller is about to predict (whether a measure pays).
         threshold: the decision threshold masks are compared at.
     """
-    if options in _PREPARED.get(model, {}):
-        return _PREPARED[model][options]
+    if options in _COPIES.get(model, {}):  # prepared here before
+        return model, _COPIES[model][options]
+    known = _PREPARED.get(model, {}).get(options)
+    if known is not None and (known.measured or not _worth_measuring(images, work_pixels)):
+        return known.model, known.options
     if options.execution != "auto" or execution_plan(options).is_cuda or _in_onnx_runtime(model):
-        result = prepare_model(model, options), options
+        result = _Prepared(prepare_model(model, options), options, measured=True)
     else:
         result = _choose(model, options, images, work_pixels, threshold)
-    if result[0] is not model:
-        for network in (model, result[0]):
-            _PREPARED.setdefault(network, {})[options] = result
-    return result
+    if result.model is not model:
+        _PREPARED.setdefault(model, {})[options] = result
+        _COPIES.setdefault(result.model, {})[options] = result.options
+    return result.model, result.options

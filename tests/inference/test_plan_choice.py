@@ -3,8 +3,11 @@
 Timings are stand-ins (:func:`stand_in_timings`): no test depends on this machine's speed.
 """
 
+import copy
+import gc
 import json
 import logging
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -194,6 +197,31 @@ class TestPrepareMeasured:
         network = conv_model()
         first = prepare_measured(network, AUTO, _images(), PIXELS)
         assert prepare_measured(network, AUTO, _images(), PIXELS) == first
+        assert measured == ["fp32", "fp32_channels_last", "bf16"]
+
+    def test_a_copy_handed_back_is_itself_and_freed_with_its_network(self, monkeypatch, cpu):
+        stand_in_timings(monkeypatch, {"fp32": 2.0, "fp32_channels_last": 1.0, "bf16": 2})
+        network = conv_model()
+        prepared, options = prepare_measured(network, AUTO, _images(), PIXELS)
+        assert prepare_measured(prepared, AUTO, _images(), PIXELS) == (prepared, options)
+        copy = weakref.ref(prepared)
+        del network, prepared
+        gc.collect()
+        assert copy() is None  # self-training's rounds each load a network: none may linger
+
+    def test_a_plan_not_measured_for_want_of_work_is_measured_when_work_comes(
+        self, monkeypatch, cpu
+    ):
+        measured = stand_in_timings(monkeypatch, {"fp32": 1, "fp32_channels_last": 0.5, "bf16": 2})
+        # every plan a copy, as bf16's is of a network with BatchNorm: the flags' one is kept
+        monkeypatch.setattr(plan_choice, "prepare_model", lambda model, _: copy.deepcopy(model))
+        network = conv_model()
+        assert prepare_measured(network, AUTO, _images(1), 64 * 64)[1] == AUTO
+        blank = torch.zeros(2, 3, 64, 64, dtype=torch.uint8)
+        assert prepare_measured(network, AUTO, blank, PIXELS)[1] == AUTO
+        assert measured == []
+        _, options = prepare_measured(network, AUTO, _images(), PIXELS)
+        assert options.execution == "fp32_channels_last"
         assert measured == ["fp32", "fp32_channels_last", "bf16"]
 
     @pytest.mark.parametrize("plan", ["fp32", "fp32_channels_last"])
