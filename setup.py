@@ -35,7 +35,7 @@ setup(
         "segmentation-models-pytorch>=0.5",
         "pystac>=1.10",
         "rasterio>=1.4",
-        "shapely>=2.0",
+        "shapely>=2.1",  # make_valid(method="structure"): polygons only
         # Footprints: GeoPackage layers appended in batches (pyogrio.raw.write(append=True)).
         "pyogrio>=0.7",
         # Footprints into OpenStreetMap: the conflation's two-layer GeoPackage, Overpass.

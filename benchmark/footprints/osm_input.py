@@ -21,6 +21,7 @@ outside it would all come out ``new``. A file or an answer that cannot be used r
 import functools
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyogrio
@@ -117,7 +118,7 @@ def read_osm_file(uri: str) -> ExistingBuildings:
         frame = frame[tagged]
     if frame.crs is not None and not CRS.from_user_input(frame.crs).equals(WGS84):
         frame = frame.to_crs(WGS84)
-    geoms = shapely.make_valid(np.asarray(frame.geometry.values, dtype=object))
+    geoms = _polygonal(np.asarray(frame.geometry.values, dtype=object))
     polygons, ids = [], []
     for geom, row in zip(geoms, frame.drop(columns="geometry").to_dict("records"), strict=True):
         parts = shapely.get_parts(geom) if geom is not None else []
@@ -192,6 +193,15 @@ def _relation_polygon(element: dict) -> shapely.Geometry | None:
     return None if area.is_empty else area
 
 
+def _polygonal(geoms: Any) -> Any:
+    """``geoms`` made valid as polygons only: a spike or collapsed ring dropped, not the building.
+
+    GEOS's default keeps them as lines in a collection, which a filter for polygons then drops
+    whole (the footprint over it would come out ``new``), and the review page cannot draw.
+    """
+    return shapely.make_valid(geoms, method="structure", keep_collapsed=False)
+
+
 def parse_overpass(answer: dict, source: str) -> ExistingBuildings:
     """The buildings of an Overpass JSON answer (``out geom``); elements without area skipped."""
     polygons, ids = [], []
@@ -199,7 +209,7 @@ def parse_overpass(answer: dict, source: str) -> ExistingBuildings:
         if element.get("type") == "way":
             line = _line(element.get("geometry") or [])
             closed = line is not None and len(line.coords) >= 4 and line.is_closed
-            geom = shapely.make_valid(shapely.Polygon(line.coords)) if closed else None
+            geom = _polygonal(shapely.Polygon(line.coords)) if closed else None
         elif element.get("type") == "relation":
             geom = _relation_polygon(element)
         else:

@@ -40,7 +40,25 @@ def existing_polygons() -> list[shapely.Polygon]:
     return [lonlat_box(MAPPED_BOX), lonlat_box(SHED_BOX)]
 
 
+def with_spike(polygon: shapely.Polygon, bow_tie: bool = False) -> shapely.Polygon:
+    """``polygon`` with an out-and-back spike from its first corner, as mappers' slips leave;
+    ``bow_tie``: its last two corners swapped too (a self-crossing outline)."""
+    corners = list(polygon.exterior.coords[:-1])
+    if bow_tie:
+        corners[2], corners[3] = corners[3], corners[2]
+    (x, y), (x2, _) = corners[0], corners[2]
+    return shapely.Polygon([(x, y), (x - (x2 - x) / 2, y), *corners])
+
+
 class TestFiles:
+    def test_a_self_crossing_building_with_a_spike_is_kept(self, tmp_path):
+        crossing = with_spike(lonlat_box(MAPPED_BOX), bow_tie=True)
+        frame = gpd.GeoDataFrame({"osm_id": [11.0]}, geometry=[crossing], crs="EPSG:4326")
+        frame.to_file(tmp_path / "b.geojson", driver="GeoJSON")
+        existing = read_osm_file(str(tmp_path / "b.geojson"))
+        assert existing.osm_ids == ("11",)  # not dropped: the footprint over it is not "new"
+        assert existing.polygons[0].area > 0
+
     def test_geojson_in_web_mercator_with_other_features(self, tmp_path):
         frame = gpd.GeoDataFrame(
             {"osm_id": [11.0, 12.0, 13.0], "building": ["yes", "house", None]},
@@ -84,6 +102,11 @@ class TestFiles:
 
 
 class TestOverpass:
+    def test_a_way_with_a_spike_is_a_polygon(self, overpass):
+        overpass.answer_json(overpass_answer([with_spike(lonlat_box(MAPPED_BOX))]))
+        [polygon] = fetch_overpass(overpass.url, BOX, timeout=5).polygons
+        assert polygon.geom_type == "Polygon"  # the review page draws polygons' rings
+
     def test_ways_and_a_multipolygon_from_a_realistic_answer(self, overpass):
         answer = overpass_answer(existing_polygons())
         outer = shapely.box(32.5, 0.3, 32.5001, 0.3001)
