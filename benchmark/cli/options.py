@@ -153,14 +153,13 @@ def inference_options(args: argparse.Namespace, **more: Any) -> "InferenceOption
     """:class:`InferenceOptions` from the options :func:`add_model_arguments` added.
 
     Raises:
-        InputError: ``--device`` is a GPU this machine does not have: one line, before the
-            bundle is loaded.
+        InputError: ``--device`` is a GPU this machine does not have, or ``--plan`` a plan it
+            cannot run (fp16 on a CPU, onnx or int8 on a GPU or without ONNX Runtime): one
+            line, before the bundle is loaded.
     """
-    from benchmark.inference.devices import torch_device  # torch: only when predicting
-    from benchmark.inference.execution import InferenceOptions
+    from benchmark.inference.execution import InferenceOptions, execution_plan
 
-    torch_device(args.device)
-    return InferenceOptions(
+    options = InferenceOptions(
         device=args.device,
         execution=args.plan,
         batch_size=args.batch_size,
@@ -168,6 +167,13 @@ def inference_options(args: argparse.Namespace, **more: Any) -> "InferenceOption
         num_threads=args.num_threads,
         **more,
     )
+    try:
+        execution_plan(options)  # the device checked first (an InputError of its own)
+    except ValueError as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"--plan {args.plan}: {exc}") from None
+    return options
 
 
 def bundle_loader(device: str) -> Callable[[str], Any]:

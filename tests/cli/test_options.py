@@ -130,6 +130,16 @@ class TestDevice:
         assert loaded == []
 
     @COMMANDS
+    def test_a_plan_the_device_cannot_run_is_one_line_before_the_bundle_loads(
+        self, main, image, tmp_path, capsys
+    ):
+        loaded = []
+        argv = ["b.zip", image, str(tmp_path / "out"), "--device", "cpu", "--plan", "fp16"]
+        assert main(argv, load_bundle=loaded.append) == options.EXIT_BAD_INPUT
+        assert capsys.readouterr().err == "error: --plan fp16: execution 'fp16' runs on cuda\n"
+        assert loaded == []
+
+    @COMMANDS
     def test_the_bundle_is_loaded_onto_the_device(self, main, image, tmp_path, monkeypatch):
         devices = []
 
