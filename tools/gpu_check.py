@@ -346,13 +346,21 @@ def _first_line(exc: BaseException) -> str:
 
 
 def check_arguments(args: argparse.Namespace) -> None:
-    """Refuse, in one line, what the predict measure cannot do: too few chips, no bundle."""
+    """Refuse, in one line, what the checks cannot do: too few chips, no bundle, a bundle in --out.
+
+    A new check empties ``--out`` first: a bundle from an earlier check there would be deleted.
+    """
     fewest = max(bench.OVERHEAD_PAIR_CHIPS, args.repeats)
     if args.chips < fewest:
         raise InputError(f"--chips {args.chips}: at least {fewest} (--repeats groups, and pairs "
                          f"of {bench.OVERHEAD_PAIR_CHIPS} chips)")  # fmt: skip
     if args.bundle is not None and not args.bundle.is_file():
         raise InputError(f"--bundle {args.bundle}: no such file")
+    if args.bundle is not None and args.bundle.resolve().is_relative_to(args.out.resolve()):
+        raise InputError(
+            f"--bundle {args.bundle}: inside --out {args.out}, which the check empties first: "
+            "copy it elsewhere, or give another --out"
+        )
 
 
 def check_device(device: str) -> None:

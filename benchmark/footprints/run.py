@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import rasterio
 from rasterio.errors import RasterioError
+from shapely.errors import GEOSException
 from torch import nn
 
 from benchmark.data.uris import TMP_PREFIX, uri_exists
@@ -196,6 +197,6 @@ def _map_image(image: ImageRef, out_dir: str, mapping: MappingSettings, report: 
         report.mapped[image.name] = write_mapping_outputs(
             image.uri, image.name, footprints, MappingOutputs.of(out_dir, image.name), mapping
         )
-    except InputError as exc:
-        report.unmapped[image.name] = str(exc)
+    except (InputError, RuntimeError, GEOSException) as exc:  # pyogrio's errors are RuntimeErrors
+        report.unmapped[image.name] = " ".join(str(exc).split())
         log.warning("%s: no OSM outputs (its footprints are written): %s", image.name, exc)

@@ -10,9 +10,10 @@ import pytest
 import rasterio
 import shapely
 
+import benchmark.footprints.run as run
 import benchmark.footprints.vectorize as vectorize
 from benchmark.cli.footprints import main
-from benchmark.footprints.inputs import list_images
+from benchmark.footprints.inputs import ImageRef, list_images
 from benchmark.footprints.run import FootprintOutputs, FootprintSettings, footprints_for_images
 from tests.fixtures.models import FP32, pointwise_model
 from tests.fixtures.rasters import write_raster
@@ -150,3 +151,18 @@ class TestCommand:
         missing = str(tmp_path / "nowhere")
         assert main(["b.zip", missing, str(tmp_path / "o")], load_bundle=fake_bundle()) == 2
         assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    "error", [RuntimeError("b_buildings.gpkg: not a GeoPackage"), shapely.errors.GEOSException("x")]
+)
+def test_osm_outputs_that_fail_leave_the_image_unmapped_not_the_run_stopped(
+    monkeypatch, tmp_path, error
+):
+    def fail(*_):
+        raise error
+
+    monkeypatch.setattr(run, "write_mapping_outputs", fail)
+    report = run.FootprintReport()
+    run._map_image(ImageRef("b", str(tmp_path / "b.tif")), str(tmp_path), None, report)
+    assert report.unmapped == {"b": str(error)}

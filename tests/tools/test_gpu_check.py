@@ -53,6 +53,16 @@ def test_what_the_predict_measure_cannot_do_is_refused_in_one_line(
     assert not (tmp_path / "out").exists()
 
 
+def test_a_bundle_inside_out_is_refused_and_kept(cpu_only, tmp_path, capsys):
+    bundle = tmp_path / "out" / "run" / "model-bundle.zip"
+    bundle.parent.mkdir(parents=True)
+    bundle.write_bytes(b"a bundle from an earlier check")
+    argv = ["--device", "cpu", "--out", str(tmp_path / "out"), "--bundle", str(bundle)]
+    assert gpu_check.main(argv) == 2
+    assert "inside --out" in capsys.readouterr().err
+    assert bundle.is_file()
+
+
 def _python(code: str) -> list[str]:
     """A stand-in for a ``rastervision`` command: ``code`` in a fresh interpreter."""
     return [sys.executable, "-c", code]
