@@ -956,12 +956,12 @@ def plan_table(results: dict) -> str:
     chosen = ""
     if "plan_choice_s" in results:
         chosen = f" Fast path measured in {results['plan_choice_s']:.1f} s (`--plan auto`)."
-    readme = f"The README's row (plan per CPU):\n\n{plan_per_cpu_row(results)}\n\n"
+    readme = f"docs/running.md's row (plan per CPU):\n\n{plan_per_cpu_row(results)}\n\n"
     return "\n".join(rows) + f"\n\n{chips} chips of 1024 px per plan.{chosen}\n\n" + readme
 
 
 def plan_per_cpu_row(results: dict) -> str:
-    """The README's plan-per-CPU row: CPU and date, plan, speedup, test set hours, stock RV's."""
+    """docs/running.md's plan-per-CPU row: CPU, date, plan, speedup, test set hours, stock RV's."""
     fast = results["fast_path"]
     plan = (
         fast

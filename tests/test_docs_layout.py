@@ -1,4 +1,4 @@
-"""The README's layout tree names every module of the package, and only modules that exist."""
+"""docs/layout.md's tree names every module of the package, and only modules that exist."""
 
 import re
 from pathlib import Path
@@ -8,13 +8,13 @@ import pytest
 PACKAGE = "benchmark"
 
 
-def _package_lines(readme: str) -> dict[str, list[str]]:
-    """The layout block's lines about the package, by folder ("" = the package itself).
+def _package_lines(text: str) -> dict[str, list[str]]:
+    """The tree's lines about the package, by folder ("" = the package itself).
 
     A line indented by two spaces whose first word ends in ``/`` opens a sub-package; deeper
     lines (and continuation lines) belong to the last one opened.
     """
-    block = readme.split("## Layout", 1)[1].split("```")[1]
+    block = text.split("```")[1]
     folders: dict[str, list[str]] = {}
     folder = None
     for line in block.splitlines():
@@ -35,8 +35,8 @@ def _package_lines(readme: str) -> dict[str, list[str]]:
 
 @pytest.fixture(scope="module")
 def layout(repo_root: Path) -> dict[str, list[str]]:
-    """The README's layout lines of the package, by folder."""
-    return _package_lines((repo_root / "README.md").read_text())
+    """docs/layout.md's lines of the package, by folder."""
+    return _package_lines((repo_root / "docs" / "layout.md").read_text())
 
 
 def _modules(repo_root: Path) -> dict[str, set[str]]:
@@ -56,7 +56,7 @@ def test_every_module_is_in_the_layout(layout, repo_root):
         for stem in sorted(stems)
         if stem not in set(re.findall(r"\w+", " ".join(layout.get(folder, []))))
     ]
-    assert not missing, f"README.md's layout names none of: {', '.join(missing)}"
+    assert not missing, f"docs/layout.md names none of: {', '.join(missing)}"
 
 
 def test_every_module_the_layout_names_exists(layout, repo_root):
@@ -65,10 +65,10 @@ def test_every_module_the_layout_names_exists(layout, repo_root):
         for folder, lines in layout.items()
         for name in re.findall(r"\b(\w+\.py)\b", " ".join(lines))
     ]
-    assert named, "no module found in README.md's layout: has its format changed?"
+    assert named, "no module found in docs/layout.md: has its format changed?"
     gone = [
         f"{folder}/{name}".lstrip("/")
         for folder, name in named
         if not (repo_root / PACKAGE / folder / name).is_file()
     ]
-    assert not gone, f"README.md's layout names modules that do not exist: {', '.join(gone)}"
+    assert not gone, f"docs/layout.md names modules that do not exist: {', '.join(gone)}"
