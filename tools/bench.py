@@ -211,14 +211,19 @@ def _validation_jaccard(model: torch.nn.Module, options: object, prob_uri: str) 
 
 
 def cpu_plans() -> tuple[str, list[str]]:
-    """The CPU flags' guess at the fast path here, and every CPU plan worth timing here."""
+    """The CPU flags' guess at the fast path here, and the CPU plans the bench times.
+
+    Those ``--plan auto`` would measure here (:func:`~benchmark.inference.plan_choice.
+    candidate_plans`) but fp32 channels_last, timed only when it is the guess (or, in
+    :func:`measure_predict`, the measured choice): the table's time goes to the others.
+    """
     from benchmark.inference.execution import cpu_has_fast_bf16, select_execution
     from benchmark.inference.onnx_runtime import onnx_runtime_available
+    from benchmark.inference.plan_choice import candidate_plans
 
     fast = select_execution("cpu", fast=True).name
-    plans = ["fp32"] + (["onnx", "int8"] if onnx_runtime_available() else [])
-    # emulated bf16 is 5-17x slower than fp32: timed only where the CPU has it
-    plans += ["bf16"] if cpu_has_fast_bf16() else []
+    candidates = candidate_plans(cpu_has_fast_bf16(), onnx_runtime_available())
+    plans = [plan for plan in candidates if plan != "fp32_channels_last"]
     return fast, plans + ([fast] if fast not in plans else [])
 
 
