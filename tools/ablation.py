@@ -262,7 +262,7 @@ def experiment_arg_names() -> tuple[set[str], set[str]]:
     Options are added to the experiments over time (``gsd`` is one); the ablation runs only
     the variants the checkout has.
     """
-    from benchmark.experiments.benchmark import BenchmarkArgs
+    from benchmark.experiments.benchmark_args import BenchmarkArgs
     from benchmark.experiments.split_images import SplitImagesArgs
 
     return set(BenchmarkArgs.model_fields), set(SplitImagesArgs.model_fields)

@@ -63,7 +63,7 @@ EXPERIMENTS = (
     Experiment(
         "benchmark.experiments.benchmark",
         "chip train predict eval bundle POSTPROCESS",
-        "benchmark.experiments.benchmark.BenchmarkArgs",
+        "benchmark.experiments.benchmark_args.BenchmarkArgs",
     ),
 )
 SHARED_ARGS = "benchmark.experiments.args.SceneArgs"

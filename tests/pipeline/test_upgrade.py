@@ -21,7 +21,7 @@ from rastervision.pytorch_backend import PyTorchSemanticSegmentationConfig
 from benchmark.cli import predict
 from benchmark.errors import InputError
 from benchmark.experiments.args import parse_args
-from benchmark.experiments.benchmark import BenchmarkArgs
+from benchmark.experiments.benchmark_args import BenchmarkArgs
 from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import (
     BenchmarkConfig,

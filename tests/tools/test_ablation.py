@@ -19,7 +19,7 @@ import pytest
 from benchmark.data.uris import write_json
 from benchmark.evaluation.buildings import BuildingCounts, build_building_report
 from benchmark.evaluation.metrics import ConfusionCounts, build_eval_report
-from benchmark.experiments.benchmark import BenchmarkArgs
+from benchmark.experiments.benchmark_args import BenchmarkArgs
 from benchmark.pipeline import layout
 from tests.fixtures.cli import TINY_MODEL_ARGS
 from tests.fixtures.opencities import make_opencities_catalog

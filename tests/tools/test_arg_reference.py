@@ -13,7 +13,7 @@ class TestDocsInSync:
         assert DEFAULT_OUT.read_text(encoding="utf-8") == render(), f"run {GENERATOR}"
 
     def test_every_benchmark_argument_is_listed(self):
-        from benchmark.experiments.benchmark import BenchmarkArgs
+        from benchmark.experiments.benchmark_args import BenchmarkArgs
 
         text = render()
         for name in BenchmarkArgs.model_fields:
