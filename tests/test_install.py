@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.pipeline import layout
+from benchmark.data import layout
 from tests.fixtures.cli import CHIP, EXPERIMENT
 from tests.fixtures.opencities import cli_args, make_opencities_catalog
 

@@ -73,7 +73,7 @@ from rasterio.windows import Window
 
 from benchmark.cli import options
 from benchmark.cli.output import log_like_rastervision
-from benchmark.pipeline import layout
+from benchmark.data import layout
 from tools.footprints_measure import GOALS as FOOTPRINT_GOALS
 from tools.footprints_measure import measure_against_rv, measure_city_scale
 from tools.measure import (

@@ -21,6 +21,7 @@ from matplotlib.lines import Line2D
 from rasterio.enums import Resampling
 
 from benchmark.cli.output import log_like_rastervision
+from benchmark.data import layout
 from benchmark.data.labels import LabelRasterizer, read_building_labels
 from benchmark.data.uris import atomic_output
 from benchmark.evaluation.buildings import (
@@ -33,7 +34,6 @@ from benchmark.footprints.inputs import ImageRef
 from benchmark.footprints.outlines import DEFAULT_MIN_AREA
 from benchmark.footprints.run import FootprintOutputs, FootprintSettings, footprints_for_images
 from benchmark.inference.execution import InferenceOptions
-from benchmark.pipeline import layout
 from tools.measure import REPO
 
 log = logging.getLogger("tools.footprints_picture")

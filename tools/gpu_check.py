@@ -49,9 +49,9 @@ import torch
 
 from benchmark.cli import options
 from benchmark.cli.output import log_like_rastervision
+from benchmark.data import layout
 from benchmark.data.uris import read_json
 from benchmark.errors import InputError
-from benchmark.pipeline import layout
 from tools import bench
 from tools.ablation import TRAIN_IDS, VALID_IDS
 from tools.measure import REPO, describe_machine, rastervision_command

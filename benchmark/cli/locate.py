@@ -1,7 +1,7 @@
 """``python -m benchmark.cli.locate NAME ROOT_URI EXPERIMENT_ID``: print where a run writes NAME.
 
 For the shell scripts (``wb_scripts/submit``), so that no location is spelled outside
-:mod:`benchmark.pipeline.layout`. Fast: it imports neither Raster Vision nor torch.
+:mod:`benchmark.data.layout`. Fast: it imports neither Raster Vision nor torch.
 """
 
 import argparse
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from benchmark.cli import options
-from benchmark.pipeline import layout
+from benchmark.data import layout
 
 LOCATIONS: dict[str, Callable[[str, str], str]] = {
     "config": layout.pipeline_config_uri,

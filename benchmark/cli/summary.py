@@ -8,8 +8,8 @@ import argparse
 import sys
 
 from benchmark.cli import options
+from benchmark.data import layout
 from benchmark.data.uris import read_json, uri_exists
-from benchmark.pipeline import layout
 
 
 def read_run_config(root_uri: str, experiment_id: str) -> dict:

@@ -19,8 +19,8 @@ from rastervision.core.data import (
 from rastervision.core.data.raster_source import RasterSource
 from rastervision.pipeline.config import Field, register_config
 
+from benchmark import PLUGIN
 from benchmark.data.imagery import open_scene_checked, read_valid_mask
-from benchmark.training.model_config import PLUGIN
 
 
 class NoDataAsBackgroundLabelSource(SemanticSegmentationLabelSource):

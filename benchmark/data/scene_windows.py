@@ -19,6 +19,7 @@ import rasterio
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
+from benchmark.data import layout
 from benchmark.data.gsd import GridMap, describe_gsd, read_bands, read_mask
 from benchmark.data.imagery import has_dataset_mask, open_scene_checked, read_valid_mask
 from benchmark.data.labels import read_building_labels, write_labels_geojson
@@ -26,7 +27,6 @@ from benchmark.data.stac import SceneRef
 from benchmark.data.uris import atomic_geotiff, read_json, uri_exists, write_json
 from benchmark.data.windows import plan_windows
 from benchmark.errors import InputError
-from benchmark.pipeline import layout
 
 log = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ import rasterio
 from rasterio.windows import Window
 from rastervision.core.data import SceneConfig
 
+from benchmark.data import layout
 from benchmark.data.constants import DEFAULT_THRESHOLD
 from benchmark.data.labels import LabelRasterizer, read_building_labels
 from benchmark.data.uris import read_json, uri_exists, write_json
@@ -41,7 +42,6 @@ from benchmark.evaluation.share_threshold import (
     choose_share_threshold,
 )
 from benchmark.evaluation.training_threshold import TrainingThreshold
-from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image
 from rastervision.pipeline.file_system import download_if_needed
 
-from benchmark.pipeline.layout import TRAIN_CHIP_IMAGES, TRAIN_CHIP_LABELS
+from benchmark.data.layout import TRAIN_CHIP_IMAGES, TRAIN_CHIP_LABELS
 
 # Chips read at most, taken evenly from all of them: minutes on a CPU for the full data set
 # (``eval`` runs on the CPU queue on AWS Batch).

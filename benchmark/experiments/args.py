@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from benchmark.cli import output
+from benchmark.data import layout
 from benchmark.data.constants import TRAIN_IDS, VALID_IDS
 from benchmark.data.stac import SceneRef, parse_scene_ids, read_training_scenes, select_scenes
 from benchmark.errors import InputError
-from benchmark.pipeline import layout
 from benchmark.pipeline.dry_run import read_or_assume
 
 log = logging.getLogger(__name__)

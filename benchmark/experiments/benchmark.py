@@ -32,6 +32,7 @@ from rastervision.core.data import (
 from rastervision.core.rv_pipeline import SemanticSegmentationChipOptions, WindowSamplingConfig
 from rastervision.pytorch_backend import PyTorchSemanticSegmentationConfig
 
+from benchmark.data import layout
 from benchmark.data.chips import list_test_chips
 from benchmark.data.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
 from benchmark.data.label_source import NoDataAsBackgroundLabelSourceConfig
@@ -39,7 +40,6 @@ from benchmark.data.scene_windows import SceneWindows, WindowFile, read_scene_wi
 from benchmark.errors import InputError
 from benchmark.experiments.args import parse_args
 from benchmark.experiments.benchmark_args import BenchmarkArgs
-from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import (
     BenchmarkConfig,
     InferenceConfig,

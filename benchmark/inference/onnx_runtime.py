@@ -6,7 +6,7 @@ own kernels, faster still, and quantized to int8 (:mod:`benchmark.inference.quan
 again (measured by ``wb_scripts/bench``, keys ``plan_speedup_onnx``, ``plan_speedup_int8``).
 The network is exported once, when the model is prepared, with dynamic batch, height and width;
 padding to the encoder stride stays in PyTorch
-(:class:`benchmark.training.models.PadToMultiple`), so any input size runs. Without
+(:class:`benchmark.networks.segmentation.PadToMultiple`), so any input size runs. Without
 ``onnxruntime`` installed, the fast path stays in PyTorch.
 """
 
@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from benchmark.networks.segmentation import PadToMultiple
 from benchmark.onnx_export import torchscript_exporter
-from benchmark.training.models import PadToMultiple
 
 log = logging.getLogger(__name__)
 

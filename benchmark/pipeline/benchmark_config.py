@@ -5,10 +5,11 @@ from rastervision.core.rv_pipeline import SemanticSegmentationConfig
 from rastervision.pipeline.config import Config, Field, register_config
 from rastervision.pipeline.pipeline import Pipeline
 
+from benchmark import PLUGIN
+from benchmark.data import layout
 from benchmark.data.constants import CHIP_SIZE
 from benchmark.inference.execution import ExecutionName, InferenceOptions
-from benchmark.pipeline import dry_run, layout
-from benchmark.training.model_config import PLUGIN
+from benchmark.pipeline import dry_run
 
 
 @register_config("benchmark_test_chip", plugin=PLUGIN)
@@ -196,7 +197,7 @@ class BenchmarkConfig(SemanticSegmentationConfig):
     )
 
     def update(self) -> None:
-        """Put every command's output where :mod:`benchmark.pipeline.layout` says."""
+        """Put every command's output where :mod:`benchmark.data.layout` says."""
         root, exp = self.root_uri, self.experiment_id
         for command in layout.RV_COMMAND_DIRS:
             if getattr(self, f"{command}_uri") is None:

@@ -16,6 +16,7 @@ from rastervision.core.rv_pipeline import SemanticSegmentation
 from rastervision.pipeline.file_system import list_paths
 from torch import nn
 
+from benchmark.data import layout
 from benchmark.data.gsd import gsd_scale
 from benchmark.errors import InputError
 from benchmark.evaluation.evaluate import (
@@ -30,7 +31,6 @@ from benchmark.inference.execution import InferenceOptions, execution_plan, prep
 from benchmark.inference.plan_choice import prepare_measured
 from benchmark.inference.recorded_plan import record_plan, replay_options
 from benchmark.inference.scenes import predict_resampled_window, predict_scene
-from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
 from benchmark.pipeline.bundle import add_bundle_info, load_learner_models
 from benchmark.pipeline.postprocess import write_submission

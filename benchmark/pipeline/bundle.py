@@ -27,11 +27,11 @@ from rastervision.pipeline.file_system import download_if_needed, file_exists
 from torch import nn
 
 from benchmark.data.constants import DEFAULT_THRESHOLD
+from benchmark.data.layout import BUNDLE_INFO_NAME, MODEL_BUNDLE_NAME
 from benchmark.data.uris import atomic_output
 from benchmark.errors import InputError
 from benchmark.inference.devices import torch_device
 from benchmark.inference.ensemble import EnsembleModel
-from benchmark.pipeline.layout import BUNDLE_INFO_NAME, MODEL_BUNDLE_NAME
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 ``predict`` saves each test chip's building probability; POSTPROCESS applies the decision
 threshold chosen by ``eval`` (0.5 unless ``tune_threshold``), writes the submission format
 (``{id}.tif``, single band uint8, 1 = building) to ``postprocess_uri``, validates the whole set
-and packs it to ``submission_uri`` (see :mod:`benchmark.pipeline.layout`). A re-run skips masks
+and packs it to ``submission_uri`` (see :mod:`benchmark.data.layout`). A re-run skips masks
 already written with the same threshold; a changed threshold rewrites them all. The threshold
 is recorded once every mask is written with it, so a run stopped part way (killed, disk full)
 never leaves masks of two thresholds that a re-run would take for one set.
@@ -16,13 +16,13 @@ import rasterio
 from rasterio.errors import RasterioError
 from tqdm.auto import tqdm
 
+from benchmark.data import layout
 from benchmark.data.submission import pack_submission, write_mask
 from benchmark.data.uris import read_json, uri_exists, write_json
 from benchmark.errors import InputError
 from benchmark.evaluation.evaluate import read_decision_threshold
 from benchmark.evaluation.plots import plot_chip_predictions
 from benchmark.inference.forward import probability_to_mask
-from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
 
 log = logging.getLogger(__name__)

@@ -11,8 +11,8 @@ import logging
 
 from rastervision.pipeline.pipeline import Pipeline
 
+from benchmark.data import layout
 from benchmark.data.scene_windows import cut_scene_into_windows
-from benchmark.pipeline import layout
 from benchmark.pipeline.preprocess_config import SplitImagesConfig
 from benchmark.pipeline.work_split import share_of_work
 

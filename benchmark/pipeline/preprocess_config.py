@@ -11,8 +11,9 @@ from rastervision.pipeline.config import Config, Field, register_config
 from rastervision.pipeline.pipeline import Pipeline
 from rastervision.pipeline.pipeline_config import PipelineConfig
 
-from benchmark.pipeline import dry_run, layout
-from benchmark.training.model_config import PLUGIN
+from benchmark import PLUGIN
+from benchmark.data import layout
+from benchmark.pipeline import dry_run
 
 if TYPE_CHECKING:
     from benchmark.data.stac import SceneRef

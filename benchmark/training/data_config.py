@@ -4,8 +4,8 @@ import albumentations as A
 from rastervision.pipeline.config import Field, register_config
 from rastervision.pytorch_learner import SemanticSegmentationImageDataConfig
 
+from benchmark import PLUGIN
 from benchmark.training.augmentation import ProcessSeededTransform
-from benchmark.training.model_config import PLUGIN
 
 
 @register_config("benchmark_image_data", plugin=PLUGIN)

@@ -63,10 +63,10 @@ from torch.utils.data import DataLoader
 
 from benchmark.allocator import keep_freed_memory
 from benchmark.data.background import start_background_worker
+from benchmark.data.layout import TRAIN_STATE_NAME, training_log_uri
 from benchmark.data.uris import atomic_output
 from benchmark.errors import InputError
 from benchmark.onnx_export import torchscript_exporter
-from benchmark.pipeline.layout import TRAIN_STATE_NAME, training_log_uri
 from benchmark.training.seeding import epoch_seed, seed_random_generators
 
 log = logging.getLogger(__name__)

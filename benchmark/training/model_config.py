@@ -1,13 +1,12 @@
-"""Raster Vision configs for the benchmark's model and loss (paired with models.py, losses.py)."""
+"""Raster Vision configs of the model and loss (networks: networks/segmentation.py; losses.py)."""
 
 from rastervision.pipeline.config import Field, register_config
 from rastervision.pytorch_learner import SemanticSegmentationModelConfig, SolverConfig
 from torch import nn
 
+from benchmark import PLUGIN
+from benchmark.networks.segmentation import build_segmentation_model
 from benchmark.training.losses import build_loss, parse_loss_spec
-from benchmark.training.models import build_segmentation_model
-
-PLUGIN = "rastervision.benchmark"
 
 
 @register_config("benchmark_model", plugin=PLUGIN)

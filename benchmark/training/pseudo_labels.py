@@ -35,9 +35,9 @@ from rastervision.pytorch_backend.pytorch_learner_backend import write_chip
 from benchmark.data.constants import BUILDING, IGNORE_LABEL, NO_BUILDING
 from benchmark.data.gsd import read_bands, read_mask
 from benchmark.data.imagery import open_scene_checked
+from benchmark.data.layout import TRAIN_CHIP_IMAGES, TRAIN_CHIP_LABELS
 from benchmark.data.uris import atomic_output
 from benchmark.data.windows import window_starts
-from benchmark.pipeline.layout import TRAIN_CHIP_IMAGES, TRAIN_CHIP_LABELS
 
 log = logging.getLogger(__name__)
 

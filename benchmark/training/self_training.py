@@ -23,13 +23,13 @@ from typing import Any
 from rastervision.pipeline.file_system import list_paths
 from rastervision.pytorch_learner import LearnerConfig
 
+from benchmark.data import layout
 from benchmark.data.constants import BUILDING, CLASS_NAMES
 from benchmark.data.gsd import gsd_scale
 from benchmark.data.uris import atomic_geotiff, read_json, uri_exists, write_json
 from benchmark.footprints.inputs import image_name
 from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid
 from benchmark.inference.chips import predict_chip_folder
-from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
 from benchmark.pipeline.bundle import load_learner_models
 from benchmark.training.learner import ResumableLearner

@@ -13,7 +13,6 @@ jobs included): S3 retry defaults for variables nobody set (:mod:`benchmark.data
 an ``s3://`` file system whose syncs fail loudly (:mod:`benchmark.data.s3_file_system`).
 """
 
-PLUGIN_NAME = "rastervision.benchmark"
 # Saved configs record it; Raster Vision runs our upgraders on those saved at older versions.
 # 0: the first release. 1: InferenceConfig.chip_sz became window (upgrade_inference_config).
 # 2: InferenceConfig.fast became plan (the same function).
@@ -22,10 +21,11 @@ PLUGIN_VERSION = 2
 
 def register_plugin(registry) -> None:
     """Register our configs, runner and s3:// file system; set the S3 retry defaults."""
-    registry.set_plugin_version(PLUGIN_NAME, PLUGIN_VERSION)
-
+    from benchmark import PLUGIN
     from benchmark.data import retries, s3_file_system
     from benchmark.pipeline import registered_configs, runner_registration
+
+    registry.set_plugin_version(PLUGIN, PLUGIN_VERSION)
 
     retries.apply_retry_defaults()
     s3_file_system.register(registry)

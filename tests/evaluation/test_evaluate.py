@@ -2,9 +2,9 @@
 
 import pytest
 
+from benchmark.data import layout
 from benchmark.data.uris import read_json, uri_exists, write_json
 from benchmark.evaluation.evaluate import THRESHOLDS
-from benchmark.pipeline import layout
 from tests.fixtures.cli import EXPERIMENT
 from tests.fixtures.runs import build_pipeline, copy_run
 

@@ -7,7 +7,7 @@ from torch import nn
 from benchmark.inference.ensemble import EnsembleModel
 from benchmark.inference.execution import InferenceOptions, prepare_model
 from benchmark.inference.folding import fold_batch_norm
-from benchmark.training.models import PadToMultiple, build_segmentation_model
+from benchmark.networks.segmentation import PadToMultiple, build_segmentation_model
 from tests.fixtures.models import FP32
 
 IMAGES = torch.rand(2, 3, 40, 56)

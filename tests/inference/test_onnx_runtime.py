@@ -8,7 +8,7 @@ from torch import nn
 from benchmark.inference.execution import InferenceOptions, prepare_model
 from benchmark.inference.forward import predict_probabilities
 from benchmark.inference.onnx_runtime import OnnxRuntimeNetwork, run_with_onnx_runtime
-from benchmark.training.models import PadToMultiple, build_segmentation_model
+from benchmark.networks.segmentation import PadToMultiple, build_segmentation_model
 from tests.fixtures.models import FP32, conv_model
 from tests.fixtures.rasters import rgba
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from rastervision.pipeline import rv_config_
 
+from benchmark.data import layout
 from benchmark.data.aws_errors import NO_CREDENTIALS, AwsAccessError, AwsError
 from benchmark.errors import InputError
 from benchmark.experiments.args import DEFAULT_TRAIN_STAC_URI
-from benchmark.pipeline import layout
 from benchmark.pipeline.dry_run import (
     DRY_RUN_ENV,
     config_uri,

@@ -4,9 +4,9 @@ import zipfile
 
 import pytest
 
+from benchmark.data import layout
 from benchmark.errors import InputError
 from benchmark.inference.ensemble import EnsembleModel
-from benchmark.pipeline import layout
 from benchmark.pipeline.bundle import add_bundle_info, load_bundle
 from tests.fixtures.cli import EXPERIMENT
 from tests.fixtures.runs import build_pipeline, copy_run, differences

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import torch
 
+from benchmark.data import layout
 from benchmark.data.constants import BUILDING, IGNORE_LABEL, NO_BUILDING
 from benchmark.data.scene_windows import read_scene_windows
 from benchmark.data.uris import read_json
 from benchmark.errors import InputError
-from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import SelfTrainingConfig
 from benchmark.training.learner import ResumableLearner
 from tests.fixtures.cli import EXPERIMENT

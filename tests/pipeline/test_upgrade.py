@@ -18,18 +18,19 @@ from rastervision.core.data import ClassConfig, DatasetConfig
 from rastervision.pipeline.config import build_config, upgrade_config
 from rastervision.pytorch_backend import PyTorchSemanticSegmentationConfig
 
+from benchmark import PLUGIN
 from benchmark.cli import predict
+from benchmark.data import layout
 from benchmark.errors import InputError
 from benchmark.experiments.args import parse_args
 from benchmark.experiments.benchmark_args import BenchmarkArgs
-from benchmark.pipeline import layout
 from benchmark.pipeline.benchmark_config import (
     BenchmarkConfig,
     InferenceConfig,
     upgrade_inference_config,
 )
 from benchmark.training.data_config import BenchmarkImageDataConfig
-from benchmark.training.model_config import PLUGIN, BenchmarkModelConfig, BenchmarkSolverConfig
+from benchmark.training.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
 from tests.fixtures.cli import CHIP, EXPERIMENT
 
 PIPELINE_CONFIG_NAME = "pipeline-config.json"  # RV's name inside a bundle

@@ -22,10 +22,10 @@ import torch.serialization
 from rastervision.pytorch_learner import SemanticSegmentationLearner
 from torch.nn.parallel import DistributedDataParallel
 
+from benchmark.data import layout
 from benchmark.data.background import start_background_worker
 from benchmark.errors import InputError
 from benchmark.experiments import split_images
-from benchmark.pipeline import layout
 from benchmark.pipeline.bundle import load_learner_model
 from benchmark.training.learner import ResumableLearner, WeightAverage
 from tests.fixtures import kill_at

@@ -1,4 +1,4 @@
-"""Where every command writes is spelled once, in ``benchmark.pipeline.layout``."""
+"""Where every command writes is spelled once, in ``benchmark.data.layout``."""
 
 import ast
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import locate
-from benchmark.pipeline import layout
+from benchmark.data import layout
 
 REPO = Path(__file__).resolve().parents[2]
 # Pieces of output locations that only layout.py may spell in code (prose may name them).
@@ -101,7 +101,7 @@ def test_no_other_module_spells_an_output_location():
     found = [
         line
         for path in sources
-        if path != REPO / "benchmark" / "pipeline" / "layout.py"
+        if path != REPO / "benchmark" / "data" / "layout.py"
         for line in _spelled_locations(path)
     ]
-    assert not found, "spell these in benchmark.pipeline.layout:\n" + "\n".join(found)
+    assert not found, "spell these in benchmark.data.layout:\n" + "\n".join(found)

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from benchmark.errors import InputError
-from benchmark.training.models import ENCODERS, build_segmentation_model
+from benchmark.networks.segmentation import ENCODERS, build_segmentation_model
 
 
 @pytest.mark.parametrize("arch", ["unet", "fpn"])
