@@ -5,7 +5,7 @@ id) raises :class:`InputError` with a one-line message naming the file and the p
 output that cannot be written (a read-only folder, a full disk) raises :class:`OutputError`,
 raised where outputs are published (:mod:`benchmark.data.uris`), naming the output. The file
 system's own errors (a file that vanished, permission denied) name their file too:
-:func:`one_line_error` turns all of these into the line :mod:`benchmark.cli.output` and our
+:func:`one_line_error` turns all of these into the line :mod:`benchmark.console` and our
 commands print instead of a traceback.
 """
 

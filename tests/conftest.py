@@ -67,6 +67,20 @@ def _offscreen_matplotlib(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _quiet_by_default() -> Iterator[None]:
+    """Each test starts without ``-v`` (ours or Raster Vision's): one test's -v leaks no traceback
+    into the one-line errors another test checks in the same worker process."""
+    from rastervision.pipeline import rv_config_
+    from rastervision.pipeline.verbosity import Verbosity
+
+    from benchmark import console
+
+    console.set_verbose(False)
+    rv_config_.set_verbosity(Verbosity.NORMAL)
+    yield
+
+
+@pytest.fixture(autouse=True)
 def plan_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """The measured plans' cache of every test (and its subprocesses): never the user's."""
     from benchmark.inference.plan_choice import CACHE_ENV  # torch: after the session starts

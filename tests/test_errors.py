@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from benchmark.cli.options import EXIT_BAD_INPUT, exit_status
+from benchmark.console import EXIT_BAD_INPUT, EXIT_FAILED, crash_status, exit_status
 from benchmark.errors import (
     MAX_LISTED_PROBLEMS,
     InputError,
@@ -51,7 +51,12 @@ def test_commands_exit_2_with_the_line_and_keep_tracebacks_for_bugs(capsys):
     assert exit_status(fail(os_error(errno.ENOSPC))) == EXIT_BAD_INPUT
     assert capsys.readouterr().err == "error: /data/x.tif: No space left on device\n"
     with pytest.raises(OSError, match="File exists"):
-        exit_status(fail(os_error(errno.EEXIST)))
+        exit_status(fail(os_error(errno.EEXIST)))  # a bug: on to the group's crash line
+
+
+def test_a_crash_is_one_line_and_exit_1(capsys):
+    assert crash_status(RuntimeError("a bug")) == EXIT_FAILED
+    assert capsys.readouterr().err == "error: RuntimeError: a bug (a bug; -v shows the traceback)\n"
 
 
 @pytest.mark.parametrize(

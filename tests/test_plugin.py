@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from rastervision.pipeline import registry_
@@ -20,7 +21,7 @@ def run_python(*lines: str) -> subprocess.CompletedProcess:
 
 
 def test_plugin_is_discovered_with_a_version():
-    assert registry_.get_plugin_version("rastervision.benchmark") == PLUGIN_VERSION == 2
+    assert registry_.get_plugin_version("rastervision.benchmark") == PLUGIN_VERSION == 3
 
 
 @pytest.mark.parametrize(
@@ -81,43 +82,42 @@ def test_loading_the_plugin_only_registers():
     assert result.returncode == 0, result.stderr[-2000:]
 
 
-def test_input_errors_print_one_line_without_traceback():
-    result = run_python(
-        "import rastervision.pipeline",
-        "from benchmark.cli import output",
-        "from benchmark.errors import InputError",
-        "output.install()",
-        "raise InputError('data/x.json: not a STAC catalog')",
+def rastervision(*words: str, cwd: Path) -> subprocess.CompletedProcess:
+    rv = Path(sys.executable).parent / "rastervision"
+    return subprocess.run(
+        [str(rv), "--tmpdir", str(cwd), *words], capture_output=True, text=True, cwd=cwd
     )
-    assert result.returncode == 2
-    assert result.stderr == "error: data/x.json: not a STAC catalog\n"
 
 
-def test_input_errors_exit_2_after_the_exit_handlers_with_v_too():
-    """``-v`` shows the traceback; the status stays 2 and exit handlers (temp dirs) still run."""
-    result = run_python(
-        "import atexit",
-        "from rastervision.pipeline import rv_config_",
-        "from benchmark.cli import output",
-        "from benchmark.errors import InputError",
-        "output.install()",
-        "rv_config_.set_verbosity(verbosity=2)",
-        "atexit.register(print, 'exit handlers ran')",
-        "raise InputError('data/x.json: not a STAC catalog')",
-    )
-    assert result.returncode == 2
-    assert "Traceback" in result.stderr
-    assert result.stderr.endswith("InputError: data/x.json: not a STAC catalog\n")
-    assert result.stdout == "exit handlers ran\n"
+@pytest.mark.parametrize("verbose", [[], ["-v"]])
+def test_rastervision_run_of_ours_exits_2_in_one_line(tmp_path, verbose):
+    """get_config's InputError under ``rastervision run inprocess``: one line (-v: traceback)."""
+    result = rastervision(
+        *verbose, "run", "inprocess", "benchmark.experiments.split_images", "PREPROCESS",
+        "-a", "root_uri", "out", "-a", "split_size", "-3", cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert ("Traceback" in result.stderr) == bool(verbose)
+    if not verbose:
+        assert result.stderr.startswith("error: bad experiment arguments: -a split_size")
+        assert result.stderr.count("\n") == 1
 
 
-def test_an_experiment_installs_the_one_line_errors():
-    result = run_python(
-        "from benchmark.experiments import split_images",
-        "split_images.get_config('inprocess', root_uri='out', split_size='-3')",
-    )
-    assert result.returncode == 2
-    assert result.stderr.startswith("error: bad experiment arguments: -a split_size"), result.stderr
+def test_a_pipeline_command_exits_2_in_one_line_under_run_command(tmp_path):
+    """The ``local`` and ``batch`` runners' per-command process: PREPROCESS's InputError."""
+    from benchmark.experiments import split_images
+    from tests.fixtures.opencities import make_opencities_catalog
+
+    catalog = make_opencities_catalog(tmp_path / "data")
+    cfg = split_images.get_config("inprocess", **catalog.scene_args(str(tmp_path / "out")))
+    cfg.update()
+    uri = str(tmp_path / "pipeline-config.json")
+    Path(uri).write_text(cfg.json())
+    for image in (tmp_path / "data").rglob("*.tif"):
+        image.unlink()  # the scenes' imagery vanished after the config was made
+    result = rastervision("run_command", uri, "PREPROCESS", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert result.stderr.splitlines()[-1].startswith("error: ")
     assert "Traceback" not in result.stderr
 
 
@@ -126,8 +126,8 @@ def test_onnx_version_conversion_noise_shows_only_when_verbose():
         "import logging",
         "import rastervision.pipeline",
         "from rastervision.pipeline import rv_config_",
-        "from benchmark.cli import output",
-        "output.install()",
+        "from benchmark import console",
+        "console.install()",
         "logging.basicConfig()",
         "converter = logging.getLogger('onnxscript.version_converter')",
         "converter.warning('quiet by default')",
@@ -143,7 +143,7 @@ def test_our_commands_print_each_log_line_once():
     """``wb_scripts/predict`` and the other scripts log as ``rastervision`` does, once a line."""
     result = run_python(
         "import logging",
-        "from benchmark.cli.output import log_like_rastervision",
+        "from benchmark.console import log_like_rastervision",
         "log = logging.getLogger('benchmark.cli.predict')",
         "log_like_rastervision()",
         "log.info('chips predicted')",

@@ -476,7 +476,7 @@ class TestSubmit:
         catalog, masks, env = experiment
         (masks / f"{catalog.test_chip_ids[0]}.tif").unlink()
         result, out = self.submit(tmp_path, env)
-        assert result.returncode == 1
+        assert result.returncode == 2  # bad input: benchmark submit's one error path
         assert result.stderr.count("\n") == 1
         assert f"{catalog.test_chip_ids[0]}.tif: missing" in result.stderr
         assert not out.exists()
@@ -484,7 +484,7 @@ class TestSubmit:
     def test_no_postprocess_output(self, experiment, tmp_path):
         _, _, env = experiment
         result, _ = self.submit(tmp_path, {**env, "EXPERIMENT_ID": "other"})
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert "postprocess/other: no such directory" in result.stderr
 
     @pytest.mark.aws

@@ -2,10 +2,11 @@
 
 Every variant is a recipe's baseline with one change. ``--recipe original`` (the default) is
 the original benchmark's (U-Net, ResNet-18, cross-entropy, D4 flips) at the sample's 7.5 cm for
-a small budget; ``--recipe demo`` is ``wb_scripts/demo``'s (30 cm, 128 px chips, Lovasz, about
-300 steps of batch 8). Each variant is trained from scratch on random chips of the Kampala
-sample's training scene drawn the same way, for the same number of steps, then predicted and
-scored on its validation scene: the competition's micro Jaccard and per-building F1. Options
+a small budget; ``--recipe demo`` is ``wb_scripts/demo``'s, read from its one copy in
+``benchmark/experiments/demo_recipe.py`` (30 cm, 128 px chips, Lovasz, about 300 steps of batch
+8). Each variant is trained from scratch on random chips of the Kampala sample's training scene
+drawn the same way, for the same number of steps, then predicted and scored on its validation
+scene: the competition's micro Jaccard and per-building F1. Options
 that change only inference (test-time augmentation, blended overlap, a tuned threshold)
 predict with the baseline's model of the same seed instead of training their own, so the one
 change is all that differs.
@@ -37,21 +38,21 @@ from pathlib import Path
 from typing import IO
 
 from benchmark.cli import options
-from benchmark.cli.output import log_like_rastervision
+from benchmark.cli.demo import rv_flags
 from benchmark.cli.summary import (
     describe_building_scores,
     describe_scores,
     format_duration,
     read_run_config,
 )
+from benchmark.console import log_like_rastervision
+from benchmark.data import layout
 from benchmark.data.uris import read_json
-from benchmark.pipeline import layout
-from tools.ablation_table import best_variant, markdown_table, rv_flags, variant_row
+from benchmark.experiments import demo_recipe
+from benchmark.experiments.demo_recipe import TRAIN_IDS, TRAIN_STAC_URI, VALID_IDS
+from tools.ablation_table import best_variant, markdown_table, variant_row
 from tools.measure import REPO, describe_machine, run_rastervision
 
-SAMPLE_CATALOG = REPO / "data" / "kampala_sample" / "train_tier_1" / "catalog.json"
-TRAIN_IDS = "kam/94f080"
-VALID_IDS = "kam/8a5983"
 EXPERIMENT = "benchmark.experiments.benchmark"
 PREPROCESS = "benchmark.experiments.split_images"
 TRAINING_COMMANDS = ("chip", "train", "predict", "eval")
@@ -112,31 +113,24 @@ ORIGINAL = Recipe(
     # minute for each inference-only variant but TTA (8 passes).
     Budget(chips_per_scene=80, num_epochs=2, batch_sz=4),
 )
+# ~300 steps: about 7 minutes per training variant and seed on 2 cores, 25 s per
+# inference-only one (measured, 2026-12-02).
+DEMO_BUDGET = Budget(
+    chips_per_scene=int(demo_recipe.ARGS["chips_per_scene"]),
+    num_epochs=int(demo_recipe.ARGS["num_epochs"]),
+    batch_sz=8,  # the experiment's default, which the demo keeps
+)
 DEMO = Recipe(
     "demo",
     "wb_scripts/demo's: 30 cm, random 112-160 px windows resized to 128, Lovasz hinge, "
     "an average of the weights (decay 0.99), predicted in 128 px windows blended over 64, "
     "thresholded to predict the training chips' building share",
-    # The -a arguments of wb_scripts/demo's benchmark command (a test keeps them equal); the
-    # model and encoder are the experiment's defaults, U-Net and ResNet-18.
+    # The demo's recipe at its GSD, the budget apart (a variant may change the GSD).
     {
-        "gsd": "0.3",
-        "pretrained": "false",
-        "chip_method": "random",
-        "chip_sz": "128",
-        "random_sz_min": "112",
-        "random_sz_max": "160",
-        "lr": "1e-3",
-        "loss": "lovasz",
-        "aug": "d4",
-        "predict_window": "128",
-        "predict_overlap": "64",
-        "ema_decay": "0.99",
-        "share_threshold": "true",
+        "gsd": demo_recipe.GSD,
+        **{k: v for k, v in demo_recipe.ARGS.items() if k not in asdict(DEMO_BUDGET)},
     },
-    # ~300 steps: about 7 minutes per training variant and seed on 2 cores, 25 s per
-    # inference-only one (measured, 2026-12-02).
-    Budget(chips_per_scene=600, num_epochs=5, batch_sz=8),
+    DEMO_BUDGET,
 )
 RECIPES = {recipe.name: recipe for recipe in (ORIGINAL, DEMO)}
 TEST_BUDGET = Budget(chips_per_scene=8, num_epochs=1, batch_sz=2)
@@ -191,26 +185,26 @@ VARIANTS = (
     Variant(
         "tuned-threshold",
         "threshold tuned on the validation scene",
-        {"tune_threshold": "true"},
+        {"threshold": "tune"},
         reuses=BASELINE,
     ),
     Variant(
         "train-threshold",
         "threshold chosen on the training chips (no validation label read)",
-        {"train_threshold": "true"},
+        {"threshold": "train"},
         reuses=BASELINE,
     ),
     Variant(
         "threshold-0.5",
         "threshold 0.5, not the one predicting the training chips' building share",
-        {"share_threshold": "false"},
+        {"threshold": "fixed"},
         reuses=BASELINE,
         recipes=(DEMO.name,),  # the original recipe's baseline is at 0.5 already
     ),
     Variant(
         "share-threshold",
         "threshold predicting the training chips' building share (no validation label read)",
-        {"share_threshold": "true"},
+        {"threshold": "share"},
         reuses=BASELINE,
     ),
 )
@@ -399,7 +393,7 @@ def link_trained_model(root: Path, variant: Variant, seed: int) -> None:
     """Make the reused variant's chips and training output with ``seed`` this run's own.
 
     ``predict`` loads the learner's model bundle and ``eval`` plots the training log from
-    there (and, with ``train_threshold``, predicts the training chips), so both run with the
+    there (and, with ``threshold train``, predicts the training chips), so both run with the
     reused model as if this variant had trained it. Symlinks, relative: ``out/`` can move.
     """
     reused_id, own_id = run_id(str(variant.reuses), seed), run_id(variant.name, seed)
@@ -587,7 +581,8 @@ def build_parser() -> argparse.ArgumentParser:
     for option, name in BUDGET_OPTIONS:
         defaults = ", ".join(f"{getattr(r.budget, name)} ({r.name})" for r in RECIPES.values())
         parser.add_argument(option, type=options.count, dest=name, help=f"default {defaults}")
-    parser.add_argument("--catalog", default=str(SAMPLE_CATALOG), help="training STAC catalog")
+    # By default the scenes of the demo's sample.
+    parser.add_argument("--catalog", default=str(TRAIN_STAC_URI), help="training STAC catalog")
     parser.add_argument("--train-ids", default=TRAIN_IDS, help=f"default {TRAIN_IDS}")
     parser.add_argument("--valid-ids", default=VALID_IDS, help=f"default {VALID_IDS}")
     parser.add_argument("rv_args", nargs="*", metavar="-- -a KEY VALUE", help=argparse.SUPPRESS)

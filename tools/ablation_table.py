@@ -11,17 +11,13 @@ rest. Everything here works on the JSON alone, so a table can be rewritten from 
 from collections.abc import Iterable, Mapping, Sequence
 from statistics import fmean
 
+from benchmark.cli.demo import rv_flags
 from benchmark.cli.summary import format_duration
 
 SCORE_COLUMNS = (
     "Jaccard mean", "Worst", "Spread", "F1 mean", "F1 worst", "Precision", "Recall", "Threshold",
 )  # fmt: skip
 HEADER = ("Variant", "What changed", *SCORE_COLUMNS, "Train time", "Total time", "Seeds")
-
-
-def rv_flags(args: Mapping[str, str]) -> list[str]:
-    """``{"k": "v"}`` -> ``["-a", "k", "v"]``: the runs' arguments and the footer's."""
-    return [word for key, value in args.items() for word in ("-a", key, value)]
 
 
 def _values(runs: Iterable[dict], key: str) -> list[float]:

@@ -72,7 +72,7 @@ import torch
 from rasterio.windows import Window
 
 from benchmark.cli import options
-from benchmark.cli.output import log_like_rastervision
+from benchmark.console import log_like_rastervision
 from benchmark.data import layout
 from tools.footprints_measure import GOALS as FOOTPRINT_GOALS
 from tools.footprints_measure import measure_against_rv, measure_city_scale
@@ -202,11 +202,13 @@ def _validation_jaccard(model: torch.nn.Module, options: object, prob_uri: str) 
     from benchmark.data.labels import LabelRasterizer, read_building_labels
     from benchmark.evaluation.metrics import evaluate_scene
     from benchmark.inference.scenes import predict_scene
+    from benchmark.inference.settings import PredictionSettings
 
     geoms, _ = read_building_labels(str(VALID_LABELS))
     with rasterio.open(VALID_IMAGE) as src:
         rasterizer = LabelRasterizer(geoms, src.crs)
-    predict_scene(model, str(VALID_IMAGE), prob_uri, options, overwrite=True)  # type: ignore[arg-type]
+    settings = PredictionSettings(options)  # type: ignore[arg-type]
+    predict_scene(model, str(VALID_IMAGE), prob_uri, settings, overwrite=True)
     return evaluate_scene(prob_uri, str(VALID_IMAGE), rasterizer.window, (0.5,))[0.5].jaccard
 
 
@@ -277,6 +279,7 @@ def measure_predict(
     from benchmark.inference.chips import predict_chip_folder
     from benchmark.inference.execution import InferenceOptions, prepare_model, select_execution
     from benchmark.inference.forward import predict_probabilities
+    from benchmark.inference.settings import PredictionSettings
     from benchmark.pipeline.bundle import load_bundle
 
     network = load_bundle(str(bundle)).model
@@ -305,7 +308,7 @@ def measure_predict(
         shutil.rmtree(out_dir, ignore_errors=True)
         folder = partial(
             predict_chip_folder, models[name], [chips[i] for i in group], str(out_dir),
-            options[name],
+            PredictionSettings(options[name]),
         )  # fmt: skip
         group_images = [images[i] for i in group]
         return folder, partial(_bare_forward, models[name], group_images, execution[name], 2)
@@ -670,8 +673,10 @@ PREDICT_40K = """
 import sys, torch
 from benchmark.inference.execution import InferenceOptions
 from benchmark.inference.scenes import predict_scene
+from benchmark.inference.settings import PredictionSettings
 model = torch.nn.Conv2d(3, 2, 3, padding=1)  # stand-in: the pipeline's memory is what is measured
-predict_scene(model, sys.argv[1], sys.argv[2], InferenceOptions(execution="fp32"), overwrite=True)
+settings = PredictionSettings(InferenceOptions(execution="fp32"))
+predict_scene(model, sys.argv[1], sys.argv[2], settings, overwrite=True)
 """
 
 
@@ -729,6 +734,7 @@ def measure_chip_io(bundle: Path, out: Path, repeats: int) -> dict:
     from benchmark.inference.chips import predict_chip_folder, usable_cores
     from benchmark.inference.execution import InferenceOptions
     from benchmark.inference.forward import probability_to_mask
+    from benchmark.inference.settings import PredictionSettings
     from benchmark.pipeline.bundle import load_bundle
 
     folder = out / "chip_io"
@@ -736,7 +742,9 @@ def measure_chip_io(bundle: Path, out: Path, repeats: int) -> dict:
     chips = make_chips(folder, 16, georeferenced=False)
     options = InferenceOptions(device="cpu", batch_size=2)
     model = load_bundle(str(bundle)).model
-    predict_chip_folder(model, chips, str(folder / "prob"), options, threshold=None)
+    predict_chip_folder(
+        model, chips, str(folder / "prob"), PredictionSettings(options), threshold=None
+    )
     probs = []
     for chip in chips:
         with rasterio.open(folder / "prob" / f"{chip.id}.tif") as src:
@@ -857,6 +865,7 @@ def measure_busy(out: Path, n_chips: int, ms_per_chip: float, scene_px: int) -> 
     from benchmark.footprints.run import FootprintSettings, footprints_for_images
     from benchmark.inference.chips import decoding_workers, predict_chip_folder, writer_threads
     from benchmark.inference.execution import InferenceOptions, select_execution
+    from benchmark.inference.settings import PredictionSettings
 
     folder = out / "busy"
     shutil.rmtree(folder, ignore_errors=True)
@@ -875,7 +884,7 @@ def measure_busy(out: Path, n_chips: int, ms_per_chip: float, scene_px: int) -> 
         "chips": (
             n_chips,
             lambda model: predict_chip_folder(
-                model, chips, str(folder / "prob"), options, threshold=None
+                model, chips, str(folder / "prob"), PredictionSettings(options), threshold=None
             ),
         ),
         "footprints": (
@@ -884,13 +893,13 @@ def measure_busy(out: Path, n_chips: int, ms_per_chip: float, scene_px: int) -> 
                 model,
                 [ImageRef("scene", str(scene))],
                 str(folder / "footprints"),
-                FootprintSettings(threshold=0.5, inference=options),
+                FootprintSettings(threshold=0.5, prediction=PredictionSettings(options)),
             ),
         ),
         "scene_probabilities": (
             windows,
             lambda model: predict_on_image_grid(
-                model, str(scene), str(folder / "prob.tif"), options, None, 1024, 0
+                model, str(scene), str(folder / "prob.tif"), PredictionSettings(options, 1024)
             ),
         ),
     }

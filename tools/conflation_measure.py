@@ -31,7 +31,7 @@ import rasterio
 from matplotlib.figure import Figure
 from PIL import Image
 
-from benchmark.cli.output import log_like_rastervision
+from benchmark.console import log_like_rastervision
 from benchmark.data.labels import LabelRasterizer, read_building_labels
 from benchmark.data.uris import atomic_output, write_json
 from benchmark.evaluation.buildings import count_buildings, match_buildings, truth_in_raster

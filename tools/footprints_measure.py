@@ -38,10 +38,9 @@ from benchmark.inference.execution import InferenceOptions, prepare_model
 from benchmark.pipeline.bundle import load_bundle
 bundle = load_bundle(sys.argv[1])
 settings = FootprintSettings(
-    threshold=bundle.threshold, gsd=bundle.gsd, window=bundle.window or 1024,
-    overlap=bundle.overlap, inference=InferenceOptions(), overwrite=True,
+    threshold=bundle.threshold, prediction=bundle.prediction(InferenceOptions()), overwrite=True
 )
-model = prepare_model(bundle.model, settings.inference)
+model = prepare_model(bundle.model, settings.prediction.options)
 """
 FOOTPRINTS = (
     _SETTINGS
@@ -54,10 +53,7 @@ RASTER_ONLY = (
     _SETTINGS
     + """
 from benchmark.footprints.probabilities import predict_on_image_grid
-predict_on_image_grid(
-    model, sys.argv[2], sys.argv[3], settings.inference, settings.gsd, settings.window,
-    settings.overlap,
-)
+predict_on_image_grid(model, sys.argv[2], sys.argv[3], settings.prediction)
 """
 )
 OUR_VECTORIZE = """

@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from rasterio.enums import Resampling
 
-from benchmark.cli.output import log_like_rastervision
+from benchmark.console import log_like_rastervision
 from benchmark.data import layout
 from benchmark.data.labels import LabelRasterizer, read_building_labels
 from benchmark.data.uris import atomic_output
@@ -54,10 +54,7 @@ def outline_scene(bundle_uri: str, out_dir: Path, regularize: bool) -> Footprint
     settings = FootprintSettings(
         threshold=bundle.threshold,
         regularize=regularize,
-        gsd=bundle.gsd,
-        window=bundle.window or 1024,
-        overlap=bundle.overlap,
-        inference=InferenceOptions(),
+        prediction=bundle.prediction(InferenceOptions()),
     )
     footprints_for_images(bundle.model, [ImageRef(SCENE.stem, str(SCENE))], str(out_dir), settings)
     return FootprintOutputs.of(str(out_dir), SCENE.stem)

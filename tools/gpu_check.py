@@ -48,7 +48,7 @@ from pathlib import Path
 import torch
 
 from benchmark.cli import options
-from benchmark.cli.output import log_like_rastervision
+from benchmark.console import log_like_rastervision
 from benchmark.data import layout
 from benchmark.data.uris import read_json
 from benchmark.errors import InputError

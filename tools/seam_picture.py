@@ -26,7 +26,7 @@ import rasterio
 from rasterio.windows import Window
 from torch import nn
 
-from benchmark.cli.output import log_like_rastervision
+from benchmark.console import log_like_rastervision
 from benchmark.data.imagery import open_scene_checked, read_rgb, read_valid_mask
 from benchmark.data.uris import write_json
 from benchmark.data.windows import centred_exact_tiling, window_edges
@@ -34,6 +34,7 @@ from benchmark.errors import InputError
 from benchmark.evaluation.plots import WindowedPrediction, plot_window_seams
 from benchmark.inference.execution import InferenceOptions, prepare_model
 from benchmark.inference.scenes import predict_scene
+from benchmark.inference.settings import PredictionSettings
 
 BundleLoader = Callable[[str], Any]  # uri -> object with .model (nn.Module)
 
@@ -128,7 +129,7 @@ def _predict_run(
 ) -> tuple[WindowedPrediction, SeamMeasure]:
     """Predict the crop with ``predict_scene`` (as it writes them: uint8) and measure seams."""
     out_path = f"{crop_path.removesuffix('.tif')}_overlap{overlap}.tif"
-    predict_scene(model, crop_path, out_path, options, window=window, overlap=overlap)
+    predict_scene(model, crop_path, out_path, PredictionSettings(options, window, overlap))
     with rasterio.open(out_path) as src:
         prob = src.read(1).astype(np.float32) / 255
     row_edges = window_edges(prob.shape[0], window, overlap)

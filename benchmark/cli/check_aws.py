@@ -1,4 +1,4 @@
-"""``python -m benchmark.cli.check_aws``: whether this AWS setup is ready for a first run.
+"""``benchmark check-aws``: whether this AWS setup is ready for a first run.
 
 Checks what ``wb_scripts/preprocess`` and ``wb_scripts/benchmark`` need from AWS, without
 submitting anything, and prints one row per check (ready, NOT READY or not checked, with the
@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from benchmark.cli import options
+from benchmark.console import EXIT_BAD_INPUT, EXIT_OK, log_like_rastervision
 from benchmark.data.aws_errors import aws_problem, aws_region, credentials_available
 from benchmark.data.uri_schemes import is_s3
 from benchmark.errors import InputError
@@ -272,8 +274,8 @@ def build_parser() -> argparse.ArgumentParser:
     """The command's options; defaults come from the wb_scripts' environment variables."""
     from benchmark.experiments.args import DEFAULT_TRAIN_STAC_URI
 
-    parser = argparse.ArgumentParser(
-        prog="check_aws", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    parser = options.CommandParser(
+        "check-aws", description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
     parser.add_argument(
         "--root-uri",
@@ -297,21 +299,21 @@ def build_parser() -> argparse.ArgumentParser:
             help=f"the image the {device.upper()} job definition must run (default: the ECR "
             f"image of $ECR_{device.upper()}_REPO:$ECR_IMAGE_TAG when set)",
         )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug output")
+    options.add_verbose_argument(parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command line entry point: print the table; 0 if everything is ready, else 2."""
-    from benchmark.cli.output import log_like_rastervision
-
     args = build_parser().parse_args(argv)
     log_like_rastervision(args.verbose)
     images = {"cpu": args.cpu_image, "gpu": args.gpu_image}
     checks = check_setup(args.root_uri, args.train_stac_uri, args.profile, images)
     sys.stdout.write(format_table(checks) + "\n")
-    return 0 if all(c.status == READY for c in checks) else 2
+    return EXIT_OK if all(c.status == READY for c in checks) else EXIT_BAD_INPUT
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the old entry point: an alias of ``benchmark check-aws``
+    from benchmark.cli.main import alias
+
+    sys.exit(alias("check-aws"))

@@ -1,4 +1,4 @@
-"""``benchmark-footprints``: a model bundle + orthomosaics -> building footprints.
+"""``benchmark footprints``: a model bundle + orthomosaics -> building footprints.
 
 INPUT is a GeoTIFF or COG, a folder of them, or a STAC item or catalog (local or s3://), in
 any CRS and at any resolution. For each image, OUT_DIR gets ``{name}_prob.tif`` (uint8
@@ -18,7 +18,7 @@ from typing import Any
 
 from benchmark.cli import options
 from benchmark.cli.options import EXIT_FAILED, EXIT_OK, exit_status, print_error
-from benchmark.cli.output import log_like_rastervision
+from benchmark.console import log_like_rastervision
 from benchmark.data.retries import apply_retry_defaults
 from benchmark.errors import listed_problems
 from benchmark.footprints.conflation import DEFAULT_MIN_OVERLAP, ConflationRules
@@ -31,18 +31,18 @@ from benchmark.footprints.osm_outputs import ExistingSource, MappingSettings
 from benchmark.footprints.osm_write import DEFAULT_SOURCE
 from benchmark.footprints.outlines import DEFAULT_MIN_AREA
 from benchmark.footprints.run import FootprintReport, FootprintSettings, footprints_for_images
+from benchmark.inference.settings import SCENE_WINDOW
 
 log = logging.getLogger("benchmark.cli.footprints")  # also when run as __main__
 
 # uri -> object with .model, .threshold, .gsd, .window, .overlap (LoadedBundle)
 BundleLoader = Callable[[str], Any]
-DEFAULT_WINDOW = 1024  # for a bundle that records no prediction window
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (also ``wb_scripts/footprints``)."""
-    parser = argparse.ArgumentParser(
-        prog="benchmark-footprints",
+    parser = options.CommandParser(
+        "footprints",
         description="Building footprints (GeoJSON, GeoPackage) and probabilities (COG) for "
         "georeferenced drone or aerial imagery, with a model bundle.",
     )
@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--regularize", action="store_true", help="right-angle outlines for rectilinear roofs"
     )
     options.add_model_arguments(
-        parser, unit="windows", window_default=f"the bundle's, else {DEFAULT_WINDOW}"
+        parser, unit="windows", window_default=f"the bundle's, else {SCENE_WINDOW}"
     )
     parser.add_argument("--overwrite", action="store_true", help="redo finished images")
     add_osm_arguments(parser)
@@ -151,17 +151,14 @@ def outline_images(args: argparse.Namespace, load_bundle: BundleLoader) -> Footp
         simplify=args.simplify,
         regularize=args.regularize,
         min_area=args.min_area,
-        gsd=bundle.gsd,
-        window=args.window or bundle.window or DEFAULT_WINDOW,
-        overlap=bundle.overlap if args.overlap is None else args.overlap,
-        inference=inference,
+        prediction=bundle.prediction(inference, args.window, args.overlap),
         overwrite=args.overwrite,
         mapping=mapping_settings(args),
     )
     log.info(
         "%d image(s) from %s; threshold %.3f, model GSD %s, window %d px, overlap %d px",
-        len(images), args.input, settings.threshold, settings.gsd, settings.window,
-        settings.overlap,
+        len(images), args.input, settings.threshold, settings.prediction.gsd,
+        settings.prediction.scene_window, settings.prediction.overlap,
     )  # fmt: skip
     return footprints_for_images(bundle.model, images, args.out_dir, settings)
 
@@ -190,5 +187,7 @@ def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = N
     return exit_status(run)
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the old entry point: an alias of ``benchmark footprints``
+    from benchmark.cli.main import alias
+
+    sys.exit(alias("footprints"))

@@ -1,10 +1,9 @@
-"""``python -m benchmark.cli.locate NAME ROOT_URI EXPERIMENT_ID``: print where a run writes NAME.
+"""``benchmark locate NAME ROOT_URI EXPERIMENT_ID``: print where a run writes NAME.
 
-For the shell scripts (``wb_scripts/submit``), so that no location is spelled outside
+For the shell scripts and tools, so that no location is spelled outside
 :mod:`benchmark.data.layout`. Fast: it imports neither Raster Vision nor torch.
 """
 
-import argparse
 import sys
 from collections.abc import Callable, Sequence
 
@@ -20,7 +19,7 @@ LOCATIONS: dict[str, Callable[[str, str], str]] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the location on stdout."""
-    parser = argparse.ArgumentParser(prog="python -m benchmark.cli.locate", description=__doc__)
+    parser = options.CommandParser("locate", description=__doc__)
     parser.add_argument("name", choices=sorted(LOCATIONS), help="what to locate")
     parser.add_argument("root_uri", help="the run's root (local or s3://)")
     parser.add_argument("experiment_id", help="the run's experiment id")
@@ -29,5 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     return options.EXIT_OK
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the old entry point: an alias of ``benchmark locate``
+    from benchmark.cli.main import alias
+
+    sys.exit(alias("locate"))

@@ -1,15 +1,12 @@
-"""What our commands share: argument value types, exit statuses and the one-line error.
+"""What the ``benchmark`` commands share: their parser, argument value types and options.
 
 Written once, as rasterio keeps its ``rio`` options in one module, so every command checks a
-window side or a threshold the same way and exits the same way:
-
-- ``EXIT_OK`` (0): done;
-- ``EXIT_FAILED`` (1): ran, but some of the work could not be done (the command lists it);
-- ``EXIT_BAD_INPUT`` (2): stopped, the input is wrong or an output cannot be written (a
-  read-only folder, a full disk); one ``error: ...`` line names the file and says what. What was
-  written before is complete and kept, so a re-run after the fix goes on from there. argparse
-  exits 2 for a bad command line too, so a caller tells "fix the input or the machine" apart
-  from "some items failed" by the status alone.
+window side or a threshold the same way, takes ``-v`` the same way and exits the same way. The
+exit statuses and the one-line error are :mod:`benchmark.console`'s (what Raster Vision runs of
+ours shares them), named here too for the commands and tools: ``EXIT_OK`` (0) done,
+``EXIT_FAILED`` (1) some of the work could not be done (listed), ``EXIT_BAD_INPUT`` (2) one
+``error: ...`` line. What was written before a stop is complete and kept, so a re-run after the
+fix goes on from there.
 
 The value types raise :class:`argparse.ArgumentTypeError`, and argparse names them in its
 message (``invalid pixels value: 'x'``), hence their plain names.
@@ -19,16 +16,40 @@ import argparse
 import sys
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from benchmark.errors import InputError, one_line_error
+from benchmark.console import EXIT_BAD_INPUT as EXIT_BAD_INPUT
+from benchmark.console import EXIT_FAILED as EXIT_FAILED
+from benchmark.console import EXIT_OK as EXIT_OK
+from benchmark.console import exit_status as exit_status
+from benchmark.console import print_error as print_error
+from benchmark.errors import InputError
 
 if TYPE_CHECKING:
     from benchmark.inference.execution import InferenceOptions
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+
+class CommandParser(argparse.ArgumentParser):
+    """A subcommand's parser: ``benchmark NAME`` in its usage, a bad command line in one line.
+
+    argparse prints its usage and ``prog: error: ...`` and exits 2; ours print the one
+    ``error: ...`` line every error of ours is, and exit 2 as well.
+    """
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        super().__init__(prog=f"benchmark {name}", allow_abbrev=False, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``message`` as our commands print errors and exit ``EXIT_BAD_INPUT``."""
+        print_error(f"{message} (see {self.prog} --help)")
+        sys.exit(EXIT_BAD_INPUT)
+
+
+def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
+    """``-v``: debug logs and tracebacks (as ``benchmark -v NAME``)."""
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logging, tracebacks for errors"
+    )
 
 
 def probability(value: str) -> float:
@@ -146,7 +167,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, unit: str, window_defau
     parser.add_argument(
         "--num-threads", type=count, default=None, help="torch CPU threads (default: all cores)"
     )
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    add_verbose_argument(parser)
 
 
 def inference_options(args: argparse.Namespace, **more: Any) -> "InferenceOptions":
@@ -181,26 +202,3 @@ def bundle_loader(device: str) -> Callable[[str], Any]:
     from benchmark.pipeline.bundle import load_bundle  # imports Raster Vision's learner: slow
 
     return partial(load_bundle, device=device)
-
-
-def print_error(message: str) -> None:
-    """``error: <message>`` on stderr, as Raster Vision's commands and ours show problems."""
-    sys.stderr.write(f"error: {message}\n")
-
-
-def exit_status(run: Callable[[], int]) -> int:
-    """Run a command's work; a problem the user fixes becomes one error line and ``EXIT_BAD_INPUT``.
-
-    Those are :func:`~benchmark.errors.one_line_error`'s: bad input, an output that cannot be
-    written, a file the OS cannot read. Our own commands return their status (``main() ->
-    int``, testable without a process); inside ``rastervision`` runs the exception hook of
-    :mod:`benchmark.cli.output` does the same.
-    """
-    try:
-        return run()
-    except (InputError, OSError) as exc:
-        message = one_line_error(exc)
-        if message is None:
-            raise
-        print_error(message)
-        return EXIT_BAD_INPUT

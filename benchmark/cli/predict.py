@@ -1,4 +1,4 @@
-"""``benchmark-predict``: a model bundle + a folder of test chips -> submission masks.
+"""``benchmark predict``: a model bundle + a folder of test chips -> submission masks.
 
 Runs without Raster Vision's pipeline: load ``bundle/model-bundle.zip``, predict every
 ``*.tif`` under the image folder (``{id}/{id}.tif`` or flat) into ``{OUT_DIR}/{id}.tif``
@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from benchmark.cli import options
-from benchmark.cli.output import log_like_rastervision
+from benchmark.console import log_like_rastervision
 from benchmark.data.chips import list_test_chips
 from benchmark.data.constants import CHIP_SIZE
 from benchmark.data.gsd import gsd_scale
@@ -44,8 +44,8 @@ def _chip_scale(chip_gsd: float | None, model_gsd: float | None) -> float:
 
 def build_parser() -> argparse.ArgumentParser:
     """The command line (also ``wb_scripts/predict``)."""
-    parser = argparse.ArgumentParser(
-        prog="benchmark-predict",
+    parser = options.CommandParser(
+        "predict",
         description="Predict building masks for a folder of test chips with a model bundle.",
     )
     parser.add_argument("bundle", help="model bundle (bundle/model-bundle.zip; local or s3://)")
@@ -100,17 +100,16 @@ def predict_folder(args: argparse.Namespace, load_bundle: BundleLoader) -> ChipF
         "%d test chips in %s; threshold %.3f; resized x%.3f for the model",
         len(chips), args.img_dir, threshold, scale,
     )  # fmt: skip
+    settings = bundle.prediction(inference, args.window, args.overlap)
     report = predict_chip_folder(
         bundle.model,
         chips,
         args.out_dir,
-        inference,
+        settings,
         threshold=threshold,
         expected_size=args.chip_size,
+        chip_gsd=args.chip_gsd,
         overwrite=args.overwrite,
-        input_scale=scale,
-        window=bundle.window if args.window is None else args.window,
-        overlap=bundle.overlap if args.overlap is None else args.overlap,
     )
     if args.pack:
         pack_submission(args.out_dir, [c.id for c in chips], args.pack, size=args.chip_size)
@@ -135,5 +134,7 @@ def _outcome(report: ChipFolderReport) -> int:
     return options.EXIT_OK
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the old entry point: an alias of ``benchmark predict``
+    from benchmark.cli.main import alias
+
+    sys.exit(alias("predict"))

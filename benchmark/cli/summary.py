@@ -1,10 +1,9 @@
-"""Print where a finished benchmark run left its results (used by ``wb_scripts/demo``).
+"""``benchmark summary``: where a finished benchmark run left its results (``wb_scripts/demo``).
 
 The locations come from the run's saved pipeline config, so they stay right whatever
 ``*_uri`` overrides the run used.
 """
 
-import argparse
 import sys
 
 from benchmark.cli import options
@@ -76,8 +75,8 @@ def summarize(root_uri: str, experiment_id: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m benchmark.cli.summary ROOT_URI EXPERIMENT_ID [--seconds N]``."""
-    parser = argparse.ArgumentParser(description=__doc__)
+    """Command line: ``benchmark summary ROOT_URI EXPERIMENT_ID [--seconds N]``."""
+    parser = options.CommandParser("summary", description=__doc__)
     parser.add_argument("root_uri")
     parser.add_argument("experiment_id")
     parser.add_argument("--seconds", type=int, help="wall time of the run, to report")
@@ -95,5 +94,7 @@ def _print_summary(root_uri: str, experiment_id: str, seconds: int | None) -> in
     return options.EXIT_OK
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # the old entry point: an alias of ``benchmark summary``
+    from benchmark.cli.main import alias
+
+    sys.exit(alias("summary"))

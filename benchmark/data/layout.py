@@ -124,7 +124,7 @@ def test_probability_dir(predict_dir: str) -> str:
 
 
 def execution_record_uri(predict_dir: str) -> str:
-    """Which execution plan predict ran (eval's ``train_threshold`` runs the model the same)."""
+    """Which execution plan predict ran (eval's ``-a threshold train`` runs the model the same)."""
     return _join(predict_dir, "execution.json")
 
 

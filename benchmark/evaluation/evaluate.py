@@ -6,15 +6,18 @@ counting pixel outcomes at a sweep of thresholds in one pass, sum the counts per
 and overall (micro averaging, as the competition scores the test set), and draw overlays. At the
 chosen threshold each window's probabilities are also traced into building footprints, written
 beside the report and scored per building (:mod:`benchmark.evaluation.buildings`).
+
+It takes the few values it needs (:class:`EvalInputs`), as Raster Vision's evaluators take an
+``EvaluatorConfig``: the pipeline builds them from its config, which scoring never imports.
 """
 
 import logging
+from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 import rasterio
 from rasterio.windows import Window
-from rastervision.core.data import SceneConfig
 
 from benchmark.data import layout
 from benchmark.data.constants import DEFAULT_THRESHOLD
@@ -36,13 +39,9 @@ from benchmark.evaluation.plots import (
     plot_threshold_choice,
     plot_training_curves,
 )
-from benchmark.evaluation.share_threshold import (
-    ShareThreshold,
-    TrainingShare,
-    choose_share_threshold,
-)
+from benchmark.evaluation.share_threshold import TrainingShare, choose_share_threshold
+from benchmark.evaluation.threshold_choice import ThresholdChoice, decide_threshold
 from benchmark.evaluation.training_threshold import TrainingThreshold
-from benchmark.pipeline.benchmark_config import BenchmarkConfig
 
 log = logging.getLogger(__name__)
 
@@ -50,9 +49,33 @@ log = logging.getLogger(__name__)
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
 
 
-def read_decision_threshold(cfg: BenchmarkConfig) -> float:
+@dataclass(frozen=True)
+class ScoredWindow:
+    """One validation window as eval scores it: its prediction against its scene's labels."""
+
+    id: str  # the RV scene id: names its prediction, overlay and footprints
+    key: str  # its catalog scene, area/id: scores are summed per scene and per city
+    image_uri: str  # the image its prediction is on, and whose valid pixels are scored
+    label_uri: str  # the scene's buildings (GeoJSON)
+    window: Window | None = None  # its place in image_uri; None: the whole file
+
+
+@dataclass(frozen=True)
+class EvalInputs:
+    """What ``eval`` reads, where it writes, and how it picks the decision threshold."""
+
+    windows: tuple[ScoredWindow, ...]
+    predict_uri: str  # predict's output: each window's probabilities
+    eval_uri: str  # eval's output: eval.json, overlays, footprints
+    train_uri: str  # train's output: its log and self-training record, drawn and reported
+    gsd: float | None  # the model's metres per pixel: the outlines' tolerance (None: the raster's)
+    threshold: ThresholdChoice = "fixed"
+    threshold_value: float = DEFAULT_THRESHOLD  # the threshold of ``fixed``
+
+
+def read_decision_threshold(eval_uri: str) -> float:
     """The threshold ``eval`` chose, or 0.5 when eval has not run (with a warning)."""
-    uri = layout.eval_report_uri(cfg.eval_uri)
+    uri = layout.eval_report_uri(eval_uri)
     if not uri_exists(uri):
         log.warning("%s not found: using threshold %.2f", uri, DEFAULT_THRESHOLD)
         return DEFAULT_THRESHOLD
@@ -66,80 +89,60 @@ def _label_rasterizer(label_uri: str, crs_wkt: str) -> LabelRasterizer:
     return LabelRasterizer(geoms, crs_wkt)
 
 
-def _scored_grid(cfg: BenchmarkConfig, scene: SceneConfig) -> tuple[str, Window | None]:
-    """The image (and window of it) a validation window's prediction is on and scored against.
-
-    The window file PREPROCESS wrote, or for one resampled to a GSD, its place in the scene:
-    scores are always at the original resolution, comparable with and without ``-a gsd``.
-    """
-    native = cfg.native_windows.get(scene.id)
-    if native is None:
-        return scene.raster_source.uris[0], None
-    return native.image_uri, native.window
-
-
-def _decision_threshold(
-    cfg: BenchmarkConfig,
-    best: float,
-    training: TrainingThreshold | None,
-    shared: ShareThreshold | None,
-) -> float:
-    """0.5, or the threshold the config asks for (``tune_threshold`` wins, then the others)."""
-    if cfg.tune_threshold:
-        return best
-    if training is not None:
-        return training.threshold
-    if shared is not None:
-        return shared.threshold
-    return DEFAULT_THRESHOLD
-
-
 def evaluate_validation(
-    cfg: BenchmarkConfig,
+    inputs: EvalInputs,
     training: TrainingThreshold | None = None,
     training_share: TrainingShare | None = None,
 ) -> dict:
-    """Evaluate every validation window; write ``eval.json`` and PNGs under ``cfg.eval_uri``.
+    """Evaluate every validation window; write ``eval.json`` and PNGs under ``inputs.eval_uri``.
 
-    The decision threshold is 0.5, the best on the validation scenes (``tune_threshold``),
-    ``training``'s, chosen on the training chips (``train_threshold``), or the one at which
-    the validation scenes hold ``training_share``'s share of buildings (``share_threshold``).
+    The decision threshold is the one ``inputs.threshold`` asks for (:func:`decide_threshold`):
+    ``threshold_value``, the best on the validation scenes, ``training``'s (chosen on the
+    training chips), or the one at which the validation scenes hold ``training_share``'s share
+    of buildings. The last two cost work of their own, so the caller computes them only for
+    their choice.
     """
     histograms: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     rasterizers = {}
-    for scene in cfg.dataset.validation_scenes:
-        image_uri, window = _scored_grid(cfg, scene)
-        label_uri = scene.label_source.raster_source.vector_source.uris[0]
-        with rasterio.open(image_uri) as src:
+    for scored in inputs.windows:
+        with rasterio.open(scored.image_uri) as src:
             crs_wkt = src.crs.to_wkt()
-        rasterizers[scene.id] = _label_rasterizer(label_uri, crs_wkt)
-        histograms[scene.id] = scene_histograms(
-            layout.window_probability_uri(cfg.predict_uri, scene.id),
-            image_uri,
-            rasterizers[scene.id].window,
-            window=window,
+        rasterizers[scored.id] = _label_rasterizer(scored.label_uri, crs_wkt)
+        histograms[scored.id] = scene_histograms(
+            layout.window_probability_uri(inputs.predict_uri, scored.id),
+            scored.image_uri,
+            rasterizers[scored.id].window,
+            window=scored.window,
         )
     on_buildings = sum((pos for pos, _ in histograms.values()), np.zeros(256, np.int64))
     elsewhere = sum((neg for _, neg in histograms.values()), np.zeros(256, np.int64))
     predicted = on_buildings + elsewhere  # how often each probability was predicted: no label
     shared = None if training_share is None else choose_share_threshold(predicted, training_share)
-    thresholds = sorted({*THRESHOLDS, *([shared.threshold] if shared is not None else [])})
+    swept = counts_from_histograms(on_buildings, elsewhere, THRESHOLDS)
+    best = max(THRESHOLDS, key=lambda t: swept[t].jaccard)
+    threshold = decide_threshold(
+        inputs.threshold,
+        fixed=inputs.threshold_value,
+        best=best,
+        training=None if training is None else training.threshold,
+        shared=None if shared is None else shared.threshold,
+    )
+    thresholds = sorted({*THRESHOLDS, threshold})
     window_counts = {
         scene_id: counts_from_histograms(pos, neg, thresholds)
         for scene_id, (pos, neg) in histograms.items()
     }
     sweeps: dict[str, dict[float, ConfusionCounts]] = {}
-    for scene_id, counts in window_counts.items():
-        total = sweeps.setdefault(cfg.scene_keys[scene_id], {})
+    for scored in inputs.windows:
+        total = sweeps.setdefault(scored.key, {})
         for t in thresholds:
-            total[t] = total.get(t, ConfusionCounts()) + counts[t]
+            total[t] = total.get(t, ConfusionCounts()) + window_counts[scored.id][t]
 
     overall = {t: sum((s[t] for s in sweeps.values()), ConfusionCounts()) for t in thresholds}
-    best = max(THRESHOLDS, key=lambda t: overall[t].jaccard)
-    threshold = _decision_threshold(cfg, best, training, shared)
     report = build_eval_report({key: sweep[threshold] for key, sweep in sweeps.items()})
     report["decision_threshold"] = threshold
-    report["threshold_tuned"] = cfg.tune_threshold
+    report["threshold_choice"] = inputs.threshold
+    report["threshold_tuned"] = inputs.threshold == "tune"  # eval.json's key before the choice
     if training is not None:
         report["training_threshold"] = training.to_json()
     if shared is not None:
@@ -150,22 +153,21 @@ def evaluate_validation(
     ]
     building_counts: dict[str, BuildingCounts] = {}
     footprints = {}
-    for scene in cfg.dataset.validation_scenes:
-        counts, footprints[scene.id] = score_scene_buildings(
-            layout.window_probability_uri(cfg.predict_uri, scene.id),
-            rasterizers[scene.id].geoms,
+    for scored in inputs.windows:
+        counts, footprints[scored.id] = score_scene_buildings(
+            layout.window_probability_uri(inputs.predict_uri, scored.id),
+            rasterizers[scored.id].geoms,
             threshold,
-            cfg.gsd,
-            layout.footprints_uri(cfg.eval_uri, scene.id, "geojson"),
-            layout.footprints_uri(cfg.eval_uri, scene.id, "gpkg"),
+            inputs.gsd,
+            layout.footprints_uri(inputs.eval_uri, scored.id, "geojson"),
+            layout.footprints_uri(inputs.eval_uri, scored.id, "gpkg"),
         )
-        key = cfg.scene_keys[scene.id]
-        building_counts[key] = building_counts.get(key, BuildingCounts()) + counts
+        building_counts[scored.key] = building_counts.get(scored.key, BuildingCounts()) + counts
     report["buildings"] = build_building_report(building_counts)
-    self_training = layout.self_training_record_uri(cfg.train_uri)
+    self_training = layout.self_training_record_uri(inputs.train_uri)
     if uri_exists(self_training):
         report["self_training"] = read_json(self_training, "self-training record")["rounds"]
-    write_json(report, layout.eval_report_uri(cfg.eval_uri))
+    write_json(report, layout.eval_report_uri(inputs.eval_uri))
     log.info(
         "Validation micro Jaccard %.4f at threshold %.3f (best %.4f at %.2f)",
         overall[threshold].jaccard,
@@ -175,26 +177,25 @@ def evaluate_validation(
     )
     log.info("Validation per-building F1 %.4f", report["buildings"]["overall"]["f1"])
 
-    for scene in cfg.dataset.validation_scenes:
-        image_uri, window = _scored_grid(cfg, scene)
+    for scored in inputs.windows:
         plot_scene_overlay(
-            image_uri,
-            layout.window_probability_uri(cfg.predict_uri, scene.id),
-            rasterizers[scene.id].window,
-            layout.overlay_uri(cfg.eval_uri, scene.id),
+            scored.image_uri,
+            layout.window_probability_uri(inputs.predict_uri, scored.id),
+            rasterizers[scored.id].window,
+            layout.overlay_uri(inputs.eval_uri, scored.id),
             threshold=threshold,
-            counts=window_counts[scene.id][threshold],
-            window=window,
-            buildings=footprints[scene.id],
+            counts=window_counts[scored.id][threshold],
+            window=scored.window,
+            buildings=footprints[scored.id],
         )
     plot_threshold_choice(
         on_buildings,
         elsewhere,
         {t: overall[t].jaccard for t in thresholds},
         threshold,
-        layout.thresholds_picture_uri(cfg.eval_uri),
+        layout.thresholds_picture_uri(inputs.eval_uri),
     )
-    log_csv = layout.training_log_uri(cfg.train_uri)
+    log_csv = layout.training_log_uri(inputs.train_uri)
     if uri_exists(log_csv):
-        plot_training_curves(log_csv, layout.training_curves_uri(cfg.eval_uri))
+        plot_training_curves(log_csv, layout.training_curves_uri(inputs.eval_uri))
     return report

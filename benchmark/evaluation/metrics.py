@@ -16,6 +16,7 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
+from benchmark.data.constants import DEFAULT_THRESHOLD
 from benchmark.data.imagery import open_scene_checked, read_valid_mask, window_of_window
 from benchmark.data.windows import plan_windows
 from benchmark.errors import InputError
@@ -119,7 +120,7 @@ def evaluate_scene(
     prob_uri: str,
     image_uri: str,
     rasterize_window: WindowRasterizer,
-    thresholds: Iterable[float] = (0.5,),
+    thresholds: Iterable[float] = (DEFAULT_THRESHOLD,),
     block_size: int = 2048,
     window: Window | None = None,
 ) -> dict[float, ConfusionCounts]:

@@ -179,7 +179,7 @@ def plot_threshold_choice(
         pos: validation pixels per uint8 probability level that are buildings.
         neg: the same for the other pixels.
         sweep: threshold -> micro Jaccard.
-        threshold: the decision threshold (drawn solid; 0.5 dashed).
+        threshold: the decision threshold (drawn solid; the default, DEFAULT_THRESHOLD, dashed).
         png_uri: where to write the PNG.
     """
     edges = np.arange(len(pos) + 1) / 255  # level q spans [q, q + 1) / 255
@@ -197,7 +197,8 @@ def plot_threshold_choice(
     jaccard_ax.set_ylabel("micro Jaccard at the threshold")
     ax.axvline(threshold, color=FP_COLOR, linewidth=1.5, label=f"threshold {threshold:.3f}")
     if threshold != DEFAULT_THRESHOLD:
-        ax.axvline(DEFAULT_THRESHOLD, color=FP_COLOR, linestyle="--", linewidth=1, label="0.5")
+        default = f"default {DEFAULT_THRESHOLD}"
+        ax.axvline(DEFAULT_THRESHOLD, color=FP_COLOR, linestyle="--", linewidth=1, label=default)
     handles = ax.get_legend_handles_labels()[0] + jaccard_ax.get_legend_handles_labels()[0]
     ax.legend(handles=handles, loc="upper right", framealpha=0.85)
     ax.set_xlim(0, 1)

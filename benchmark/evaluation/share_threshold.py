@@ -72,7 +72,7 @@ def training_building_share(chip_zip_uris: Sequence[str], tmp_dir: str) -> Train
         chips += 1
     if labelled == 0:
         where = ", ".join(chip_zip_uris) or "no chip zip"
-        raise InputError(f"share_threshold: no labelled training pixel ({where}); run chip first")
+        raise InputError(f"threshold share: no labelled training pixel ({where}); run chip first")
     return TrainingShare(building / labelled, chips)
 
 

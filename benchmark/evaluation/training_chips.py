@@ -2,7 +2,7 @@
 
 ``eval`` can choose its decision threshold from the labels the run trained on (never the
 validation labels it reports): by predicting the chips (``training_threshold``) or from their
-share of building pixels (``share_threshold``). Both read the chips RV's ``chip`` zipped, a
+share of building pixels (``-a threshold share``). Both read the chips RV's ``chip`` zipped, a
 bounded sample of them evenly taken, so the pass stays short for the full data set's thousands.
 """
 

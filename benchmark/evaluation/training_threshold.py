@@ -3,7 +3,7 @@
 A model trained for a few hundred steps under-predicts buildings, and a Lovasz-hinge model puts
 background near sigmoid(-1) = 0.27 (the hinge's margin) rather than near 0: on the demo's recipe the
 validation Jaccard was 0.05-0.08 higher at 0.3 than at 0.5 for every seed, with precision 0.88 and
-recall 0.53 at 0.5. Picking the threshold on the validation scene (``tune_threshold``) scores it on
+recall 0.53 at 0.5. Picking the threshold on the validation scene (``threshold: tune``) scores it on
 the labels it was chosen with. Here it is chosen on the chips the model was trained on, which the
 run has labels for anyway: the trained model (or ensemble) predicts them as ``predict`` did (the
 plan it recorded, or the nearest this machine runs: eval runs on a CPU, predict on a GPU;
@@ -22,7 +22,7 @@ import numpy as np
 from torch import nn
 from tqdm import tqdm
 
-from benchmark.data.constants import BUILDING, NO_BUILDING
+from benchmark.data.constants import BUILDING, DEFAULT_THRESHOLD, NO_BUILDING
 from benchmark.errors import InputError
 from benchmark.evaluation.metrics import counts_from_histograms
 from benchmark.evaluation.training_chips import training_chips
@@ -92,12 +92,13 @@ def choose_training_threshold(
         chips += len(images)
     if chips == 0:
         where = ", ".join(chip_zip_uris) or "no chip zip"
-        raise InputError(f"train_threshold: no training chips ({where}); run chip first")
+        raise InputError(f"threshold train: no training chips ({where}); run chip first")
     counts = counts_from_histograms(pos, neg, thresholds)
     best = max(thresholds, key=lambda t: counts[t].jaccard)
     log.info(
-        "Threshold %.2f chosen on %d training chips (their Jaccard %.4f; at 0.5: %.4f)",
-        best, chips, counts[best].jaccard, counts_from_histograms(pos, neg, [0.5])[0.5].jaccard,
+        "Threshold %.2f chosen on %d training chips (their Jaccard %.4f; at %.2f: %.4f)",
+        best, chips, counts[best].jaccard, DEFAULT_THRESHOLD,
+        counts_from_histograms(pos, neg, [DEFAULT_THRESHOLD])[DEFAULT_THRESHOLD].jaccard,
     )  # fmt: skip
     sweep = [{"threshold": t, "jaccard": counts[t].jaccard} for t in thresholds]
     plan = execution_plan(options).name

@@ -3,16 +3,18 @@
 Raster Vision passes every ``-a`` value as a string (``true``/``false`` become booleans). A
 pydantic model per experiment turns them into typed values, rejects unknown keys (a typo in
 ``-a split_sz 512`` would otherwise be silently ignored) and gives one-line errors. An argument
-that was renamed keeps working under its old name, with a warning (:func:`rename_deprecated`).
+that was renamed keeps working under its old name, with a warning (:func:`rename_deprecated`);
+so do old booleans now said as the value of another argument (:func:`respell_deprecated`).
 """
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from benchmark.cli import output
+from benchmark import console
 from benchmark.data import layout
 from benchmark.data.constants import TRAIN_IDS, VALID_IDS
 from benchmark.data.stac import SceneRef, parse_scene_ids, read_training_scenes, select_scenes
@@ -113,32 +115,55 @@ def rename_deprecated(args: Any, renamed: Mapping[str, str]) -> Any:
     return args
 
 
-def fast_as_plan(args: Any) -> Any:
-    """``args`` with ``-a fast`` (before ``-a plan``) replaced by the ``-a plan`` it meant.
+@dataclass(frozen=True)
+class Respelled:
+    """Old booleans said as a value of another argument: ``-a fast false`` is ``-a plan fp32``."""
 
-    For a model validator (``mode="before"``), like :func:`rename_deprecated`: ``-a fast false``
-    is ``-a plan fp32``, ``-a fast true`` the default, ``-a plan auto``; said once, as a warning.
+    old: tuple[str, ...]  # the old arguments
+    new: str  # the argument that replaced them
+    value: Callable[..., str]  # the new argument's value, from the old ones' booleans by name
+
+
+def respell_deprecated(args: Any, respelled: Sequence[Respelled]) -> Any:
+    """``args`` with each :class:`Respelled`'s old arguments replaced by the value they meant.
+
+    For a model validator (``mode="before"``), like :func:`rename_deprecated`: a run script
+    written for an earlier version keeps working and says, in one warning, what to write
+    instead. The old and the new spelling at once is an error.
     """
-    if not isinstance(args, Mapping) or "fast" not in args:
+    if not isinstance(args, Mapping):
         return args
-    args = dict(args)
-    if "plan" in args:
-        raise ValueError("fast is the old spelling of plan: give only -a plan")
-    fast = args.pop("fast")
-    if str(fast).lower() not in ("true", "false"):
-        raise ValueError(f"-a fast {fast}: expected true or false (now -a plan auto or fp32)")
-    args["plan"] = "auto" if str(fast).lower() == "true" else "fp32"
-    log.warning("-a fast is deprecated: it is now -a plan %s", args["plan"])
+    for spelling in respelled:
+        given = [name for name in spelling.old if name in args]
+        if not given:
+            continue
+        if spelling.new in args:
+            raise ValueError(
+                f"{given[0]} is the old spelling of {spelling.new}: give only -a {spelling.new}"
+            )
+        args = dict(args)
+        flags = {name: _boolean(name, args.pop(name), spelling.new) for name in given}
+        args[spelling.new] = spelling.value(**flags)
+        old = " and ".join(f"-a {name}" for name in given)
+        said = "is deprecated: it is" if len(given) == 1 else "are deprecated: together they are"
+        log.warning("%s %s now -a %s %s", old, said, spelling.new, args[spelling.new])
     return args
+
+
+def _boolean(name: str, value: Any, new: str) -> bool:
+    """An old boolean argument's value, as Raster Vision passes it (a string) or typed."""
+    if str(value).lower() not in ("true", "false"):
+        raise ValueError(f"-a {name} {value}: expected true or false (now -a {new})")
+    return str(value).lower() == "true"
 
 
 def parse_args(model: type[ArgsT], args: dict[str, Any]) -> ArgsT:
     """Validate CLI args into ``model``; any problem becomes one :class:`InputError` line.
 
-    The first thing every experiment does, so it also installs our terminal output (one-line
-    errors, our log lines through RV's handler) for the rest of the ``rastervision run``.
+    The first thing every experiment does, so it also routes our log lines through RV's
+    handler for the rest of the ``rastervision run`` (:mod:`benchmark.console`).
     """
-    output.install()
+    console.install()
     try:
         return model(**args)
     except ValidationError as exc:

@@ -32,6 +32,7 @@ from rastervision.core.data import (
 from rastervision.core.rv_pipeline import SemanticSegmentationChipOptions, WindowSamplingConfig
 from rastervision.pytorch_backend import PyTorchSemanticSegmentationConfig
 
+from benchmark.console import one_line_errors
 from benchmark.data import layout
 from benchmark.data.chips import list_test_chips
 from benchmark.data.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
@@ -224,6 +225,7 @@ def _self_training(
     )
 
 
+@one_line_errors()
 def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
     """Build the benchmark pipeline config from ``-a`` arguments (see :class:`BenchmarkArgs`).
 
@@ -294,8 +296,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
             tta=args.tta,
             ensemble=args.ensemble,
         ),
-        tune_threshold=args.tune_threshold,
-        train_threshold=args.train_threshold,
-        share_threshold=args.share_threshold,
+        threshold=args.threshold,
+        threshold_value=args.threshold_value,
         self_training=_self_training(args, bool(test_chips), manifests, valid_keys),
     )

@@ -8,11 +8,35 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from benchmark.experiments.args import SceneArgs, fast_as_plan, rename_deprecated
+from benchmark.data.constants import DEFAULT_THRESHOLD
+from benchmark.evaluation.threshold_choice import (
+    THRESHOLD_FLAGS,
+    THRESHOLD_HELP,
+    ThresholdChoice,
+    choice_from_flags,
+)
+from benchmark.experiments.args import (
+    Respelled,
+    SceneArgs,
+    rename_deprecated,
+    respell_deprecated,
+)
 from benchmark.inference.execution import ExecutionName
 
 # Arguments renamed since a release (old name -> new): the old name still works, with a warning.
 RENAMED_ARGS = {"predict_chip_sz": "predict_window"}
+
+
+def _plan_of_fast(fast: bool) -> ExecutionName:
+    """``-a fast`` as a plan: ``false`` was plain PyTorch, ``true`` the machine's fastest."""
+    return "auto" if fast else "fp32"
+
+
+# Old booleans now said as a value of another argument: still accepted, with a warning.
+RESPELLED_ARGS = (
+    Respelled(("fast",), "plan", _plan_of_fast),
+    Respelled(THRESHOLD_FLAGS, "threshold", choice_from_flags),
+)
 
 
 class BenchmarkArgs(SceneArgs):
@@ -80,19 +104,17 @@ class BenchmarkArgs(SceneArgs):
         "({root}/train/{exp}/model-bundle.zip of other seeds or encoders): predict averages "
         "their probabilities with this run's model, and bundle packs them with it.",
     )
-    tune_threshold: bool = Field(
-        False,
-        description="Pick the threshold on validation scenes (wins over the other choices).",
+    threshold: ThresholdChoice = Field(
+        "fixed",
+        description=f"{THRESHOLD_HELP} (-a tune_threshold, train_threshold or share_threshold "
+        "true, the old spellings of -a threshold tune, train or share, are still accepted.)",
     )
-    train_threshold: bool = Field(
-        False,
-        description="Pick the threshold on the training chips (the trained model predicts "
-        "them in eval; no validation label is read; wins over share_threshold).",
-    )
-    share_threshold: bool = Field(
-        False,
-        description="Pick the threshold at which the validation scenes' predicted building "
-        "share is the training chips' (no validation label is read).",
+    threshold_value: float = Field(
+        DEFAULT_THRESHOLD,
+        gt=0,
+        lt=1,
+        description="The decision threshold of -a threshold fixed: a pixel is a building when "
+        "its probability is above it.",
     )
     # Self-training (pseudo-labels).
     self_train_rounds: int = Field(
@@ -129,7 +151,7 @@ class BenchmarkArgs(SceneArgs):
     @model_validator(mode="before")
     @classmethod
     def _accept_renamed_args(cls, args: Any) -> Any:
-        return fast_as_plan(rename_deprecated(args, RENAMED_ARGS))
+        return respell_deprecated(rename_deprecated(args, RENAMED_ARGS), RESPELLED_ARGS)
 
     @field_validator("ensemble", "self_train_images", mode="before")
     @classmethod
@@ -142,6 +164,14 @@ class BenchmarkArgs(SceneArgs):
     def _check_random_sizes(self) -> "BenchmarkArgs":
         if self.random_sz_min and self.random_sz_max and self.random_sz_min >= self.random_sz_max:
             raise ValueError("random_sz_min must be below random_sz_max")
+        return self
+
+    @model_validator(mode="after")
+    def _check_threshold_value(self) -> "BenchmarkArgs":
+        if "threshold_value" in self.model_fields_set and self.threshold != "fixed":
+            raise ValueError(
+                f"threshold_value is the threshold of -a threshold fixed, not {self.threshold}"
+            )
         return self
 
     @model_validator(mode="after")

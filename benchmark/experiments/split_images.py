@@ -14,6 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
+from benchmark.console import one_line_errors
 from benchmark.experiments.args import SceneArgs, parse_args
 from benchmark.pipeline.preprocess_config import SceneSourceConfig, SplitImagesConfig
 
@@ -29,6 +30,7 @@ class SplitImagesArgs(SceneArgs):
     )
 
 
+@one_line_errors()
 def get_config(runner: str, **kwargs: Any) -> SplitImagesConfig:
     """Build the PREPROCESS config from ``-a`` arguments (see :class:`SplitImagesArgs`).
 

@@ -7,8 +7,9 @@ geodesically, so a UTM, Web Mercator or longitude/latitude grid all work). GDAL 
 whatever window scene prediction reads, the way PREPROCESS resampled the training windows
 (bilinear imagery, nearest alpha: :func:`benchmark.data.gsd.read_bands`), so there is never a
 resampled copy of the scene. The probabilities come back onto the image's grid, 0 outside its
-imagery (:func:`~benchmark.inference.scenes.resample_probabilities_onto`), and the result is
-published as a Cloud Optimized GeoTIFF (tiled, overviews, DEFLATE) that QGIS streams.
+imagery, block by block (:mod:`benchmark.inference.gsd_round_trip`, the way the pipeline's
+validation windows come back), and the result is published as a Cloud Optimized GeoTIFF
+(tiled, overviews, DEFLATE) that QGIS streams.
 """
 
 import logging
@@ -30,8 +31,9 @@ from benchmark.data.uri_schemes import S3_PREFIX, VSIS3_PREFIX, is_s3
 from benchmark.data.uris import TMP_PREFIX, atomic_geotiff
 from benchmark.errors import InputError
 from benchmark.footprints.ground import ground_resolution
-from benchmark.inference.execution import InferenceOptions
-from benchmark.inference.scenes import predict_scene, resample_probabilities_onto
+from benchmark.inference.gsd_round_trip import predict_resampled_window
+from benchmark.inference.scenes import predict_scene
+from benchmark.inference.settings import PredictionSettings
 
 log = logging.getLogger(__name__)
 
@@ -126,32 +128,27 @@ def predict_on_image_grid(
     model: nn.Module,
     image_uri: str,
     out_path: str,
-    options: InferenceOptions,
-    gsd: float | None,
-    window: int,
-    overlap: int,
+    settings: PredictionSettings,
     grid: ImageGrid | None = None,
 ) -> None:
     """Write the uint8 probabilities of ``image_uri`` on its own grid to the local ``out_path``.
 
     Args:
-        model: the network (prepared for ``options``' plan on the first window).
+        model: the network (prepared for ``settings.options``' plan on the first window).
         image_uri: a georeferenced RGB(A) uint8 raster (local or s3://).
         out_path: a local tiled GeoTIFF (overwritten).
-        options: inference options.
-        gsd: the model's metres per pixel; None: the image's own.
-        window: prediction window side, in the model's pixels.
-        overlap: pixels shared by neighbouring windows.
+        settings: the prediction settings; the image is shown to the model at ``settings.gsd``
+            (None: as it is), in windows of its pixels.
         grid: ``ImageGrid.of(image_uri)`` if the caller has it.
     """
     grid = grid or ImageGrid.of(image_uri)
-    size = grid.size_at(gsd)
+    size = grid.size_at(settings.gsd)
     if size is None:
-        predict_scene(model, image_uri, out_path, options, window, overlap, overwrite=True)
+        predict_scene(model, image_uri, out_path, settings, overwrite=True)
         return
     log.info(
         "%s: %.3f x %.3f m pixels, predicted at %g m (%d x %d px)",
-        image_uri, *grid.ground_res, gsd, *size,
+        image_uri, *grid.ground_res, settings.gsd, *size,
     )  # fmt: skip
     with tempfile.TemporaryDirectory(
         prefix=TMP_PREFIX, dir=os.path.dirname(os.path.abspath(out_path))
@@ -159,10 +156,10 @@ def predict_on_image_grid(
         vrt = os.path.join(work_dir, "at_gsd.vrt")
         with open(vrt, "w") as f:
             f.write(resampled_vrt(image_uri, *size))
-        at_gsd = os.path.join(work_dir, "at_gsd.tif")
-        predict_scene(model, vrt, at_gsd, options, window, overlap, overwrite=True)
         full = Window(0, 0, grid.width, grid.height)
-        resample_probabilities_onto(at_gsd, image_uri, full, out_path)
+        predict_resampled_window(
+            model, vrt, image_uri, full, out_path, settings, overwrite=True, tmp_dir=work_dir
+        )
 
 
 def write_cog(tiff_path: str, out_uri: str) -> None:

@@ -34,7 +34,7 @@ from benchmark.footprints.osm_outputs import MappingOutputs, MappingSettings, wr
 from benchmark.footprints.outlines import DEFAULT_MIN_AREA, OutlineOptions, footprints_of_raster
 from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid, write_cog
 from benchmark.footprints.write import image_output_uris, write_footprints
-from benchmark.inference.execution import InferenceOptions
+from benchmark.inference.settings import PredictionSettings
 
 log = logging.getLogger(__name__)
 
@@ -49,10 +49,8 @@ class FootprintSettings:
             ground resolution for a bundle without one), which removes the pixel staircase.
         regularize: square the outlines.
         min_area: drop footprints under this many m².
-        gsd: metres per pixel the model works at; None: each image's own.
-        window: prediction window side in the model's pixels.
-        overlap: pixels shared by neighbouring windows.
-        inference: device, fast path, TTA, batch size.
+        prediction: how the probability raster is predicted (device, plan, windows, the
+            model's GSD: None, each image's own).
         overwrite: redo images whose outputs exist.
         mapping: conflate with OpenStreetMap and write the OSM outputs (None: not).
     """
@@ -61,10 +59,7 @@ class FootprintSettings:
     simplify: float | None = None
     regularize: bool = False
     min_area: float = DEFAULT_MIN_AREA
-    gsd: float | None = None
-    window: int = 1024
-    overlap: int = 0
-    inference: InferenceOptions = field(default_factory=InferenceOptions)
+    prediction: PredictionSettings = field(default_factory=PredictionSettings)
     overwrite: bool = False
     mapping: MappingSettings | None = None
 
@@ -130,13 +125,10 @@ def footprints_for_image(
     grid = ImageGrid.of(image.uri)
     simplify = settings.simplify
     if simplify is None:
-        simplify = settings.gsd or sum(grid.ground_res) / 2
+        simplify = settings.prediction.gsd or sum(grid.ground_res) / 2
     with tempfile.TemporaryDirectory(prefix=TMP_PREFIX, dir=tmp_dir) as work_dir:
         prob = os.path.join(work_dir, "prob.tif")
-        predict_on_image_grid(
-            model, image.uri, prob, settings.inference, settings.gsd, settings.window,
-            settings.overlap, grid,
-        )  # fmt: skip
+        predict_on_image_grid(model, image.uri, prob, settings.prediction, grid)
         with rasterio.open(prob) as src:
             crs_wkt = src.crs.to_wkt()
         options = OutlineOptions(simplify, settings.regularize, settings.min_area)

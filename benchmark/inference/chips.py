@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from benchmark.data.background import run_in_background, start_background_worker
-from benchmark.data.constants import DEFAULT_THRESHOLD
+from benchmark.data.constants import CHIP_SIZE, DEFAULT_THRESHOLD
 from benchmark.data.imagery import open_scene_checked, read_rgb_and_valid
 from benchmark.data.submission import write_mask, write_probabilities
 from benchmark.data.uri_schemes import is_local, is_s3
@@ -42,6 +42,7 @@ from benchmark.inference.forward import (
     quantize_on_device,
 )
 from benchmark.inference.plan_choice import prepare_measured
+from benchmark.inference.settings import PredictionSettings
 
 log = logging.getLogger(__name__)
 
@@ -235,17 +236,16 @@ def _chip_probabilities(
     model: nn.Module,
     images: torch.Tensor,
     plan: ExecutionPlan,
-    tta: bool,
+    settings: PredictionSettings,
     scale: float,
-    window: int | None,
-    overlap: int,
 ) -> torch.Tensor:
     """P(building) (B, H, W) of uint8 chips: resized by ``scale``, whole or in windows."""
+    tta = settings.options.tta
 
     def probabilities(batch: torch.Tensor) -> torch.Tensor:
-        if window is None:
+        if settings.window is None:
             return batch_probabilities(model, batch, plan, tta)
-        return windowed_probabilities(model, batch, plan, tta, window, overlap)
+        return windowed_probabilities(model, batch, plan, tta, settings.window, settings.overlap)
 
     return probabilities_at_scale(images, plan, scale, probabilities)
 
@@ -254,13 +254,11 @@ def predict_chip_folder(
     model: nn.Module,
     chips: Sequence[ChipLike],
     out_dir: str,
-    options: InferenceOptions | None = None,
+    settings: PredictionSettings | None = None,
     threshold: float | None = DEFAULT_THRESHOLD,
-    expected_size: int = 1024,
+    expected_size: int = CHIP_SIZE,
+    chip_gsd: float | None = None,
     overwrite: bool = False,
-    input_scale: float = 1.0,
-    window: int | None = None,
-    overlap: int = 0,
 ) -> ChipFolderReport:
     """Write ``{out_dir}/{id}.tif`` for every chip: its 0/1 building mask.
 
@@ -269,28 +267,28 @@ def predict_chip_folder(
     stays close to the model's. Pixels outside the imagery (alpha 0) are 0.
 
     Args:
-        model: the network (prepared here with ``options``).
+        model: the network (prepared here with ``settings.options``).
         chips: ``ChipRef``-like objects with ``.id`` and ``.uri``.
         out_dir: output directory (local or s3://).
-        options: inference options (defaults if None).
+        settings: the prediction settings (defaults if None): chips larger than
+            ``settings.window`` (after resizing) run in windows blended like a scene's (see
+            :mod:`benchmark.inference.blending`); with no window, whole.
         threshold: building when P > threshold; None writes uint8 probabilities
             ``round(255 * P)`` instead (for a threshold chosen later).
         expected_size: chips must be this many pixels square.
+        chip_gsd: the chips' metres per pixel: with ``settings.gsd`` they are resized to it
+            for the model (see :func:`benchmark.data.gsd.gsd_scale`), outputs keep the chips'
+            size; None: predicted as they are.
         overwrite: redo chips whose output exists; otherwise they are skipped, which resumes an
             interrupted run (outputs are atomic, so an existing one is complete).
-        input_scale: resize factor of the chips for the model (chip GSD / the model's GSD,
-            see :func:`benchmark.data.gsd.gsd_scale`); outputs keep the chips' size.
-        window: run chips larger than this (after resizing) in windows of this side,
-            blended like a scene's (see :mod:`benchmark.inference.blending`); None runs whole
-            chips.
-        overlap: pixels shared by neighbouring windows.
 
     Returns:
         What was written, skipped and refused (bad chips: unreadable, not 3/4 bands, wrong
         size), with timings.
     """
     start = time.perf_counter()
-    options = options or InferenceOptions()
+    settings = settings or PredictionSettings()
+    options, input_scale = settings.options, settings.input_scale(chip_gsd)
     out_dir = out_dir.rstrip("/")
     report = ChipFolderReport()
     done = set() if overwrite else _existing_outputs(out_dir)
@@ -338,9 +336,7 @@ def predict_chip_folder(
                     model, options = prepare_measured(model, options, batch.images, work, decision)
                     plan, prepared = execution_plan(options), True
                 t0 = time.perf_counter()
-                probs = _chip_probabilities(
-                    model, batch.images, plan, options.tta, input_scale, window, overlap
-                )
+                probs = _chip_probabilities(model, batch.images, plan, settings, input_scale)
                 probs = _on_host(quantize_on_device(probs), plan)  # not in the writers
                 report.model_seconds += time.perf_counter() - t0
                 for i, prob, valid in zip(batch.indices, probs, batch.valid.numpy(), strict=True):

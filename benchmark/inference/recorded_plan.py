@@ -1,13 +1,13 @@
 """The execution plan predict ran, recorded beside its outputs, and the one eval reruns it with.
 
 A threshold is applied to predict's probabilities, so one chosen on probabilities eval
-computes itself (``-a train_threshold``: the training chips predicted by the model) must come
+computes itself (``-a threshold train``: the training chips predicted by the model) must come
 from the same numbers. But predict runs on the GPU queue, in fp16, and eval on the CPU queue,
 whose own fast plan (bf16 or int8) rounds differently, near the threshold too. So predict
 records the plan it ran (:func:`record_plan`), and eval runs that plan where this machine can
 (:func:`replay_options`); where it cannot (fp16 on a CPU, ONNX Runtime missing), it runs
 fp32, the reference every plan approximates and the nearest to fp16 a CPU has, and says so in
-one line. The share threshold (``-a share_threshold``) needs nothing of the kind: it reads
+one line. The share threshold (``-a threshold share``) needs nothing of the kind: it reads
 predict's own validation probabilities.
 """
 

@@ -2,15 +2,13 @@
 
 Scenes are predicted one strip of windows at a time, so memory is bounded by a strip, not the
 scene: a reader thread reads the next windows while the model runs, and each strip's final
-rows are blended, masked and written as soon as no later window touches them. A model trained
-at a common GSD (``-a gsd``, see :mod:`benchmark.data.gsd`) predicts a window PREPROCESS
-resampled to it, and its probabilities come back on the window's own grid.
+rows are blended, masked and written as soon as no later window touches them. A scene at
+another GSD than the model's goes through :mod:`benchmark.inference.gsd_round_trip`.
 """
 
 import logging
 import os
 import queue
-import tempfile
 import threading
 from collections.abc import Iterator
 from typing import TypeVar
@@ -22,14 +20,13 @@ from rasterio.windows import Window
 from torch import nn
 from tqdm.auto import tqdm
 
-from benchmark.data.gsd import GridMap, read_bands
-from benchmark.data.imagery import open_scene_checked, read_rgb, read_valid_mask, window_of_window
-from benchmark.data.uris import TMP_PREFIX, atomic_geotiff, uri_exists
-from benchmark.data.windows import plan_windows
+from benchmark.data.imagery import open_scene_checked, read_rgb, read_valid_mask
+from benchmark.data.uris import atomic_geotiff, uri_exists
 from benchmark.inference.blending import BlendGrid
-from benchmark.inference.execution import ExecutionPlan, InferenceOptions, execution_plan
+from benchmark.inference.execution import ExecutionPlan, execution_plan
 from benchmark.inference.forward import batch_probabilities, quantize
 from benchmark.inference.plan_choice import prepare_measured
+from benchmark.inference.settings import PredictionSettings
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +106,7 @@ def _scene_batches(
                 )
 
 
-def _probability_profile(src: rasterio.DatasetReader, window: Window | None = None) -> dict:
+def probability_profile(src: rasterio.DatasetReader, window: Window | None = None) -> dict:
     """GeoTIFF profile of a probability raster on ``src``'s grid (or ``window`` of it)."""
     window = window or Window(0, 0, src.width, src.height)
     return {
@@ -128,7 +125,7 @@ def _probability_profile(src: rasterio.DatasetReader, window: Window | None = No
     }
 
 
-def _output_exists(out_uri: str, overwrite: bool) -> bool:
+def output_exists(out_uri: str, overwrite: bool) -> bool:
     """Whether ``out_uri`` is done already (outputs are atomic) and is to be kept."""
     if not overwrite and uri_exists(out_uri):
         log.info("%s exists: skipped", out_uri)
@@ -164,41 +161,40 @@ def predict_scene(
     model: nn.Module,
     image_uri: str,
     out_uri: str,
-    options: InferenceOptions | None = None,
-    window: int = 1024,
-    overlap: int = 0,
+    settings: PredictionSettings | None = None,
     overwrite: bool = False,
 ) -> None:
     """Write a georeferenced uint8 probability raster (``round(255 * P)``) for a scene.
 
-    The scene is predicted in windows of side ``window``, batched within strips of windows; each
+    The scene is predicted as it is (at the model's GSD already: :mod:`benchmark.inference.
+    gsd_round_trip` brings others to it) in windows of ``settings.scene_window`` px, batched
+    within strips of windows, neighbours sharing ``settings.overlap`` px blended with ramps so
+    window edges leave no seam (at most half a window; see :mod:`benchmark.inference.
+    blending`); each
     finished strip is blended, masked (0 outside the imagery) and written, so memory holds
     one strip. The output has the input's grid, CRS and transform, 256 px tiles, DEFLATE.
 
     Args:
-        model: the network (prepared here with ``options``).
-        image_uri: the scene (RGBA or RGB GeoTIFF, local or s3://).
+        model: the network (prepared here with ``settings.options``).
+        image_uri: the scene (RGBA or RGB GeoTIFF, or a VRT; local or s3://).
         out_uri: where to write; skipped if it exists, unless ``overwrite``.
-        options: inference options (defaults if None).
-        window: window side in pixels (rounded up to a multiple of 32 for small scenes).
-        overlap: pixels shared by neighbouring windows, blended with ramps so window edges
-            leave no seam (at most half a window; see :mod:`benchmark.inference.blending`).
+        settings: the prediction settings (defaults if None); a small scene is one window
+            of about its size (a multiple of 32).
         overwrite: redo an existing output.
     """
-    if overlap < 0:
-        raise ValueError(f"overlap {overlap} must not be negative")
-    if _output_exists(out_uri, overwrite):
+    if output_exists(out_uri, overwrite):
         return
-    options = options or InferenceOptions()
+    settings = settings or PredictionSettings()
+    options = settings.options
     plan: ExecutionPlan | None = None  # the model is prepared on the first batch
     with open_scene_checked(image_uri) as src:
         height, width = src.height, src.width
         # A small scene gets one window of about its size, not a mostly-padding full one.
         longest = -(-max(height, width) // SIZE_MULTIPLE) * SIZE_MULTIPLE
-        side = min(window, longest)
-        grid = BlendGrid.over(height, width, side, overlap)
+        side = min(settings.scene_window, longest)
+        grid = BlendGrid.over(height, width, side, settings.overlap)
         rows, cols = grid.rows, grid.cols
-        profile = _probability_profile(src)
+        profile = probability_profile(src)
         batches = _prefetched(_scene_batches(image_uri, rows, cols, side, options.batch_size))
         with (
             atomic_geotiff(out_uri) as path,
@@ -234,66 +230,3 @@ def predict_scene(
                 _write_final_rows(src, dst, acc, top, end - top, grid.row_cover, grid.col_cover)
                 top = end
     log.info("Wrote %s", out_uri)
-
-
-def resample_probabilities_onto(
-    prob_uri: str, scene_uri: str, scene_window: Window, out_uri: str, block_size: int = 1024
-) -> None:
-    """Write ``prob_uri`` onto the grid of ``scene_window`` of ``scene_uri``, 0 off its imagery.
-
-    ``prob_uri`` covers exactly the ground of ``scene_window`` (a resampled PREPROCESS window's
-    prediction, see :mod:`benchmark.data.gsd`). Probabilities are resampled bilinearly, block by
-    block, so memory is bounded by a block; the valid pixels are the scene's own.
-    """
-    with rasterio.open(prob_uri) as prob_src, open_scene_checked(scene_uri) as scene:
-        source = Window(0, 0, prob_src.width, prob_src.height)
-        back = GridMap(source, int(scene_window.width), int(scene_window.height))
-        with (
-            atomic_geotiff(out_uri) as path,
-            rasterio.open(path, "w", **_probability_profile(scene, scene_window)) as dst,
-        ):
-            for block in plan_windows(back.width, back.height, back.block_side(block_size)):
-                shape = (int(block.height), int(block.width))
-                prob = read_bands(prob_src, back.source_window(block), shape)[0]
-                valid = read_valid_mask(scene, window_of_window(scene_window, block))
-                dst.write(prob * valid, 1, window=block)
-    log.info("Wrote %s (resampled from %s)", out_uri, prob_uri)
-
-
-def predict_resampled_window(
-    model: nn.Module,
-    image_uri: str,
-    scene_uri: str,
-    scene_window: Window,
-    out_uri: str,
-    options: InferenceOptions | None = None,
-    window: int = 1024,
-    overlap: int = 0,
-    overwrite: bool = False,
-    tmp_dir: str | None = None,
-) -> None:
-    """Predict a window PREPROCESS resampled to a GSD; write it on the window's own grid.
-
-    The model runs on ``image_uri`` at its GSD (:func:`predict_scene`, into a temporary file)
-    and the probabilities are resampled back onto ``scene_window`` of ``scene_uri``, 0 outside the
-    scene's imagery: the output has the grid :func:`predict_scene` gives the native window,
-    so ``eval`` scores it at the original resolution.
-
-    Args:
-        model: the network (prepared with ``options``).
-        image_uri: the resampled window (from PREPROCESS with ``-a gsd``).
-        scene_uri: the scene it was cut from.
-        scene_window: where it sits in the scene, in scene pixels.
-        out_uri: where to write; skipped if it exists, unless ``overwrite``.
-        options: inference options (defaults if None).
-        window: prediction window side, in resampled pixels.
-        overlap: pixels shared by neighbouring prediction windows (resampled pixels).
-        overwrite: redo an existing output.
-        tmp_dir: where the prediction at the GSD is kept until resampled (system default).
-    """
-    if _output_exists(out_uri, overwrite):
-        return
-    with tempfile.TemporaryDirectory(prefix=TMP_PREFIX, dir=tmp_dir) as work_dir:
-        at_gsd = os.path.join(work_dir, "at_gsd.tif")
-        predict_scene(model, image_uri, at_gsd, options, window, overlap, overwrite=True)
-        resample_probabilities_onto(at_gsd, scene_uri, scene_window, out_uri)

@@ -20,6 +20,10 @@ commands. This subclass keeps that job graph and adds what running the benchmark
 
 Commands are submitted in the pipeline's order whatever order they are given in, and their
 names match case-insensitively (``postprocess`` is ``POSTPROCESS``).
+
+All of this is for our pipelines only: a pipeline that is not ours (its class is defined outside
+the ``benchmark`` package) goes to :meth:`AWSBatchRunner.run` unchanged, so registering the
+plugin changes nothing for other Raster Vision pipelines in the environment.
 """
 
 import logging
@@ -35,6 +39,7 @@ from rastervision.aws_batch.aws_batch_runner import AWS_BATCH, AWSBatchRunner
 from rastervision.pipeline import rv_config_
 from rastervision.pipeline.pipeline import Pipeline
 
+from benchmark.console import one_line_errors
 from benchmark.data.aws_errors import (
     CHECK_COMMAND,
     aws_problem,
@@ -219,6 +224,11 @@ def check_batch_resources(queues: list[str], job_defs: list[str]) -> None:
             )
 
 
+def is_ours(pipeline: Pipeline) -> bool:
+    """Whether ``pipeline`` is one of ours (its class is defined in the ``benchmark`` package)."""
+    return type(pipeline).__module__.partition(".")[0] == "benchmark"
+
+
 class BenchmarkBatchRunner(AWSBatchRunner):
     """RV's AWS Batch runner plus retries, a dry run and one-line errors (see the module)."""
 
@@ -286,7 +296,24 @@ class BenchmarkBatchRunner(AWSBatchRunner):
         num_splits: int = 1,
         pipeline_run_name: str = "raster-vision",
     ) -> None:
-        """Submit the commands as a chain of Batch jobs, or print the chain on a dry run."""
+        """Submit the commands as a chain of Batch jobs, or print the chain on a dry run.
+
+        A pipeline that is not ours is Raster Vision's runner's, as if the plugin were absent.
+        """
+        if not is_ours(pipeline):
+            super().run(cfg_json_uri, pipeline, commands, num_splits, pipeline_run_name)
+            return
+        with one_line_errors():
+            self._run_ours(cfg_json_uri, pipeline, commands, num_splits, pipeline_run_name)
+
+    def _run_ours(
+        self,
+        cfg_json_uri: str,
+        pipeline: Pipeline,
+        commands: list[str],
+        num_splits: int,
+        pipeline_run_name: str,
+    ) -> None:
         dry_run = is_dry_run()
         cfg_json_uri = submitted_config_uri(cfg_json_uri)
         jobs = self.plan_jobs(cfg_json_uri, pipeline, commands, num_splits, pipeline_run_name)

@@ -7,8 +7,15 @@ from rastervision.pipeline.pipeline import Pipeline
 
 from benchmark import PLUGIN
 from benchmark.data import layout
-from benchmark.data.constants import CHIP_SIZE
+from benchmark.data.constants import CHIP_SIZE, DEFAULT_THRESHOLD
+from benchmark.evaluation.threshold_choice import (
+    THRESHOLD_FLAGS,
+    THRESHOLD_HELP,
+    ThresholdChoice,
+    choice_from_flags,
+)
 from benchmark.inference.execution import ExecutionName, InferenceOptions
+from benchmark.inference.settings import PredictionSettings
 from benchmark.pipeline import dry_run
 
 
@@ -91,12 +98,16 @@ class InferenceConfig(Config):
         """How the model runs: batch size, plan, TTA."""
         return InferenceOptions(batch_size=self.batch_sz, execution=self.plan, tta=self.tta)
 
+    def prediction(self, gsd: float | None) -> PredictionSettings:
+        """What every prediction of a run takes: these settings, the model's ``gsd``."""
+        return PredictionSettings(self.options(), self.window, self.overlap, gsd)
+
 
 @register_config("benchmark_self_training", plugin=PLUGIN)
 class SelfTrainingConfig(Config):
     """Self-training: fine-tune on the model's own confident labels of unlabeled imagery.
 
-    See :mod:`benchmark.training.self_training`. Validation and test labels are never used:
+    See :mod:`benchmark.pipeline.self_training`. Validation and test labels are never used:
     the pseudo-labels come from the model's predictions of unlabeled images only.
     """
 
@@ -132,7 +143,22 @@ class SelfTrainingConfig(Config):
     )
 
 
-@register_config("benchmark", plugin=PLUGIN)
+def upgrade_benchmark_config(cfg_dict: dict, version: int) -> dict:
+    """A :class:`BenchmarkConfig` saved at plugin ``version``, as of ``version + 1``.
+
+    Raster Vision calls this for every saved config older than the plugin (pipeline configs,
+    model bundles), as it calls :func:`upgrade_inference_config`. Version 3 replaced the flags
+    ``tune_threshold``, ``train_threshold`` and ``share_threshold`` by ``threshold``, the choice
+    they made (:func:`~benchmark.evaluation.threshold_choice.choice_from_flags`).
+    """
+    if version == 2 and cfg_dict.keys() & THRESHOLD_FLAGS:
+        cfg_dict = dict(cfg_dict)
+        flags = {flag: cfg_dict.pop(flag) for flag in THRESHOLD_FLAGS if flag in cfg_dict}
+        cfg_dict["threshold"] = choice_from_flags(**flags)
+    return cfg_dict
+
+
+@register_config("benchmark", plugin=PLUGIN, upgrader=upgrade_benchmark_config)
 class BenchmarkConfig(SemanticSegmentationConfig):
     """Configure the benchmark pipeline (see ``benchmark.experiments.benchmark``).
 
@@ -167,23 +193,13 @@ class BenchmarkConfig(SemanticSegmentationConfig):
         "scene, where its prediction is written and scored. Empty without a gsd.",
     )
     inference: InferenceConfig = Field(InferenceConfig(), description="Prediction settings.")
-    tune_threshold: bool = Field(
-        False,
-        description="Use the threshold that maximizes validation Jaccard instead of 0.5.",
-    )
-    train_threshold: bool = Field(
-        False,
-        description="Use the threshold that maximizes Jaccard on the training chips, which "
-        "eval predicts with the trained model (or ensemble), instead of 0.5: calibrated "
-        "without validation labels (see benchmark.evaluation.training_threshold). "
-        "tune_threshold, when set too, wins.",
-    )
-    share_threshold: bool = Field(
-        False,
-        description="Use the threshold at which the validation scenes' predicted share of "
-        "building pixels is the training chips' labelled share, instead of 0.5: no validation "
-        "label is read (see benchmark.evaluation.share_threshold). tune_threshold and "
-        "train_threshold, when set too, win.",
+    threshold: ThresholdChoice = Field("fixed", description=THRESHOLD_HELP)
+    threshold_value: float = Field(
+        DEFAULT_THRESHOLD,
+        gt=0,
+        lt=1,
+        description="The decision threshold of threshold fixed: a pixel is a building when its "
+        "probability is above it.",
     )
     self_training: SelfTrainingConfig | None = Field(
         None, description="Fine-tune on pseudo-labels of unlabeled imagery (None: off)."
@@ -216,10 +232,11 @@ class BenchmarkConfig(SemanticSegmentationConfig):
         """The benchmark pipeline.
 
         Builds are where ``run_command`` (the ``local`` and ``batch`` runners) starts our
-        code, so our terminal output is installed here too.
+        code: our log lines are routed here, and the commands exit 2 in one line for a problem
+        the user fixes (:class:`~benchmark.console.one_line_errors`).
         """
-        from benchmark.cli import output
+        from benchmark import console
         from benchmark.pipeline.benchmark_pipeline import BenchmarkPipeline
 
-        output.install()
-        return BenchmarkPipeline(self, tmp_dir)
+        console.install()
+        return console.with_one_line_errors(BenchmarkPipeline(self, tmp_dir))

@@ -17,10 +17,11 @@ from rastervision.pipeline.file_system import list_paths
 from torch import nn
 
 from benchmark.data import layout
-from benchmark.data.gsd import gsd_scale
 from benchmark.errors import InputError
 from benchmark.evaluation.evaluate import (
     THRESHOLDS,
+    EvalInputs,
+    ScoredWindow,
     evaluate_validation,
     read_decision_threshold,
 )
@@ -28,16 +29,18 @@ from benchmark.evaluation.share_threshold import training_building_share
 from benchmark.evaluation.training_threshold import TrainingThreshold, choose_training_threshold
 from benchmark.inference.chips import predict_chip_folder
 from benchmark.inference.execution import InferenceOptions, execution_plan, prepare_model
+from benchmark.inference.gsd_round_trip import predict_resampled_window
 from benchmark.inference.plan_choice import prepare_measured
 from benchmark.inference.recorded_plan import record_plan, replay_options
-from benchmark.inference.scenes import predict_resampled_window, predict_scene
+from benchmark.inference.scenes import predict_scene
+from benchmark.inference.settings import PredictionSettings
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
 from benchmark.pipeline.bundle import add_bundle_info, load_learner_models
 from benchmark.pipeline.postprocess import write_submission
+from benchmark.pipeline.self_training import SelfTrainingRun, run_self_training
 from benchmark.pipeline.work_split import share_of_work
 from benchmark.training.learner import ResumableLearner
 from benchmark.training.seeding import seed_random_generators
-from benchmark.training.self_training import run_self_training
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +54,57 @@ def bundle_info(cfg: BenchmarkConfig) -> dict:
     model = cfg.backend.model
     return {
         "experiment_id": cfg.experiment_id,
-        "threshold": read_decision_threshold(cfg),
+        "threshold": read_decision_threshold(cfg.eval_uri),
         "model": {"arch": model.arch, "encoder": model.encoder},
         "class_names": list(cfg.dataset.class_config.names),
         "gsd": cfg.gsd,
         "predict_window": cfg.inference.window,
         "predict_overlap": cfg.inference.overlap,
     }
+
+
+def _scored_window(cfg: BenchmarkConfig, scene: SceneConfig) -> ScoredWindow:
+    """A validation window on the grid predict wrote its probabilities on, for eval.
+
+    The window file PREPROCESS wrote, or for one resampled to a GSD, its place in the scene:
+    scores are always at the original resolution, comparable with and without ``-a gsd``.
+    """
+    native = cfg.native_windows.get(scene.id)
+    return ScoredWindow(
+        id=scene.id,
+        key=cfg.scene_keys[scene.id],
+        image_uri=scene.raster_source.uris[0] if native is None else native.image_uri,
+        label_uri=scene.label_source.raster_source.vector_source.uris[0],
+        window=None if native is None else native.window,
+    )
+
+
+def eval_inputs(cfg: BenchmarkConfig) -> EvalInputs:
+    """What eval needs of the pipeline config, and no more (see :class:`EvalInputs`)."""
+    return EvalInputs(
+        windows=tuple(_scored_window(cfg, scene) for scene in cfg.dataset.validation_scenes),
+        predict_uri=cfg.predict_uri,
+        eval_uri=cfg.eval_uri,
+        train_uri=cfg.train_uri,
+        gsd=cfg.gsd,
+        threshold=cfg.threshold,
+        threshold_value=cfg.threshold_value,
+    )
+
+
+def self_training_run(cfg: BenchmarkConfig) -> SelfTrainingRun:
+    """What self-training needs of the pipeline config (see :class:`SelfTrainingRun`)."""
+    settings = cfg.self_training
+    return SelfTrainingRun(
+        settings=settings,
+        prediction=cfg.inference.prediction(cfg.gsd),
+        train_uri=cfg.train_uri,
+        chip_uri=cfg.chip_uri,
+        seed=cfg.seed,
+        test_chips=cfg.test_chips if settings.test_chips else (),
+        test_chip_size=cfg.test_chip_size,
+        test_chip_gsd=cfg.test_chip_gsd,
+    )
 
 
 class BenchmarkPipeline(SemanticSegmentation):
@@ -80,7 +127,7 @@ class BenchmarkPipeline(SemanticSegmentation):
         part way (a reclaimed spot instance) and started again continues where it was. Fine-
         tuning from ``source_bundle_uri`` keeps RV's own learner, which resumes weights only.
         With ``self_training``, rounds of fine-tuning on pseudo-labels follow
-        (:mod:`benchmark.training.self_training`).
+        (:mod:`benchmark.pipeline.self_training`).
         """
         cfg = self.config
         seed_random_generators(cfg.seed)
@@ -91,7 +138,7 @@ class BenchmarkPipeline(SemanticSegmentation):
             return
         learner_cfg = cfg.backend.get_learner_config(cfg)
         if cfg.self_training is not None:
-            run_self_training(cfg, learner_cfg, self.tmp_dir)
+            run_self_training(self_training_run(cfg), learner_cfg, self.tmp_dir)
             return
         learner = ResumableLearner(learner_cfg, tmp_dir=self.tmp_dir, training=True, seed=cfg.seed)
         learner.main()
@@ -108,7 +155,7 @@ class BenchmarkPipeline(SemanticSegmentation):
         record_plan(execution_plan(ran), layout.execution_record_uri(self.config.predict_uri))
 
     def _predict_validation_window(
-        self, model: nn.Module, scene: SceneConfig, options: InferenceOptions
+        self, model: nn.Module, scene: SceneConfig, settings: PredictionSettings
     ) -> None:
         """Probabilities of one validation window, on its grid in the scene (what eval scores).
 
@@ -117,14 +164,13 @@ class BenchmarkPipeline(SemanticSegmentation):
         cfg = self.config
         image_uri = scene.raster_source.uris[0]
         out_uri = layout.window_probability_uri(cfg.predict_uri, scene.id)
-        sizes = {"window": cfg.inference.window, "overlap": cfg.inference.overlap}
         native = cfg.native_windows.get(scene.id)
         if native is None:
-            predict_scene(model, image_uri, out_uri, options, **sizes)
+            predict_scene(model, image_uri, out_uri, settings)
             return
         predict_resampled_window(
-            model, image_uri, native.image_uri, native.window, out_uri, options,
-            **sizes, tmp_dir=self.tmp_dir,
+            model, image_uri, native.image_uri, native.window, out_uri, settings,
+            tmp_dir=self.tmp_dir,
         )  # fmt: skip
 
     def predict(self, split_ind: int = 0, num_splits: int = 1) -> None:
@@ -138,37 +184,38 @@ class BenchmarkPipeline(SemanticSegmentation):
         chips = share_of_work(cfg.test_chips, split_ind, num_splits)
         if not scenes and not chips:
             return
-        options = cfg.inference.options()
+        settings = cfg.inference.prediction(cfg.gsd)
         # prepared once, for the plan chosen on the first window or chip (plan_choice)
         model = self._load_model()
         for scene in scenes:
-            self._predict_validation_window(model, scene, options)
+            self._predict_validation_window(model, scene, settings)
         if chips:
             report = predict_chip_folder(
                 model,
                 chips,
                 layout.test_probability_dir(cfg.predict_uri),
-                options,
+                settings,
                 threshold=None,
                 expected_size=cfg.test_chip_size,
-                input_scale=gsd_scale(cfg.test_chip_gsd, cfg.gsd),
-                window=cfg.inference.window,
-                overlap=cfg.inference.overlap,
+                chip_gsd=cfg.test_chip_gsd,
             )
             log.info("Test chips: %s", report.summary())
             if report.bad:  # the submission needs every chip: stop here, saying which
                 raise InputError(f"predict: test {report.not_predicted()}")
-        self._record_plan(model, options)
+        self._record_plan(model, settings.options)
 
     def eval(self) -> None:
-        """Micro Jaccard (and precision/recall/F1) per scene, per city and overall."""
+        """Micro Jaccard (and precision/recall/F1) per scene, per city and overall.
+
+        Of the thresholds read off the training chips, only the one ``threshold`` asks for is
+        computed: predicting the chips (``train``) costs a pass of the model over them.
+        """
         cfg = self.config
-        choose_on_training = cfg.train_threshold and not cfg.tune_threshold  # tune_ wins
-        training = self._training_threshold() if choose_on_training else None
+        training = self._training_threshold() if cfg.threshold == "train" else None
         share = None
-        if cfg.share_threshold and not (cfg.tune_threshold or choose_on_training):
+        if cfg.threshold == "share":
             share = training_building_share(list_paths(cfg.chip_uri, ext="zip"), self.tmp_dir)
-        evaluate_validation(cfg, training, share)
+        evaluate_validation(eval_inputs(cfg), training, share)
 
     def _training_threshold(self) -> TrainingThreshold:
         """The threshold the run's model (or ensemble) scores best with on its training chips.

@@ -32,6 +32,8 @@ from benchmark.data.uris import atomic_output
 from benchmark.errors import InputError
 from benchmark.inference.devices import torch_device
 from benchmark.inference.ensemble import EnsembleModel
+from benchmark.inference.execution import InferenceOptions
+from benchmark.inference.settings import PredictionSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +48,20 @@ class LoadedBundle:
     window: int | None = None  # the pipeline's prediction window side; None: whole chips
     overlap: int = 0  # and the windows' overlap
     info: dict[str, Any] = field(default_factory=dict)
+
+    def prediction(
+        self, options: InferenceOptions, window: int | None = None, overlap: int | None = None
+    ) -> PredictionSettings:
+        """Predict as the bundle's pipeline did: its GSD, window and overlap.
+
+        A command's own ``window`` and ``overlap``, where given, win.
+        """
+        return PredictionSettings(
+            options,
+            window=self.window if window is None else window,
+            overlap=self.overlap if overlap is None else overlap,
+            gsd=self.gsd,
+        )
 
 
 @cache

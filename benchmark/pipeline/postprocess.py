@@ -1,12 +1,12 @@
 """The POSTPROCESS command: test-chip probabilities -> a checked, packed submission.
 
 ``predict`` saves each test chip's building probability; POSTPROCESS applies the decision
-threshold chosen by ``eval`` (0.5 unless ``tune_threshold``), writes the submission format
-(``{id}.tif``, single band uint8, 1 = building) to ``postprocess_uri``, validates the whole set
-and packs it to ``submission_uri`` (see :mod:`benchmark.data.layout`). A re-run skips masks
-already written with the same threshold; a changed threshold rewrites them all. The threshold
-is recorded once every mask is written with it, so a run stopped part way (killed, disk full)
-never leaves masks of two thresholds that a re-run would take for one set.
+threshold ``eval`` chose (as the config's ``threshold`` asks; 0.5 before eval has run), writes
+the submission format (``{id}.tif``, single band uint8, 1 = building) to ``postprocess_uri``,
+validates the whole set and packs it to ``submission_uri`` (see :mod:`benchmark.data.layout`).
+A re-run skips masks already written with the same threshold; a changed threshold rewrites them
+all. The threshold is recorded once every mask is written with it, so a run stopped part way
+(killed, disk full) never leaves masks of two thresholds that a re-run would take for one set.
 """
 
 import logging
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 def write_submission(cfg: BenchmarkConfig, num_threads: int = 4) -> None:
     """Write every test chip's mask, then validate and pack (see the module docstring)."""
-    threshold = read_decision_threshold(cfg)
+    threshold = read_decision_threshold(cfg.eval_uri)
     marker = layout.threshold_record_uri(cfg.postprocess_uri)
     same_threshold = uri_exists(marker) and read_json(marker).get("threshold") == threshold
     if not same_threshold:  # masks are about to change: no record until they all have

@@ -72,10 +72,11 @@ class SplitImagesConfig(PipelineConfig):
         """The PREPROCESS pipeline.
 
         Builds are where ``run_command`` (the ``local`` and ``batch`` runners) starts our
-        code, so our terminal output is installed here too.
+        code: our log lines are routed here, and the commands exit 2 in one line for a problem
+        the user fixes (:class:`~benchmark.console.one_line_errors`).
         """
-        from benchmark.cli import output
+        from benchmark import console
         from benchmark.pipeline.preprocess import SplitImages
 
-        output.install()
-        return SplitImages(self, tmp_dir)
+        console.install()
+        return console.with_one_line_errors(SplitImages(self, tmp_dir))

@@ -23,7 +23,7 @@ def batch_runner():
 
 
 def register(registry: "Registry") -> None:
-    """Make ``rastervision run batch`` use our runner.
+    """Make ``rastervision run batch`` use our runner (RV's own for pipelines not ours).
 
     Plugins load in ``sys.path`` order, so RV's ``rastervision.aws_batch`` may register its
     ``batch`` runner before or after ours, and ``Registry.add_runner`` refuses a second runner

@@ -2,7 +2,6 @@
 
 import re
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -16,7 +15,7 @@ from tests.fixtures.faults import (
     lose_after_listing,
     snapshot,
 )
-from tests.fixtures.models import pointwise_model
+from tests.fixtures.models import bundle_loader
 from tests.fixtures.rasters import rgba, write_raster
 
 pytestmark = pytest.mark.faults
@@ -25,9 +24,8 @@ OUTPUTS = ("_buildings.geojson", "_buildings.gpkg", "_prob.tif")
 
 
 def outline(images: Path, out: Path) -> int:
-    bundle = SimpleNamespace(model=pointwise_model(), threshold=0.5, gsd=None, window=64, overlap=0)
     args = ["b.zip", str(images), str(out), "--no-fast", "--device", "cpu"]
-    return footprints_cli.main(args, load_bundle=lambda uri: bundle)
+    return footprints_cli.main(args, load_bundle=bundle_loader(window=64))
 
 
 def outputs(*names: str) -> list[str]:

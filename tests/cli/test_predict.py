@@ -3,12 +3,11 @@
 import subprocess
 import tarfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from benchmark.cli.predict import main
-from tests.fixtures.models import pointwise_model, record_input_sizes
+from tests.fixtures.models import bundle_loader, pointwise_model, record_input_sizes
 from tests.fixtures.rasters import read_band, rgba, write_raster
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -23,11 +22,9 @@ class TestPredictFolderCommand:
         model=None,
         window: int | None = None,
     ) -> int:
-        bundle = SimpleNamespace(
-            model=model or pointwise_model(), threshold=threshold, gsd=gsd, window=window, overlap=8
-        )
+        loader = bundle_loader(model, threshold=threshold, gsd=gsd, window=window, overlap=8)
         common = ["--chip-size", "64", "--num-workers", "0", "--no-fast"]
-        return main([*args, *common], load_bundle=lambda uri: bundle)
+        return main([*args, *common], load_bundle=loader)
 
     @pytest.fixture
     def img_dir(self, tmp_path: Path) -> Path:

@@ -2,7 +2,6 @@
 
 import tarfile
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
@@ -16,7 +15,7 @@ from tests.fixtures.faults import (
     lose_after_listing,
     snapshot,
 )
-from tests.fixtures.models import pointwise_model
+from tests.fixtures.models import bundle_loader
 from tests.fixtures.rasters import rgba, write_raster
 
 pytestmark = [
@@ -27,11 +26,8 @@ CHIPS = ("a1", "b2", "c3")
 
 
 def predict(img_dir: Path, out: Path, *more: str) -> int:
-    bundle = SimpleNamespace(
-        model=pointwise_model(), threshold=0.5, gsd=None, window=None, overlap=0
-    )
     args = [str(img_dir), str(out), "--chip-size", "64", "--num-workers", "0", "--no-fast", *more]
-    return predict_cli.main(["b.zip", *args], load_bundle=lambda uri: bundle)
+    return predict_cli.main(["b.zip", *args], load_bundle=bundle_loader())
 
 
 @pytest.fixture

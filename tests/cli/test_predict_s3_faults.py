@@ -1,13 +1,12 @@
 """``benchmark-predict`` with its chips and masks on a faulty S3: the same masks, or one line."""
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import boto3
 import pytest
 
 from benchmark.cli.predict import main
-from tests.fixtures.models import pointwise_model
+from tests.fixtures.models import bundle_loader
 from tests.fixtures.rasters import rgba, write_raster
 from tools.s3_fault_proxy import FAULT_KINDS, FaultRule
 
@@ -26,11 +25,8 @@ DATA = r"\.tif$"
 
 
 def predict(img_dir: str, out_dir: str) -> int:
-    bundle = SimpleNamespace(
-        model=pointwise_model(), threshold=0.5, gsd=None, window=None, overlap=8
-    )
     options = ["--chip-size", "64", "--num-workers", "0", "--no-fast", "--batch-size", "2"]
-    return main(["b.zip", img_dir, out_dir, *options], load_bundle=lambda uri: bundle)
+    return main(["b.zip", img_dir, out_dir, *options], load_bundle=bundle_loader(overlap=8))
 
 
 def s3_objects(prefix: str) -> dict[str, bytes]:

@@ -1,4 +1,4 @@
-"""``eval`` on a finished tiny run: the decision threshold each option asks for, and its report."""
+"""``eval`` on a finished tiny run: the decision threshold each choice asks for, and its report."""
 
 import pytest
 
@@ -22,9 +22,15 @@ def test_eval_decides_with_the_threshold_asked_for(finished_run, tmp_path, fake_
 
     report = evaluate()
     assert report["decision_threshold"] == 0.5
+    assert report["threshold_choice"] == "fixed" and report["threshold_tuned"] is False
     assert uri_exists(layout.thresholds_picture_uri(cfg.eval_uri))
 
-    cfg.share_threshold = True
+    cfg.threshold_value = 0.42  # off eval's sweep: scored all the same
+    report = evaluate()
+    assert report["decision_threshold"] == 0.42
+    assert report["best_threshold"]["threshold"] in THRESHOLDS
+
+    cfg.threshold = "share"
     report = evaluate()
     shared = report["share_threshold"]
     assert report["decision_threshold"] == shared["threshold"]
@@ -32,7 +38,7 @@ def test_eval_decides_with_the_threshold_asked_for(finished_run, tmp_path, fake_
     assert abs(shared["predicted_share"] - shared["training_share"]) < 0.1
     assert report["best_threshold"]["threshold"] in THRESHOLDS  # validation's, still reported
 
-    cfg.train_threshold = True  # the training chips' choice wins, and alone runs
+    cfg.threshold = "train"  # the training chips' choice, and it alone runs
     report = evaluate()
     chosen = report["training_threshold"]
     assert "share_threshold" not in report
@@ -46,7 +52,8 @@ def test_eval_decides_with_the_threshold_asked_for(finished_run, tmp_path, fake_
     fake_gpus(0)  # predict ran on the GPU queue, eval on the CPU queue
     assert evaluate()["training_threshold"]["execution"] == "fp32"
 
-    cfg.tune_threshold = True  # the validation scenes' choice wins over both
+    cfg.threshold = "tune"  # the validation scenes' choice: neither of the others runs
     report = evaluate()
     assert "training_threshold" not in report and "share_threshold" not in report
     assert report["decision_threshold"] == report["best_threshold"]["threshold"]
+    assert report["threshold_tuned"] is True

@@ -3,7 +3,6 @@
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
-from types import SimpleNamespace
 
 import pyogrio
 import pytest
@@ -11,7 +10,7 @@ import shapely
 
 from benchmark.cli.footprints import main
 from benchmark.footprints.osm_input import read_osm_file
-from tests.fixtures.models import pointwise_model
+from tests.fixtures.models import bundle_loader
 from tests.footprints.conftest import MAPPED_BOX, SHED_BOX, lonlat_box, osm_xml, overpass_answer
 
 FOOTPRINTS = ["utm_buildings.geojson", "utm_buildings.gpkg", "utm_prob.tif"]
@@ -28,9 +27,8 @@ def fresh_cache():
 
 
 def outline(image: str, out: Path, *more: str) -> int:
-    bundle = SimpleNamespace(model=pointwise_model(), threshold=0.5, gsd=None, window=64, overlap=0)
     args = ["b.zip", image, str(out), "--no-fast", "--device", "cpu", *more]
-    return main(args, load_bundle=lambda uri: bundle)
+    return main(args, load_bundle=bundle_loader(window=64))
 
 
 def written(out: Path) -> list[str]:

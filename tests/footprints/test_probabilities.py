@@ -8,7 +8,9 @@ from rasterio.windows import Window
 from benchmark.data.gsd import read_bands
 from benchmark.errors import InputError
 from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid, resampled_vrt
-from tests.fixtures.models import FP32, pointwise_model
+from benchmark.inference.gsd_round_trip import predict_resampled_window
+from benchmark.inference.settings import PredictionSettings
+from tests.fixtures.models import FP32, conv_model, pointwise_model
 from tests.fixtures.rasters import write_raster
 
 
@@ -45,10 +47,26 @@ class TestPredictOnImageGrid:
     def test_output_is_on_the_input_grid_and_off_imagery_is_zero(self, make_scene, tmp_path, gsd):
         uri = make_scene("s", "webmercator", alpha_off=(0, 0, 40, 40))
         out = str(tmp_path / "prob.tif")
-        predict_on_image_grid(pointwise_model(), uri, out, FP32, gsd, window=64, overlap=16)
+        settings = PredictionSettings(FP32, window=64, overlap=16, gsd=gsd)
+        predict_on_image_grid(pointwise_model(), uri, out, settings)
         with rasterio.open(out) as prob, rasterio.open(uri) as src:
             assert (prob.crs, prob.transform, prob.shape) == (src.crs, src.transform, src.shape)
             p = prob.read(1)
         assert (p[:40, :40] == 0).all()
         assert p[60:120, 70:190].min() > 200  # inside the first building
         assert p[150:190, 20:200].max() < 30  # ground
+
+    def test_at_a_gsd_it_is_the_pipelines_round_trip_of_the_vrt(self, make_scene, tmp_path):
+        """One way there and back: the raster the pipeline's windows get from the same view."""
+        uri = make_scene("s", alpha_off=(0, 0, 40, 40))
+        settings = PredictionSettings(FP32, window=64, overlap=16, gsd=0.3)
+        out, expected = tmp_path / "prob.tif", tmp_path / "expected.tif"
+        predict_on_image_grid(conv_model(), uri, str(out), settings)
+
+        vrt = tmp_path / "s.vrt"
+        vrt.write_text(resampled_vrt(uri, *ImageGrid.of(uri).size_at(0.3)))
+        full = Window(0, 0, 400, 300)
+        predict_resampled_window(conv_model(), str(vrt), uri, full, str(expected), settings)
+        with rasterio.open(out) as got, rasterio.open(expected) as want:
+            assert (got.transform, got.shape) == (want.transform, want.shape)
+            np.testing.assert_array_equal(got.read(1), want.read(1))

@@ -2,7 +2,6 @@
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pyogrio
@@ -15,12 +14,15 @@ import benchmark.footprints.vectorize as vectorize
 from benchmark.cli.footprints import main
 from benchmark.footprints.inputs import ImageRef, list_images
 from benchmark.footprints.run import FootprintOutputs, FootprintSettings, footprints_for_images
-from tests.fixtures.models import FP32, pointwise_model
+from benchmark.inference.settings import PredictionSettings
+from tests.fixtures.models import FP32, bundle_loader, pointwise_model
 from tests.fixtures.rasters import write_raster
 
 # The conftest's buildings: 80 x 140 and 60 x 50 px of 10 cm.
 AREAS = [112.0, 30.0]
-SETTINGS = FootprintSettings(threshold=0.5, gsd=0.3, window=64, overlap=16, inference=FP32)
+SETTINGS = FootprintSettings(
+    threshold=0.5, prediction=PredictionSettings(FP32, window=64, overlap=16, gsd=0.3)
+)
 
 
 def outline(folder: Path | str, out: Path, settings: FootprintSettings = SETTINGS):
@@ -76,7 +78,9 @@ class TestFootprints:
         monkeypatch.setattr(vectorize, "BLOCK_SIZE", 128)
         uri = make_scene("cross", height=256, width=256, boxes=[(60, 60, 200, 200)])
         out = tmp_path / "out"
-        settings = FootprintSettings(threshold=0.5, window=128, overlap=32, inference=FP32)
+        settings = FootprintSettings(
+            threshold=0.5, prediction=PredictionSettings(FP32, window=128, overlap=32)
+        )
         outline(uri, out, settings)  # windows start at 0 and 96; blocks at 0 and 128
         (feature,) = features(out, "cross")
         assert feature["properties"]["area_m2"] == pytest.approx(140 * 140 * 0.01, rel=0.02)
@@ -122,10 +126,7 @@ class TestFootprints:
 
 
 def fake_bundle(threshold: float = 0.5, gsd: float | None = 0.3):
-    bundle = SimpleNamespace(
-        model=pointwise_model(), threshold=threshold, gsd=gsd, window=64, overlap=16
-    )
-    return lambda uri: bundle
+    return bundle_loader(threshold=threshold, gsd=gsd, window=64, overlap=16)
 
 
 class TestCommand:

@@ -20,6 +20,7 @@ from benchmark.data.submission import pack_submission
 from benchmark.inference.chips import decoding_workers, predict_chip_folder, writer_threads
 from benchmark.inference.execution import InferenceOptions, select_execution
 from benchmark.inference.forward import probability_to_mask, quantize
+from benchmark.inference.settings import PredictionSettings
 from tests.fixtures.models import (
     FP32,
     conv_model,
@@ -30,6 +31,9 @@ from tests.fixtures.models import (
 from tests.fixtures.rasters import read_band, rgba, smooth_rgba, write_raster
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
+
+WHOLE = PredictionSettings(FP32)  # whole chips, plain fp32
+AT_10_CM = PredictionSettings(FP32, gsd=0.1)  # a model at 10 cm: chips resized to it
 
 
 @pytest.fixture
@@ -64,7 +68,7 @@ class TestPredictChipFolder:
             write(*args)
 
         monkeypatch.setattr(chips_module, "_write_chip_output", recording_write)
-        predict_chip_folder(pointwise_model(), chips, str(tmp_path / "o"), FP32, expected_size=64)
+        predict_chip_folder(pointwise_model(), chips, str(tmp_path / "o"), WHOLE, expected_size=64)
         base = os.getpriority(os.PRIO_PROCESS, 0)
         assert niceness == [min(19, base + BACKGROUND_NICENESS)] * len(good)
 
@@ -79,10 +83,10 @@ class TestPredictChipFolder:
         model = pointwise_model()
         sizes = record_input_sizes(model)
         whole, windowed = tmp_path / "whole", tmp_path / "windowed"
-        predict_chip_folder(model, chips, str(whole), FP32, threshold=None, expected_size=64)
+        predict_chip_folder(model, chips, str(whole), WHOLE, threshold=None, expected_size=64)
         predict_chip_folder(
-            model, chips, str(windowed), FP32, threshold=None, expected_size=64,
-            window=window, overlap=overlap,
+            model, chips, str(windowed), PredictionSettings(FP32, window, overlap),
+            threshold=None, expected_size=64,
         )  # fmt: skip
         assert set(sizes) == {(64, 64), (window, window)}
         for chip in chips:
@@ -99,7 +103,9 @@ class TestPredictChipFolder:
             device="cpu", execution="fp32", batch_size=2, num_workers=num_workers
         )
         model = conv_model()
-        report = predict_chip_folder(model, chips, str(out), options, expected_size=64)
+        report = predict_chip_folder(
+            model, chips, str(out), PredictionSettings(options), expected_size=64
+        )
 
         assert sorted(report.written) == sorted(good)
         assert set(report.bad) == {"dd04", "ee05", "ff06"}
@@ -123,11 +129,11 @@ class TestPredictChipFolder:
     def test_rerun_skips_finished_chips_unless_overwrite(self, tmp_path, chip_dir, caplog):
         chips, good = chip_dir
         out = str(tmp_path / "out")
-        predict_chip_folder(conv_model(), chips, out, FP32, expected_size=64)
+        predict_chip_folder(conv_model(), chips, out, WHOLE, expected_size=64)
         mtimes = {p.name: p.stat().st_mtime_ns for p in Path(out).iterdir()}
 
         caplog.set_level("INFO", logger="benchmark.inference.chips")
-        again = predict_chip_folder(conv_model(), chips, out, FP32, expected_size=64)
+        again = predict_chip_folder(conv_model(), chips, out, WHOLE, expected_size=64)
         assert sorted(again.skipped) == sorted(good)
         assert again.written == []
         assert set(again.bad) == {"dd04", "ee05", "ff06"}  # still no output: tried again
@@ -135,7 +141,7 @@ class TestPredictChipFolder:
         assert {p.name: p.stat().st_mtime_ns for p in Path(out).iterdir()} == mtimes
 
         redo = predict_chip_folder(
-            conv_model(), chips[:1], out, FP32, expected_size=64, overwrite=True
+            conv_model(), chips[:1], out, WHOLE, expected_size=64, overwrite=True
         )
         assert redo.written == ["aa01"]
 
@@ -143,7 +149,7 @@ class TestPredictChipFolder:
         chips, good = chip_dir
         model = pointwise_model()
         out = tmp_path / "prob"
-        predict_chip_folder(model, chips[1:2], str(out), FP32, threshold=None, expected_size=64)
+        predict_chip_folder(model, chips[1:2], str(out), WHOLE, threshold=None, expected_size=64)
         expected = quantize(whole_forward(model, good["bb02"][:3]))
         np.testing.assert_array_equal(read_band(out / "bb02.tif"), expected)
         with rasterio.open(out / "bb02.tif") as src:
@@ -165,7 +171,9 @@ class TestPredictChipFolder:
         monkeypatch.setattr(chips_module, "_ChipDataset", recording)
         options = InferenceOptions(device="cpu", execution="fp32", num_workers=num_workers)
         out = str(tmp_path / "out")
-        predict_chip_folder(pointwise_model(), chips[:2], out, options, expected_size=64)
+        predict_chip_folder(
+            pointwise_model(), chips[:2], out, PredictionSettings(options), expected_size=64
+        )
         assert [d.threads for d in datasets] == [threads]
 
     def test_decoding_threads_hold_while_a_chip_is_read(self, chip_dir, monkeypatch):
@@ -190,7 +198,7 @@ class TestPredictChipFolder:
         sizes = record_input_sizes(model)
         out = tmp_path / "out"
         report = predict_chip_folder(
-            model, chips, str(out), FP32, expected_size=64, input_scale=scale
+            model, chips, str(out), AT_10_CM, expected_size=64, chip_gsd=0.1 * scale
         )
         assert sorted(report.written) == sorted(good)
         assert set(sizes) == {(side, side)}
@@ -208,7 +216,12 @@ class TestPredictChipFolder:
         for scale in (1.0, 0.75):
             out = tmp_path / str(scale)
             predict_chip_folder(
-                pointwise_model(), [chip], str(out), FP32, expected_size=64, input_scale=scale
+                pointwise_model(),
+                [chip],
+                str(out),
+                AT_10_CM,
+                expected_size=64,
+                chip_gsd=0.1 * scale,
             )
             masks[scale] = read_band(out / "s1.tif")
         assert 0 < masks[1.0].sum() < masks[1.0].size
@@ -216,7 +229,7 @@ class TestPredictChipFolder:
 
     def test_report_times_the_model(self, tmp_path, chip_dir):
         chips, _ = chip_dir
-        report = predict_chip_folder(conv_model(), chips, str(tmp_path), FP32, expected_size=64)
+        report = predict_chip_folder(conv_model(), chips, str(tmp_path), WHOLE, expected_size=64)
         assert 0 < report.model_seconds <= report.wall_seconds
         assert "3 written, 0 already done, 3 bad" in report.summary()
 
@@ -268,7 +281,7 @@ class TestWriting:
         monkeypatch.setattr(chips_module, "ThreadPoolExecutor", recording)
         options = InferenceOptions(device="cpu", execution="fp32", num_workers=0, num_writers=3)
         report = predict_chip_folder(
-            pointwise_model(), chips, str(tmp_path), options, expected_size=64
+            pointwise_model(), chips, str(tmp_path), PredictionSettings(options), expected_size=64
         )
         assert pools == [3] and sorted(report.written) == sorted(good)
 
@@ -307,9 +320,13 @@ def test_chips_on_s3_predict_resume_and_pack(tmp_path, s3_upload):
     out = "s3://bench/pred/masks"
     options = InferenceOptions(device="cpu", batch_size=2, num_workers=1)
 
-    first = predict_chip_folder(pointwise_model(), chips, out, options, expected_size=64)
+    first = predict_chip_folder(
+        pointwise_model(), chips, out, PredictionSettings(options), expected_size=64
+    )
     assert sorted(first.written) == ids
-    again = predict_chip_folder(pointwise_model(), chips, out, options, expected_size=64)
+    again = predict_chip_folder(
+        pointwise_model(), chips, out, PredictionSettings(options), expected_size=64
+    )
     assert sorted(again.skipped) == ids
 
     tgz = "s3://bench/pred/submission.tgz"

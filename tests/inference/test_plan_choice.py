@@ -29,6 +29,7 @@ from benchmark.inference.plan_choice import (
     write_cache,
 )
 from benchmark.inference.scenes import predict_scene
+from benchmark.inference.settings import PredictionSettings
 from tests.fixtures.models import conv_model
 from tests.fixtures.rasters import rgba, write_raster
 
@@ -267,7 +268,7 @@ class TestWhereTheModelMeetsData:
             for i in range(3)
         ]
         report = predict_chip_folder(
-            conv_model(), chips, str(tmp_path / "out"), AUTO, expected_size=64
+            conv_model(), chips, str(tmp_path / "out"), PredictionSettings(AUTO), expected_size=64
         )
         assert len(report.written) == 3
         assert measured == ["fp32", "fp32_channels_last", "bf16"]
@@ -277,6 +278,7 @@ class TestWhereTheModelMeetsData:
     def test_scene_prediction(self, monkeypatch, cpu, tmp_path):
         measured = stand_in_timings(monkeypatch, {"fp32": 0.5, "fp32_channels_last": 1, "bf16": 2})
         scene = write_raster(tmp_path / "scene.tif", rgba(96, 96, seed=1))
-        predict_scene(conv_model(), scene, str(tmp_path / "prob.tif"), AUTO, window=64)
+        in_64 = PredictionSettings(AUTO, window=64)
+        predict_scene(conv_model(), scene, str(tmp_path / "prob.tif"), in_64)
         assert measured == ["fp32", "fp32_channels_last", "bf16"]
         assert Path(tmp_path / "prob.tif").exists()

@@ -1,7 +1,11 @@
-"""Self-training through the pipeline's train: rounds, pseudo-labels, resume, eval's record."""
+"""Self-training: unlabeled imagery predicted (no model), then rounds through train (slow).
+
+The slow tests run the pipeline's train: rounds, pseudo-labels, resume, eval's record.
+"""
 
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -12,12 +16,28 @@ from benchmark.data.constants import BUILDING, IGNORE_LABEL, NO_BUILDING
 from benchmark.data.scene_windows import read_scene_windows
 from benchmark.data.uris import read_json
 from benchmark.errors import InputError
+from benchmark.inference.chips import ChipFolderReport
+from benchmark.inference.settings import PredictionSettings
+from benchmark.pipeline import self_training
 from benchmark.pipeline.benchmark_config import SelfTrainingConfig
+from benchmark.pipeline.self_training import SelfTrainingRun
 from benchmark.training.learner import ResumableLearner
 from tests.fixtures.cli import EXPERIMENT
 from tests.fixtures.runs import build_pipeline, copy_run
 
-pytestmark = pytest.mark.slow
+
+def test_an_unreadable_test_chip_is_left_out_not_fatal(monkeypatch, tmp_path):
+    chips = [SimpleNamespace(id=name, uri=f"/chips/{name}.tif") for name in ("good", "broken")]
+    run = SelfTrainingRun(
+        SelfTrainingConfig(), PredictionSettings(), str(tmp_path), str(tmp_path), 0, chips, 1024
+    )
+    report = ChipFolderReport(written=["good"], bad={"broken": "not a GeoTIFF"})
+    monkeypatch.setattr(self_training, "load_learner_models", lambda *_: None)
+    monkeypatch.setattr(self_training, "predict_chip_folder", lambda *_, **__: report)
+
+    images = self_training._predict_unlabeled(run, "model", str(tmp_path), str(tmp_path))
+
+    assert [image.name for image in images] == ["good"]
 
 
 def _label_values(chips_zip: str) -> set[int]:
@@ -36,6 +56,7 @@ def _weights(path) -> dict[str, torch.Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
+@pytest.mark.slow
 def test_self_training_rounds_resume_and_reach_eval(finished_run, tmp_path, monkeypatch):
     save = ResumableLearner.save_model_bundle  # without ONNX: most of a tiny round's time
     monkeypatch.setattr(
@@ -100,6 +121,7 @@ def _config(finished_run: dict, **args: str):
     return benchmark.get_config("inprocess", **scene_args, **args)
 
 
+@pytest.mark.slow
 def test_self_training_is_off_by_default_and_needs_unlabeled_imagery(finished_run):
     assert _config(finished_run).self_training is None
     with pytest.raises(InputError, match="self_train_rounds needs unlabeled imagery"):
@@ -109,6 +131,7 @@ def test_self_training_is_off_by_default_and_needs_unlabeled_imagery(finished_ru
     assert cfg.self_training == SelfTrainingConfig(rounds=2, test_chips=True)
 
 
+@pytest.mark.slow
 def test_self_training_never_learns_from_validation_imagery(finished_run):
     catalog = finished_run["catalog"]
     area, scene = catalog.valid_keys[0].split("/")
@@ -118,6 +141,7 @@ def test_self_training_never_learns_from_validation_imagery(finished_run):
         _config(finished_run, self_train_rounds="1", self_train_images=f"a.tif,{image}")
 
 
+@pytest.mark.slow
 def test_an_unusable_image_is_refused_before_any_training(finished_run, tmp_path):
     root = copy_run(finished_run, tmp_path, "split_images", f"chip/{EXPERIMENT}")
     pipeline = build_pipeline(root, preprocess=False, tmp_path=tmp_path)

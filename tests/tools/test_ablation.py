@@ -6,8 +6,6 @@ The unit tests fake the rastervision runs and their outputs; the slow test runs 
 """
 
 import json
-import re
-import shlex
 import shutil
 import subprocess
 from collections.abc import Iterable
@@ -16,11 +14,12 @@ from typing import IO
 
 import pytest
 
+from benchmark.data import layout
 from benchmark.data.uris import write_json
 from benchmark.evaluation.buildings import BuildingCounts, build_building_report
 from benchmark.evaluation.metrics import ConfusionCounts, build_eval_report
+from benchmark.experiments import demo_recipe
 from benchmark.experiments.benchmark_args import BenchmarkArgs
-from benchmark.pipeline import layout
 from tests.fixtures.cli import TINY_MODEL_ARGS
 from tests.fixtures.opencities import make_opencities_catalog
 from tools import ablation, ablation_table
@@ -35,7 +34,6 @@ from tools.ablation import (
     Recipe,
     Setup,
 )
-from tools.measure import REPO
 
 BY_NAME = {v.name: v for v in VARIANTS}
 KNOWN_ARGS = frozenset(BenchmarkArgs.model_fields)
@@ -198,19 +196,6 @@ def supported_names(setup: Setup, known_args: frozenset[str] = KNOWN_ARGS) -> li
     return [v.name for v in ablation.supported_variants(VARIANTS, known_args, setup)]
 
 
-def demo_script_args() -> dict[str, str]:
-    """The ``-a`` arguments of wb_scripts/demo's benchmark command, its variables filled in."""
-    text = (REPO / "wb_scripts" / "demo").read_text()
-    variables = dict(re.findall(r"^([A-Z_]+)=([\w.]+)$", text, re.MULTILINE))
-    (command,) = [
-        line
-        for line in text.replace("\\\n", " ").splitlines()
-        if line.startswith("rastervision ") and "benchmark.experiments.benchmark" in line
-    ]
-    args = run_args(tuple(shlex.split(command)))
-    return {key: variables.get(value.removeprefix("$"), value) for key, value in args.items()}
-
-
 class TestRecipes:
     def test_original_is_the_originals_model_loss_and_augmentation(self):
         assert {k: ORIGINAL.args[k] for k in ("model", "encoder", "loss", "aug")} == {
@@ -221,15 +206,17 @@ class TestRecipes:
         }
         assert ORIGINAL.budget == Budget(chips_per_scene=80, num_epochs=2, batch_sz=4)
 
-    def test_demo_is_the_demo_scripts(self):
-        """The demo's recipe arguments, read from its text: the two cannot drift apart."""
-        run_specific = ablation.RESERVED_ARGS | {"test", "test_img_dir", "test_chip_gsd"}
-        script = {k: v for k, v in demo_script_args().items() if k not in run_specific}
-        assert script["loss"] == "lovasz" and script["pretrained"] == "false"  # variables filled
-        recipe = {**DEMO.args, **DEMO.budget.args()}
+    def test_demo_is_the_demo_recipe(self):
+        """The baseline is benchmark/experiments/demo_recipe.py's, which wb_scripts/demo runs."""
+        baseline = {**DEMO.args, **DEMO.budget.args()}
         assert DEMO.budget.batch_sz == BenchmarkArgs.model_fields["batch_sz"].default
-        del recipe["batch_sz"]  # the demo leaves it at the experiment's default
-        assert script == recipe
+        del baseline["batch_sz"]  # the demo leaves it at the experiment's default
+        assert baseline == {"gsd": demo_recipe.GSD, **demo_recipe.ARGS}
+
+    def test_the_scenes_default_to_the_demos_sample(self):
+        args = ablation.build_parser().parse_args([])
+        assert Path(args.catalog) == demo_recipe.TRAIN_STAC_URI
+        assert (args.train_ids, args.valid_ids) == (demo_recipe.TRAIN_IDS, demo_recipe.VALID_IDS)
 
     @pytest.mark.parametrize("recipe", RECIPES.values(), ids=RECIPES)
     def test_is_valid_experiment_arguments(self, recipe):
@@ -312,9 +299,6 @@ class TestArguments:
     def test_a_change_on_top_of_the_demo_recipe(self, tmp_path):
         args = ablation.experiment_args(make_setup(tmp_path, DEMO), BY_NAME["ema"], 0)
         assert (args["gsd"], args["loss"], args["ema_decay"]) == ("0.3", "lovasz", "0.99")
-
-    def test_rv_flags(self):
-        assert ablation.rv_flags({"a": "1", "b": "x"}) == ["-a", "a", "1", "-a", "b", "x"]
 
     def test_extra_args(self):
         assert ablation.parse_extra_args(["-a", "k", "v", "-a", "n", "1"]) == {"k": "v", "n": "1"}
@@ -562,7 +546,7 @@ class TestRunVariant:
         stale.write_bytes(b"old")
         (root / "train" / "tta-seed1").mkdir()
         result = ablation.run_variant(setup, BY_NAME["tta"], 1, Preprocessor(setup, {"root_uri"}))
-        for command in ("chip", "train"):  # eval's train_threshold predicts the chips
+        for command in ("chip", "train"):  # eval's -a threshold train predicts the chips
             own, reused = root / command / "tta-seed1", root / command / "baseline-seed1"
             assert own.resolve() == reused.resolve()
         assert not stale.exists()

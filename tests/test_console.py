@@ -1,14 +1,14 @@
-"""Our terminal output under the rastervision CLI (benchmark.cli.output)."""
+"""Our terminal output, under the benchmark and rastervision CLIs (benchmark.console)."""
 
 import logging
 
-from benchmark.cli import output
+from benchmark import console
 
 
 def test_installed_log_routing_reaches_the_root_once(caplog):
     """A user's root handler (or pytest's capture) sees each of our records once, not twice."""
-    output.install()
-    output.install()  # idempotent
+    console.install()
+    console.install()  # idempotent
     caplog.set_level(logging.INFO)
     logging.getLogger("benchmark.some.module").warning("one line")
     assert [r.getMessage() for r in caplog.records] == ["one line"]
@@ -19,10 +19,10 @@ def test_the_measuring_tools_progress_is_routed_too():
     seen = []
     catcher = logging.Handler()
     catcher.emit = seen.append
-    rv_log = logging.getLogger(output.RV_LOGGER)
+    rv_log = logging.getLogger(console.RV_LOGGER)
     rv_log.addHandler(catcher)
     try:
-        output.log_like_rastervision(also=("tools",))
+        console.log_like_rastervision(also=("tools",))
         logging.getLogger("tools.ablation").info("Starting baseline-seed0")
     finally:
         rv_log.removeHandler(catcher)

@@ -5,9 +5,13 @@ Round ``r`` (1 to ``rounds``) predicts the unlabeled imagery with round ``r - 1`
 chips at their GSD, georeferenced images warped to the run's), keeps the confident pixels as
 chips (:mod:`benchmark.training.pseudo_labels`), and fine-tunes round ``r - 1``'s weights on
 the labelled chips plus those for ``epochs`` epochs at ``lr_scale`` of the run's peak learning
-rate, seeded with ``seed + r``. Earlier rounds
-write to ``train/{exp}/self-training/round-{r}``; the last one writes train's own folder, so
-predict, bundle and eval take the last round's model as they take any.
+rate, seeded with ``seed + r``. Earlier rounds write to ``train/{exp}/self-training/round-{r}``;
+the last one writes train's own folder, so predict, bundle and eval take the last round's model
+as they take any.
+
+A pipeline stage, not a training one: it trains, predicts (:mod:`benchmark.inference`,
+:mod:`benchmark.footprints.probabilities`) and loads bundles, in turn. It is given the few
+values it needs (:class:`SelfTrainingRun`), not the pipeline's config.
 
 Resumable at every step, like training itself: a round is done once its ``round.json`` is
 written (last); a killed round's learner resumes from its ``train-state.pth``; probabilities
@@ -18,19 +22,21 @@ labels are never read: only the labelled training chips and the model's own pred
 """
 
 import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rastervision.pipeline.file_system import list_paths
 from rastervision.pytorch_learner import LearnerConfig
 
 from benchmark.data import layout
-from benchmark.data.constants import BUILDING, CLASS_NAMES
-from benchmark.data.gsd import gsd_scale
+from benchmark.data.constants import BUILDING, CLASS_NAMES, DEFAULT_THRESHOLD
 from benchmark.data.uris import atomic_geotiff, read_json, uri_exists, write_json
 from benchmark.footprints.inputs import image_name
 from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid
-from benchmark.inference.chips import predict_chip_folder
-from benchmark.pipeline.benchmark_config import BenchmarkConfig
+from benchmark.inference.chips import ChipLike, predict_chip_folder
+from benchmark.inference.settings import PredictionSettings
+from benchmark.pipeline.benchmark_config import SelfTrainingConfig
 from benchmark.pipeline.bundle import load_learner_models
 from benchmark.training.learner import ResumableLearner
 from benchmark.training.pseudo_labels import UnlabeledImage, write_pseudo_chips
@@ -39,55 +45,77 @@ from benchmark.training.seeding import seed_random_generators
 log = logging.getLogger(__name__)
 
 # The threshold pseudo-labels are measured from: the learner's own (its validation argmax).
-PSEUDO_LABEL_THRESHOLD = 0.5
+PSEUDO_LABEL_THRESHOLD = DEFAULT_THRESHOLD
 
 
-def _round_dir(cfg: BenchmarkConfig, round_index: int) -> str:
-    if round_index == cfg.self_training.rounds:
-        return cfg.train_uri
-    return layout.self_training_round_dir(cfg.train_uri, round_index)
+@dataclass(frozen=True)
+class SelfTrainingRun:
+    """What self-training needs of its run, besides the learner's config.
+
+    Attributes:
+        settings: the rounds, their epochs and learning rate, the pseudo-labels' margin.
+        prediction: how the unlabeled imagery is predicted (the run's predict settings).
+        train_uri: train's folder: earlier rounds under it, the last round in it.
+        chip_uri: the labelled chips (chip's zips), trained on in every round.
+        seed: round ``r`` is seeded with ``seed + r``.
+        test_chips: the test chips to pseudo-label (none unless ``settings.test_chips``).
+        test_chip_size: their side in pixels.
+        test_chip_gsd: their metres per pixel (None: predicted as they are).
+    """
+
+    settings: SelfTrainingConfig
+    prediction: PredictionSettings
+    train_uri: str
+    chip_uri: str
+    seed: int
+    test_chips: Sequence[ChipLike] = ()
+    test_chip_size: int = 0
+    test_chip_gsd: float | None = None
+
+    def round_dir(self, round_index: int) -> str:
+        """Where round ``round_index`` trains: train's own folder for the last round."""
+        if round_index == self.settings.rounds:
+            return self.train_uri
+        return layout.self_training_round_dir(self.train_uri, round_index)
 
 
 def _predict_unlabeled(
-    cfg: BenchmarkConfig, model_dir: str, round_dir: str, tmp_dir: str
+    run: SelfTrainingRun, model_dir: str, round_dir: str, tmp_dir: str
 ) -> list[UnlabeledImage]:
     """Probabilities of every unlabeled image by the model in ``model_dir`` (done ones kept)."""
-    settings, inf = cfg.self_training, cfg.inference
-    options = inf.options()
+    prediction = run.prediction
     # Prepared for its plan on the first batch (measured there where "auto" asks).
-    model = load_learner_models([layout.model_bundle_uri(model_dir)], tmp_dir, options.device)
+    model = load_learner_models(
+        [layout.model_bundle_uri(model_dir)], tmp_dir, prediction.options.device
+    )
     out_dir = layout.pseudo_probability_dir(round_dir)
     images = []
-    if settings.test_chips:
-        scale = gsd_scale(cfg.test_chip_gsd, cfg.gsd)
+    if run.test_chips:
         report = predict_chip_folder(
             model,
-            cfg.test_chips,
+            run.test_chips,
             out_dir,
-            options,
+            prediction,
             threshold=None,
-            expected_size=cfg.test_chip_size,
-            input_scale=scale,
-            window=inf.window,
-            overlap=inf.overlap,
+            expected_size=run.test_chip_size,
+            chip_gsd=run.test_chip_gsd,
         )
         if report.bad:  # pseudo-labels do not need every chip
             log.warning("Self-training goes on without %s", report.not_predicted())
+        scale = prediction.input_scale(run.test_chip_gsd)
         images += [
             UnlabeledImage(c.id, c.uri, layout.chip_file_uri(out_dir, c.id), scale)
-            for c in cfg.test_chips
+            for c in run.test_chips
             if c.id not in report.bad
         ]
-    for uri in settings.image_uris:
+    for uri in run.settings.image_uris:
         name = image_name(uri)
         out_uri = layout.chip_file_uri(out_dir, name)
         grid = ImageGrid.of(uri)
         if not uri_exists(out_uri):
             with atomic_geotiff(out_uri) as path:
-                predict_on_image_grid(
-                    model, uri, path, options, cfg.gsd, inf.window, inf.overlap, grid
-                )
-        scale = grid.ground_res[0] / cfg.gsd if cfg.gsd else 1.0
+                predict_on_image_grid(model, uri, path, prediction, grid)
+        scale = prediction.input_scale(grid.ground_res[0])
         images.append(UnlabeledImage(name, uri, out_uri, scale))
     return images
 
@@ -105,28 +133,28 @@ def _chip_scores(metrics: dict[str, Any]) -> dict[str, float]:
 
 
 def _round_config(
-    cfg: BenchmarkConfig, learner_cfg: LearnerConfig, round_index: int, chips_uri: str
+    run: SelfTrainingRun, learner_cfg: LearnerConfig, round_index: int, chips_uri: str
 ) -> LearnerConfig:
     """Round ``round_index``'s learner: round ``r - 1``'s weights, labelled + pseudo chips."""
     round_cfg = learner_cfg.model_copy(deep=True)
-    round_cfg.output_uri = _round_dir(cfg, round_index)
+    round_cfg.output_uri = run.round_dir(round_index)
     if round_index == 0:
         return round_cfg
-    round_cfg.data.uri = [*list_paths(cfg.chip_uri, ext="zip"), chips_uri]
-    previous = _round_dir(cfg, round_index - 1)
+    round_cfg.data.uri = [*list_paths(run.chip_uri, ext="zip"), chips_uri]
+    previous = run.round_dir(round_index - 1)
     round_cfg.model.init_weights = layout.last_model_uri(previous)
     round_cfg.model.pretrained = False  # the previous round's weights replace ImageNet's
-    round_cfg.solver.num_epochs = cfg.self_training.epochs
-    round_cfg.solver.lr = learner_cfg.solver.lr * cfg.self_training.lr_scale
+    round_cfg.solver.num_epochs = run.settings.epochs
+    round_cfg.solver.lr = learner_cfg.solver.lr * run.settings.lr_scale
     return round_cfg
 
 
 def _train_round(
-    cfg: BenchmarkConfig, learner_cfg: LearnerConfig, round_index: int, tmp_dir: str
+    run: SelfTrainingRun, learner_cfg: LearnerConfig, round_index: int, tmp_dir: str
 ) -> dict[str, Any]:
     """Pseudo-label (after round 0) and train one round; its record."""
-    settings = cfg.self_training
-    round_dir = _round_dir(cfg, round_index)
+    settings = run.settings
+    round_dir = run.round_dir(round_index)
     chips_uri = layout.pseudo_chips_uri(round_dir)
     pseudo = None
     if round_index > 0:
@@ -134,7 +162,7 @@ def _train_round(
         if uri_exists(chips_uri):
             log.info("%s exists: pseudo-labels kept", chips_uri)
         else:
-            images = _predict_unlabeled(cfg, _round_dir(cfg, round_index - 1), round_dir, tmp_dir)
+            images = _predict_unlabeled(run, run.round_dir(round_index - 1), round_dir, tmp_dir)
             pseudo = write_pseudo_chips(
                 images,
                 chips_uri,
@@ -144,9 +172,9 @@ def _train_round(
                 settings.min_known,
                 tmp_dir,
             ).to_json()
-    seed = cfg.seed + round_index
+    seed = run.seed + round_index
     seed_random_generators(seed)
-    round_cfg = _round_config(cfg, learner_cfg, round_index, chips_uri)
+    round_cfg = _round_config(run, learner_cfg, round_index, chips_uri)
     learner = ResumableLearner(round_cfg, tmp_dir=tmp_dir, training=True, seed=seed)
     learner.main()
     return {
@@ -158,22 +186,22 @@ def _train_round(
     }
 
 
-def run_self_training(cfg: BenchmarkConfig, learner_cfg: LearnerConfig, tmp_dir: str) -> None:
+def run_self_training(run: SelfTrainingRun, learner_cfg: LearnerConfig, tmp_dir: str) -> None:
     """Train round 0, then each self-training round (see the module docstring)."""
-    record_uri = layout.self_training_record_uri(cfg.train_uri)
+    record_uri = layout.self_training_record_uri(run.train_uri)
     if uri_exists(record_uri):
         log.info("%s exists: self-training already complete", record_uri)
         return
-    for uri in cfg.self_training.image_uris:  # a bad image is refused before any training
+    for uri in run.settings.image_uris:  # a bad image is refused before any training
         ImageGrid.of(uri)
     records = []
-    for round_index in range(cfg.self_training.rounds + 1):
-        round_record = layout.round_record_uri(_round_dir(cfg, round_index))
-        last = round_index == cfg.self_training.rounds
+    for round_index in range(run.settings.rounds + 1):
+        round_record = layout.round_record_uri(run.round_dir(round_index))
+        last = round_index == run.settings.rounds
         if not last and uri_exists(round_record):
             records.append(read_json(round_record, "self-training round record"))
             continue
-        record = _train_round(cfg, learner_cfg, round_index, tmp_dir)
+        record = _train_round(run, learner_cfg, round_index, tmp_dir)
         log.info(
             "Self-training round %d: validation chips Jaccard %.4f",
             round_index, record["validation_chips"]["jaccard"],
