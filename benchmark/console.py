@@ -128,12 +128,16 @@ def _under_a_command_line() -> bool:
     return click.get_current_context(silent=True) is not None
 
 
-def with_one_line_errors(pipeline: T) -> T:
-    """``pipeline`` (a Raster Vision ``Pipeline``) with its commands under :class:`one_line_errors`.
+def as_rastervision_runs_it(pipeline: T) -> T:
+    """One of our pipelines, built by its config for Raster Vision: our terminal behaviour on.
 
-    The instance's attributes shadow the class's methods, which Raster Vision looks up with
-    ``getattr(pipeline, command)``; the class is left as it is.
+    A config's ``build`` is where ``run_command`` (the ``local`` and ``batch`` runners) first
+    runs our code, so our log lines are routed here (:func:`install`) and the pipeline's
+    commands go under :class:`one_line_errors`. The instance's attributes shadow the class's
+    methods, which Raster Vision looks up with ``getattr(pipeline, command)``; the class is
+    left as it is.
     """
+    install()
     for name in getattr(pipeline, "commands"):  # noqa: B009 (any Pipeline, typed loosely)
         setattr(pipeline, name, one_line_errors()(getattr(pipeline, name)))
     return pipeline

@@ -7,6 +7,7 @@ that was renamed keeps working under its old name, with a warning (:func:`rename
 so do old booleans now said as the value of another argument (:func:`respell_deprecated`).
 """
 
+import copy
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -94,6 +95,14 @@ class SceneArgs(BaseModel):
             "the scenes are -a train_ids and -a valid_ids as given",
             [[assumed(key) for key in ids] for ids in id_lists],
         )
+
+
+def config_field(config: type[BaseModel], name: str) -> Any:
+    """An ``-a`` argument that sets a field of a Raster Vision config of ours as it is.
+
+    Its default, bounds and description are stated once, in the config.
+    """
+    return copy.deepcopy(config.model_fields[name])
 
 
 def rename_deprecated(args: Any, renamed: Mapping[str, str]) -> Any:

@@ -18,10 +18,12 @@ from benchmark.evaluation.threshold_choice import (
 from benchmark.experiments.args import (
     Respelled,
     SceneArgs,
+    config_field,
     rename_deprecated,
     respell_deprecated,
 )
 from benchmark.inference.execution import ExecutionName
+from benchmark.pipeline.benchmark_config import SelfTrainingConfig
 
 # Arguments renamed since a release (old name -> new): the old name still works, with a warning.
 RENAMED_ARGS = {"predict_chip_sz": "predict_window"}
@@ -123,17 +125,9 @@ class BenchmarkArgs(SceneArgs):
         description="Fine-tuning rounds on pseudo-labels of the unlabeled imagery (the test "
         "chips, self_train_images) after the first training; 0: off.",
     )
-    self_train_epochs: int = Field(2, gt=0, description="Epochs of each self-training round.")
-    self_train_margin: float = Field(
-        0.2,
-        gt=0,
-        lt=0.5,
-        description="Pseudo-labels keep pixels whose probability is at least this far from "
-        "0.5; the loss ignores the rest.",
-    )
-    self_train_lr_scale: float = Field(
-        0.1, gt=0, description="Fine-tuning rounds' peak learning rate, as a fraction of lr."
-    )
+    self_train_epochs: int = config_field(SelfTrainingConfig, "epochs")
+    self_train_margin: float = config_field(SelfTrainingConfig, "margin")
+    self_train_lr_scale: float = config_field(SelfTrainingConfig, "lr_scale")
     self_train_test_chips: bool = Field(True, description="Self-training uses the test chips.")
     self_train_images: list[str] = Field(
         [],

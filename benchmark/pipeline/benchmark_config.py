@@ -229,14 +229,8 @@ class BenchmarkConfig(SemanticSegmentationConfig):
         return dry_run.config_uri(layout.pipeline_config_uri(self.root_uri, self.experiment_id))
 
     def build(self, tmp_dir: str) -> Pipeline:
-        """The benchmark pipeline.
-
-        Builds are where ``run_command`` (the ``local`` and ``batch`` runners) starts our
-        code: our log lines are routed here, and the commands exit 2 in one line for a problem
-        the user fixes (:class:`~benchmark.console.one_line_errors`).
-        """
+        """The benchmark pipeline (see :func:`~benchmark.console.as_rastervision_runs_it`)."""
         from benchmark import console
         from benchmark.pipeline.benchmark_pipeline import BenchmarkPipeline
 
-        console.install()
-        return console.with_one_line_errors(BenchmarkPipeline(self, tmp_dir))
+        return console.as_rastervision_runs_it(BenchmarkPipeline(self, tmp_dir))

@@ -69,14 +69,8 @@ class SplitImagesConfig(PipelineConfig):
         return dry_run.config_uri(layout.preprocess_config_uri(self.root_uri))
 
     def build(self, tmp_dir: str) -> Pipeline:
-        """The PREPROCESS pipeline.
-
-        Builds are where ``run_command`` (the ``local`` and ``batch`` runners) starts our
-        code: our log lines are routed here, and the commands exit 2 in one line for a problem
-        the user fixes (:class:`~benchmark.console.one_line_errors`).
-        """
+        """The PREPROCESS pipeline (see :func:`~benchmark.console.as_rastervision_runs_it`)."""
         from benchmark import console
         from benchmark.pipeline.preprocess import SplitImages
 
-        console.install()
-        return console.with_one_line_errors(SplitImages(self, tmp_dir))
+        return console.as_rastervision_runs_it(SplitImages(self, tmp_dir))
