@@ -8,6 +8,7 @@ would drift (the three copies there were did not agree on GDAL's ``/vsis3/`` pat
 S3_PREFIX = "s3://"
 # How GDAL names an S3 object (``/vsis3/bucket/key``); rasterio errors quote URIs this way.
 VSIS3_PREFIX = "/vsis3/"
+HTTP_PREFIXES = ("http://", "https://")
 
 
 def is_s3(uri: str, vsis3: bool = False) -> bool:
@@ -18,3 +19,8 @@ def is_s3(uri: str, vsis3: bool = False) -> bool:
 def is_local(uri: str) -> bool:
     """Whether ``uri`` is a file on this machine (not a URL nor a GDAL virtual file system)."""
     return "://" not in uri and not uri.startswith("/vsi")
+
+
+def is_remote(uri: str) -> bool:
+    """Whether ``uri`` can be read from any machine, as an AWS Batch job reads it (S3, HTTP(S))."""
+    return is_s3(uri) or uri.startswith(HTTP_PREFIXES)

@@ -10,9 +10,10 @@ commands. This subclass keeps that job graph and adds what running the benchmark
   (it replaces RV 0.10's ``-n``);
 - a missing queue or job definition (asked of AWS Batch with ``describe_job_queues`` and
   ``describe_job_definitions``), an AWS credential, permission or region problem, an unknown
-  command or a local pipeline config (which a Batch container cannot read) is one
-  :class:`~benchmark.errors.InputError` line, raised before anything is submitted, so no
-  half-submitted graph is left waiting on AWS;
+  command, a local pipeline config (which a Batch container cannot read) or a local path
+  among the inputs and outputs the config names (:mod:`benchmark.pipeline.remote_inputs`)
+  is one :class:`~benchmark.errors.InputError` line, raised before anything is submitted (a
+  dry run included), so no half-submitted graph is left waiting on AWS;
 - a dry run without AWS credentials still prints the graph, and says in one line that the
   queues and job definitions were not checked; the config ``rastervision run`` saved to a
   local stand-in is printed as the ``s3://`` URI a real run's jobs read
@@ -49,6 +50,7 @@ from benchmark.data.aws_errors import (
 from benchmark.data.uri_schemes import is_s3
 from benchmark.errors import InputError
 from benchmark.pipeline.dry_run import DRY_RUN_ENV, is_dry_run, submitted_config_uri
+from benchmark.pipeline.remote_inputs import require_remote_uris
 
 log = logging.getLogger(__name__)
 
@@ -317,6 +319,7 @@ class BenchmarkBatchRunner(AWSBatchRunner):
         dry_run = is_dry_run()
         cfg_json_uri = submitted_config_uri(cfg_json_uri)
         jobs = self.plan_jobs(cfg_json_uri, pipeline, commands, num_splits, pipeline_run_name)
+        require_remote_uris(pipeline.config)
         queues = sorted({j.queue for j in jobs})
         job_defs = sorted({j.job_def for j in jobs})
         if dry_run and not credentials_available():

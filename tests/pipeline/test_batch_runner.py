@@ -383,10 +383,19 @@ def catalog(tmp_path):
     return make_opencities_catalog(tmp_path / "data", test_chip_size=32)
 
 
-def scene_env(catalog) -> dict[str, str]:
+@pytest.fixture
+def data_uri(batch_resources, catalog, s3_upload) -> str:
+    """The catalog's folder on S3, where Batch jobs can read its scenes and test chips.
+
+    A batch run refuses local paths in its config (:mod:`benchmark.pipeline.remote_inputs`).
+    """
+    return s3_upload(catalog.root, f"s3://{BUCKET}/data")
+
+
+def scene_env(catalog, data_uri: str) -> dict[str, str]:
     return {
         "ROOT_URI": ROOT,
-        "TRAIN_STAC_URI": catalog.catalog_uri,
+        "TRAIN_STAC_URI": f"{data_uri}/train_tier_1/catalog.json",
         "TRAIN_IDS": catalog.train_keys[0],
         "VALID_IDS": catalog.valid_keys[0],
         "PROFILE": PROFILE,
@@ -394,9 +403,11 @@ def scene_env(catalog) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_preprocess_command_from_the_readme(batch_resources, use_profile, catalog, tmp_path):
+def test_preprocess_command_from_the_readme(
+    batch_resources, use_profile, catalog, data_uri, tmp_path
+):
     use_profile()
-    env = scene_env(catalog)
+    env = scene_env(catalog, data_uri)
     rastervision(
         "run", "batch", "benchmark.experiments.split_images", "PREPROCESS",
         "-a", "root_uri", ROOT, "-a", "train_stac_uri", env["TRAIN_STAC_URI"],
@@ -416,13 +427,16 @@ def test_preprocess_command_from_the_readme(batch_resources, use_profile, catalo
 
 
 @pytest.mark.slow
-def test_benchmark_command_from_the_readme(batch_resources, use_profile, catalog, tmp_path):
+def test_benchmark_command_from_the_readme(
+    batch_resources, use_profile, catalog, data_uri, tmp_path
+):
     use_profile()
     env = {
-        **scene_env(catalog),
+        **scene_env(catalog, data_uri),
         "EXPERIMENT_ID": "bench-exp",
+        # The test catalog is read here, as docs/aws-batch.md advises; the chips from S3.
         "TEST_STAC_URI": catalog.test_catalog_uri,
-        "TEST_IMG_DIR": catalog.test_dir,
+        "TEST_IMG_DIR": f"{data_uri}/test",
     }
     # The benchmark's config lists PREPROCESS's windows, so split the scenes (into S3) first.
     scenes = read_training_scenes(catalog.catalog_uri)

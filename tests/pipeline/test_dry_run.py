@@ -205,3 +205,24 @@ def test_a_real_run_without_credentials_is_one_line(no_credentials, tmp_path, ar
     assert result.returncode == 2, result.stderr
     assert result.stderr == f"error: {DEFAULT_TRAIN_STAC_URI}: {NO_CREDENTIALS_LINE}\n"
     assert_nothing_written(no_credentials)
+
+
+def test_a_local_catalog_is_refused_before_the_graph(no_credentials, tmp_path):
+    """Issue #29: the sample's scenes are on this machine, where no Batch job can read them."""
+    args = [
+        *PREPROCESS_ARGS, "-a", "train_stac_uri", "data/kampala_sample/train_tier_1/catalog.json",
+        "-a", "train_ids", "kam/8a5983", "-a", "valid_ids", "kam/94f080",
+    ]  # fmt: skip
+    result = run_batch(tmp_path, *args, dry_run=True)
+    assert result.returncode == 2, result.stderr
+    # Before it, reading the catalog logs how many scenes it has: the error is the last line.
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.stderr.endswith(line + "\n")
+    scene = REPO / "data/kampala_sample/train_tier_1/kam/8a5983"
+    assert line.startswith(
+        "error: 4 local paths, but batch jobs run on AWS and cannot reach this machine's files: "
+        f"scenes[8a5983].image_uri {scene}/8a5983.tif (from -a train_stac_uri); "
+    )
+    assert line.endswith("give their s3:// URIs (nothing was submitted)")
+    assert not parse_dry_run(result.stdout)
+    assert_nothing_written(no_credentials)
