@@ -24,6 +24,7 @@ from benchmark.experiments.args import (
 )
 from benchmark.inference.execution import ExecutionName
 from benchmark.pipeline.benchmark_config import SelfTrainingConfig
+from benchmark.training.losses import parse_loss_spec
 
 # Arguments renamed since a release (old name -> new): the old name still works, with a warning.
 RENAMED_ARGS = {"predict_chip_sz": "predict_window"}
@@ -146,6 +147,13 @@ class BenchmarkArgs(SceneArgs):
     @classmethod
     def _accept_renamed_args(cls, args: Any) -> Any:
         return respell_deprecated(rename_deprecated(args, RENAMED_ARGS), RESPELLED_ARGS)
+
+    @field_validator("loss")
+    @classmethod
+    def _known_loss(cls, value: str) -> str:
+        """Refuse an unknown loss here, in one line: RV validates configs after we return."""
+        parse_loss_spec(value)
+        return value
 
     @field_validator("ensemble", "self_train_images", mode="before")
     @classmethod
