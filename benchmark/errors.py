@@ -21,6 +21,7 @@ MAX_LISTED_PROBLEMS = 10
 FILE_SYSTEM_ERRNOS = frozenset(
     {
         errno.ENOENT,  # vanished between listing and reading, or never there
+        errno.ENOTDIR,  # a folder in the path is a file
         errno.EACCES,
         errno.EPERM,
         errno.EROFS,

@@ -89,6 +89,21 @@ def rastervision(*words: str, cwd: Path) -> subprocess.CompletedProcess:
     )
 
 
+def test_an_output_root_that_cannot_be_made_is_one_line(tmp_path):
+    """RV writes its config to the root after get_config returns: we make the root first."""
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    result = rastervision(
+        "run", "inprocess", "benchmark.experiments.split_images", "PREPROCESS",
+        "-a", "root_uri", str(blocked / "out"), cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert (
+        result.stderr.splitlines()[-1] == f"error: {blocked / 'out'}: not written: Not a directory"
+    )
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.parametrize("verbose", [[], ["-v"]])
 def test_rastervision_run_of_ours_exits_2_in_one_line(tmp_path, verbose):
     """get_config's InputError under ``rastervision run inprocess``: one line (-v: traceback)."""

@@ -99,6 +99,23 @@ def _not_written(uri: str, exc: OSError) -> OutputError:
     return OutputError(code, f"not written: {exc.strerror or exc}", uri)
 
 
+def make_output_root(uri: str) -> None:
+    """Create the local output root ``uri`` now, or say in one line why it cannot be.
+
+    Raster Vision writes the pipeline config there as soon as our experiment returns, outside
+    our code, where a missing parent or a read-only disk is a traceback. An ``s3://`` root is
+    not written here: the batch runner and ``benchmark check-aws`` check its bucket.
+    """
+    if is_s3(uri):
+        return
+    try:
+        os.makedirs(uri, exist_ok=True)
+        if not os.access(uri, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), uri)
+    except OSError as exc:
+        raise _not_written(uri, exc) from None
+
+
 def _nearly_full(folder: str) -> bool:
     """Whether the disk holding ``folder`` has (almost) no space left for this user."""
     try:

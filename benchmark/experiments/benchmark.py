@@ -38,6 +38,7 @@ from benchmark.data.chips import list_test_chips
 from benchmark.data.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
 from benchmark.data.label_source import NoDataAsBackgroundLabelSourceConfig
 from benchmark.data.scene_windows import SceneWindows, WindowFile, read_scene_windows
+from benchmark.data.uris import make_output_root
 from benchmark.errors import InputError
 from benchmark.experiments.args import parse_args
 from benchmark.experiments.benchmark_args import BenchmarkArgs
@@ -234,6 +235,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
         **kwargs: the ``-a`` arguments; ``root_uri`` is required.
     """
     args = parse_args(BenchmarkArgs, kwargs)
+    make_output_root(args.root_uri)
     rng = random.Random(args.seed)
     experiment_id = args.experiment_id + ("-TEST" if args.test else "")
     train_refs, valid_refs = args.read_scenes(args.train_ids, args.valid_ids)

@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import Field
 
 from benchmark.console import one_line_errors
+from benchmark.data.uris import make_output_root
 from benchmark.experiments.args import SceneArgs, parse_args
 from benchmark.pipeline.preprocess_config import SceneSourceConfig, SplitImagesConfig
 
@@ -40,6 +41,7 @@ def get_config(runner: str, **kwargs: Any) -> SplitImagesConfig:
             ``train_ids``, ``valid_ids``, ``split_dir``, ``split_size``, ``gsd``.
     """
     args = parse_args(SplitImagesArgs, kwargs)
+    make_output_root(args.root_uri)
     # Validation scenes are cut too: the benchmark predicts and evaluates on their windows.
     (scenes,) = args.read_scenes(list(dict.fromkeys(args.train_ids + args.valid_ids)))
     return SplitImagesConfig(

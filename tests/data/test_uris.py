@@ -11,11 +11,12 @@ from moto import mock_aws
 from benchmark.data.uris import (
     PARTIAL_DIR,
     atomic_output,
+    make_output_root,
     read_json,
     uri_exists,
     write_json,
 )
-from benchmark.errors import InputError
+from benchmark.errors import InputError, OutputError, one_line_error
 
 
 class TestAtomicOutputLocal:
@@ -153,3 +154,19 @@ class TestJson:
         (tmp_path / "bad.json").write_bytes(content)
         with pytest.raises(InputError, match=r"bad\.json: not valid JSON"):
             read_json(str(tmp_path / "bad.json"))
+
+
+class TestMakeOutputRoot:
+    def test_a_missing_root_is_made(self, tmp_path):
+        make_output_root(str(tmp_path / "new" / "root"))
+        assert (tmp_path / "new" / "root").is_dir()
+
+    def test_a_root_under_a_file_is_one_line(self, tmp_path):
+        (tmp_path / "f").write_text("")
+        with pytest.raises(OutputError) as raised:
+            make_output_root(str(tmp_path / "f" / "root"))
+        assert one_line_error(raised.value) == f"{tmp_path}/f/root: not written: Not a directory"
+
+    def test_an_s3_root_is_left_to_the_batch_checks(self, monkeypatch):
+        monkeypatch.setattr(os, "makedirs", lambda *a, **k: pytest.fail("made a local folder"))
+        make_output_root("s3://bucket/root")
