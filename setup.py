@@ -41,6 +41,8 @@ setup(
         # Footprints into OpenStreetMap: the conflation's two-layer GeoPackage, Overpass.
         "geopandas>=0.14",
         "requests>=2.28",
+        # Footprints of a survey merged into one GeoParquet (GDAL's Parquet driver is optional).
+        "pyarrow>=14",
         # Footprints: connected components of a block (scipy.ndimage.label).
         "scipy>=1.10",
         "numpy>=1.26",

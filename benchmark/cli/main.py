@@ -28,6 +28,10 @@ from benchmark import console
 COMMANDS: dict[str, tuple[str, str]] = {
     "predict": ("benchmark.cli.predict", "A bundle + a folder of test chips -> masks."),
     "footprints": ("benchmark.cli.footprints", "A bundle + orthomosaics -> building footprints."),
+    "merge-footprints": (
+        "benchmark.cli.merge_footprints",
+        "A footprints run on a folder -> one deduplicated layer.",
+    ),
     "submit": ("benchmark.cli.submit", "Check POSTPROCESS's masks and pack them for submission."),
     "summary": ("benchmark.cli.summary", "Where a finished run left its results."),
     "check-aws": ("benchmark.cli.check_aws", "Whether this AWS setup is ready for a run."),

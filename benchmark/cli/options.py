@@ -100,6 +100,19 @@ def count(value: str) -> int:
     return number
 
 
+def epsg_code(value: str) -> int:
+    """An EPSG code that pyproj knows (``32636`` or ``EPSG:32636``)."""
+    from pyproj import CRS  # here: commands without a --crs start without pyproj
+    from pyproj.exceptions import CRSError
+
+    code = value.upper().removeprefix("EPSG:")
+    try:
+        CRS.from_epsg(int(code))
+    except (ValueError, CRSError) as exc:
+        raise argparse.ArgumentTypeError(f"{value} is not a known EPSG code") from exc
+    return int(code)
+
+
 def device(value: str) -> str:
     """Where the model runs: auto, cpu, cuda or cuda:N.
 

@@ -3,7 +3,8 @@
 The stand-in model (``tests.fixtures.models.pointwise_model``) calls a pixel a building when
 it is bright, so the boxes are the buildings to find, whatever CRS or resolution the scene has.
 All three grids have pixels of about 10 cm on the ground near Kampala. Below them, the
-OpenStreetMap stand-ins: existing buildings as an ``.osm`` extract and a local Overpass API.
+OpenStreetMap stand-ins: existing buildings as an ``.osm`` extract and a local Overpass API,
+and the outputs of a footprints run on a folder of overlapping images (a survey to merge).
 """
 
 import json
@@ -15,6 +16,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import numpy as np
+import pyogrio.raw
 import pytest
 import shapely
 from affine import Affine
@@ -204,3 +206,74 @@ def overpass() -> Iterator[OverpassStandIn]:
         released.set()
         server.shutdown()
         server.server_close()
+
+
+# ---- A footprints run on a folder of overlapping images: outputs to merge -------------------
+
+# Surveys are laid out in metres east and north of this UTM point (EPSG:32636, near Kampala).
+SURVEY_ORIGIN = (455_000.0, 38_000.0)
+SURVEY_PIXEL = 0.5  # metres: the probability COGs' pixels (an edge tolerance of 1 m)
+
+SurveyImageMaker = Callable[..., Path]
+
+
+def survey_box(x0: float, y0: float, x1: float, y1: float) -> shapely.Polygon:
+    """A box given in metres east and north of :data:`SURVEY_ORIGIN`, in EPSG:32636."""
+    east, north = SURVEY_ORIGIN
+    return shapely.box(east + x0, north + y0, east + x1, north + y1)
+
+
+@pytest.fixture
+def survey_dir(tmp_path: Path) -> Path:
+    """The footprints run's output folder."""
+    return tmp_path / "out"
+
+
+@pytest.fixture
+def make_survey_image(survey_dir: Path) -> SurveyImageMaker:
+    """``make_survey_image(name, (x0, y0, x1, y1), buildings, value=128, valid_x1=None)``.
+
+    One image's outputs: ``{name}_prob.tif`` covers the box (metres from
+    :data:`SURVEY_ORIGIN`) with ``value`` (with ``valid_x1``, only west of it: nodata 0
+    beyond, a valid-data mask smaller than the bounds), and ``{name}_buildings.gpkg`` holds
+    ``buildings`` (EPSG:32636 polygons), each with ``area_m2`` its area and ``confidence``
+    0.5 + its index / 100, as footprints writes.
+    """
+
+    def make(
+        name: str,
+        extent: tuple[float, float, float, float],
+        buildings: list[shapely.Polygon],
+        value: int = 128,
+        valid_x1: float | None = None,
+    ) -> Path:
+        x0, y0, x1, y1 = extent
+        east, north = SURVEY_ORIGIN
+        width, height = round((x1 - x0) / SURVEY_PIXEL), round((y1 - y0) / SURVEY_PIXEL)
+        data = np.full((1, height, width), value, np.uint8)
+        if valid_x1 is not None:
+            data[:, :, round((valid_x1 - x0) / SURVEY_PIXEL) :] = 0
+        write_raster(
+            survey_dir / f"{name}_prob.tif",
+            data,
+            nodata=None if valid_x1 is None else 0,
+            transform=from_origin(east + x0, north + y1, SURVEY_PIXEL, SURVEY_PIXEL),
+        )
+        gpkg = survey_dir / f"{name}_buildings.gpkg"
+        pyogrio.raw.write(
+            str(gpkg),
+            geometry=shapely.to_wkb(np.array(buildings, dtype=object)),
+            field_data=[
+                np.full(len(buildings), "yes", dtype=object),
+                np.array([round(b.area, 2) for b in buildings], np.float64),
+                np.array([0.5 + k / 100 for k in range(len(buildings))], np.float64),
+            ],
+            fields=["building", "area_m2", "confidence"],
+            layer="buildings",
+            driver="GPKG",
+            geometry_type="Polygon",
+            crs="EPSG:32636",
+        )
+        return gpkg
+
+    return make
