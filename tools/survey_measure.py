@@ -49,12 +49,12 @@ from benchmark.evaluation.plots import FN_COLOR, draw_outlines
 from benchmark.footprints.merge import DUPLICATE_IOU, MergeOutputs
 from benchmark.footprints.outlines import DEFAULT_MIN_AREA
 from benchmark.footprints.survey import BUILDINGS_SUFFIX, EDGE_PIXELS
+from tools.footprints_picture import DEMO_BUNDLE
 from tools.measure import REPO, describe_machine
 
 log = logging.getLogger("tools.survey_measure")
 COMMAND = "python -m tools.survey_measure"
 SAMPLE = REPO / "data" / "kampala_sample" / "train_tier_1"
-DEFAULT_BUNDLE = REPO / "out" / "demo-new" / "bundle" / "kampala" / "model-bundle.zip"
 GOALS = {"f1_difference": ("<=", 0.01), "duplicate_pairs": ("==", 0)}
 PICTURE_SIDE = 1200
 
@@ -350,7 +350,7 @@ def measure(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     """Command line: ``python -m tools.survey_measure [--bundle B] [--out DIR] [--grid N] ...``."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bundle", default=str(DEFAULT_BUNDLE), help="model bundle (the demo's)")
+    parser.add_argument("--bundle", default=str(DEMO_BUNDLE), help="model bundle (the demo's)")
     parser.add_argument("--out", default=str(REPO / "out" / "survey_measure"))
     parser.add_argument("--grid", type=int, default=4, help="tiles per side (default 4)")
     parser.add_argument(
