@@ -28,16 +28,15 @@ layer (the images in name order, their buildings in file order).
 import json
 import logging
 import os
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-import pyogrio.raw
 import shapely
-from pyproj import CRS, Geod, Transformer
+from affine import Affine
+from pyproj import CRS
 
 from benchmark.data.uris import atomic_output
-from benchmark.footprints.ground import WGS84
+from benchmark.footprints.ground import ground_resolution
 from benchmark.footprints.survey import (
     BuildingBatch,
     SurveyImage,
@@ -48,7 +47,7 @@ from benchmark.footprints.survey import (
     survey_crs,
     write_probability_vrt,
 )
-from benchmark.footprints.write import GPKG_LAYER
+from benchmark.footprints.write import append_polygons
 
 log = logging.getLogger(__name__)
 
@@ -150,15 +149,7 @@ class SurveyLayerWriter:
         wkb = shapely.to_wkb(geometry)
         columns = [np.full(len(wkb), "yes", object), np.asarray(area_m2, np.float64),
                    np.asarray(confidence, np.float64), np.asarray(image, object)]  # fmt: skip
-        with warnings.catch_warnings():  # the partial name does not end in .gpkg
-            warnings.filterwarnings(
-                "ignore", ".* (non conformant file|filename) ext", RuntimeWarning
-            )
-            pyogrio.raw.write(
-                self.gpkg_path, geometry=wkb, field_data=columns, fields=FIELDS,
-                layer=GPKG_LAYER, driver="GPKG", geometry_type="Polygon", crs=self.crs_wkt,
-                append=self.gpkg_created,
-            )  # fmt: skip
+        append_polygons(self.gpkg_path, wkb, columns, FIELDS, self.crs_wkt, self.gpkg_created)
         self.gpkg_created = True
         arrays = [self.pa.array(c.tolist()) for c in columns] + [self.pa.array(list(wkb))]
         self.parquet.write_table(self.pa.Table.from_arrays(arrays, schema=self.parquet.schema))
@@ -169,12 +160,6 @@ class SurveyLayerWriter:
         if not self.gpkg_created:
             self.write(np.array([], object), np.array([]), np.array([]), [])
         self.parquet.close()
-
-
-def units_per_metre(crs: CRS, x: float, y: float) -> float:
-    """How many units of ``crs`` make a metre on the ground at ``(x, y)`` (east-west)."""
-    lon, lat = Transformer.from_crs(crs, WGS84, always_xy=True).transform([x, x + 1], [y, y])
-    return 1.0 / Geod(ellps="WGS84").inv(lon[0], lat[0], lon[1], lat[1])[2]
 
 
 def near_zones(images: list[SurveyImage], margin: float) -> list[shapely.Geometry]:
@@ -313,7 +298,8 @@ def merge_footprints(
     outputs = MergeOutputs.of(out_dir)
     report = MergeReport(images=len(images))
     x, y = shapely.centroid(images[0].extent).coords[0]
-    zones = near_zones(images, margin * units_per_metre(target, x, y))
+    metres_per_unit, _ = ground_resolution(target, Affine.translation(x, y), 0, 0)
+    zones = near_zones(images, margin / metres_per_unit)
     os.makedirs(os.path.dirname(outputs.gpkg), exist_ok=True)
     near = NearBuildings()
     with atomic_output(outputs.gpkg) as gpkg, atomic_output(outputs.parquet) as parquet:

@@ -20,7 +20,6 @@ Each file is atomic; the review page is written last, so an image whose page exi
 """
 
 import logging
-import warnings
 from dataclasses import dataclass, field
 
 import geopandas as gpd
@@ -56,7 +55,7 @@ from benchmark.footprints.osm_write import (
     write_text,
 )
 from benchmark.footprints.review import ReviewFeature, write_review_page
-from benchmark.footprints.write import image_output_uris
+from benchmark.footprints.write import gpkg_under_any_name, image_output_uris
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +134,7 @@ class MappingOutputs:
 
 
 def _write_layers(uri: str, layers: dict[str, gpd.GeoDataFrame]) -> None:
-    with atomic_output(uri) as path, warnings.catch_warnings():
-        warnings.filterwarnings("ignore", ".* (non conformant file|filename) ext", RuntimeWarning)
+    with atomic_output(uri) as path, gpkg_under_any_name():
         for layer, frame in layers.items():
             pyogrio.write_dataframe(frame, path, layer=layer, driver="GPKG")
 

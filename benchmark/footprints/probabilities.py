@@ -27,7 +27,7 @@ from torch import nn
 
 from benchmark.data.gsd import resampled_length
 from benchmark.data.imagery import alpha_band, open_scene_checked
-from benchmark.data.uri_schemes import S3_PREFIX, VSIS3_PREFIX, is_s3
+from benchmark.data.uri_schemes import HTTP_PREFIXES, S3_PREFIX, VSIS3_PREFIX, is_s3
 from benchmark.data.uris import TMP_PREFIX, atomic_geotiff
 from benchmark.errors import InputError
 from benchmark.footprints.ground import ground_resolution
@@ -86,7 +86,7 @@ def gdal_path(uri: str) -> str:
     """How GDAL names ``uri`` inside a VRT (``s3://`` is ``/vsis3/``)."""
     if is_s3(uri):
         return VSIS3_PREFIX + uri.removeprefix(S3_PREFIX)
-    if uri.startswith(("http://", "https://")):
+    if uri.startswith(HTTP_PREFIXES):
         return "/vsicurl/" + uri
     return os.path.abspath(uri)
 

@@ -11,7 +11,8 @@ gets valid empty files. Both files are atomic: a killed run leaves neither half-
 
 import json
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -53,26 +54,50 @@ def geojson_feature(footprint: Footprint) -> dict[str, Any]:
     }
 
 
-def _append_gpkg(path: str, batch: list[Footprint], crs_wkt: str, append: bool) -> None:
-    """Write ``batch`` to the GeoPackage layer (create it, even empty, unless ``append``)."""
-    rows = [_properties(f) for f in batch]
-    with warnings.catch_warnings():  # atomic_output's partial name does not end in .gpkg
+@contextmanager
+def gpkg_under_any_name() -> Iterator[None]:
+    """Write GeoPackages quietly under atomic_output's partial name, which does not end in .gpkg."""
+    with warnings.catch_warnings():
         warnings.filterwarnings("ignore", ".* (non conformant file|filename) ext", RuntimeWarning)
+        yield
+
+
+def append_polygons(
+    path: str,
+    wkb: np.ndarray,
+    columns: Sequence[np.ndarray],
+    fields: Sequence[str],
+    crs_wkt: str,
+    append: bool,
+) -> None:
+    """Write polygons (WKB) and their ``fields`` to the footprints' GeoPackage layer at ``path``.
+
+    Creates the layer, even empty, unless ``append``.
+    """
+    with gpkg_under_any_name():
         pyogrio.raw.write(
             path,
-            geometry=shapely.to_wkb(np.array([f.polygon for f in batch], dtype=object)),
-            field_data=[
-                np.array([r["building"] for r in rows], dtype=object),
-                np.array([r["area_m2"] for r in rows], dtype=np.float64),
-                np.array([r["confidence"] for r in rows], dtype=np.float64),
-            ],
-            fields=["building", "area_m2", "confidence"],
+            geometry=wkb,
+            field_data=list(columns),
+            fields=list(fields),
             layer=GPKG_LAYER,
             driver="GPKG",
             geometry_type="Polygon",
             crs=crs_wkt,
             append=append,
         )
+
+
+def _append_gpkg(path: str, batch: list[Footprint], crs_wkt: str, append: bool) -> None:
+    """Write ``batch`` to the GeoPackage layer (create it, even empty, unless ``append``)."""
+    rows = [_properties(f) for f in batch]
+    columns = [
+        np.array([r["building"] for r in rows], dtype=object),
+        np.array([r["area_m2"] for r in rows], dtype=np.float64),
+        np.array([r["confidence"] for r in rows], dtype=np.float64),
+    ]
+    wkb = shapely.to_wkb(np.array([f.polygon for f in batch], dtype=object))
+    append_polygons(path, wkb, columns, ["building", "area_m2", "confidence"], crs_wkt, append)
 
 
 def write_footprints(

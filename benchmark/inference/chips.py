@@ -76,14 +76,15 @@ class ChipFolderReport:
                 f" ({self.model_seconds / len(self.written):.3f} s in the model)"
             )
         if self.bad:
-            shown = "; ".join(f"{k}: {v}" for k, v in list(self.bad.items())[:5])
-            line += f" [{shown}{'; ...' if len(self.bad) > 5 else ''}]"
+            line += f" [{self._bad_listed()}]"
         return line
 
     def not_predicted(self) -> str:
         """The bad chips in one line for an error: how many, the first few with why."""
-        problems = [f"{k}: {v}" for k, v in sorted(self.bad.items())]
-        return f"{len(self.bad)} chip(s) not predicted: {listed_problems(problems)}"
+        return f"{len(self.bad)} chip(s) not predicted: {self._bad_listed()}"
+
+    def _bad_listed(self) -> str:
+        return listed_problems([f"{k}: {v}" for k, v in sorted(self.bad.items())])
 
 
 @dataclass
