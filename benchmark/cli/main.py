@@ -59,6 +59,11 @@ class ModuleCommand(click.Command):
         )
         self.module = module
 
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        """Keep every word, ``--`` too (click's parser would drop it: ``demo -- -a k v``)."""
+        ctx.args = list(args)
+        return ctx.args
+
     def invoke(self, ctx: click.Context) -> int:
         """Run the module's ``main`` with the words after COMMAND; its exit status."""
         run: Callable[[list[str]], int] = importlib.import_module(self.module).main

@@ -8,7 +8,6 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from benchmark.data.constants import DEFAULT_THRESHOLD
 from benchmark.evaluation.threshold_choice import (
     THRESHOLD_FLAGS,
     THRESHOLD_HELP,
@@ -23,7 +22,7 @@ from benchmark.experiments.args import (
     respell_deprecated,
 )
 from benchmark.inference.execution import ExecutionName
-from benchmark.pipeline.benchmark_config import SelfTrainingConfig
+from benchmark.pipeline.benchmark_config import BenchmarkConfig, SelfTrainingConfig
 from benchmark.training.losses import parse_loss_spec
 
 # Arguments renamed since a release (old name -> new): the old name still works, with a warning.
@@ -112,13 +111,7 @@ class BenchmarkArgs(SceneArgs):
         description=f"{THRESHOLD_HELP} (-a tune_threshold, train_threshold or share_threshold "
         "true, the old spellings of -a threshold tune, train or share, are still accepted.)",
     )
-    threshold_value: float = Field(
-        DEFAULT_THRESHOLD,
-        gt=0,
-        lt=1,
-        description="The decision threshold of -a threshold fixed: a pixel is a building when "
-        "its probability is above it.",
-    )
+    threshold_value: float = config_field(BenchmarkConfig, "threshold_value")
     # Self-training (pseudo-labels).
     self_train_rounds: int = Field(
         0,

@@ -21,6 +21,15 @@ def test_every_command_has_help(command, capsys):
     )
 
 
+def test_every_word_after_the_command_reaches_it(monkeypatch):
+    """``--`` too: ``benchmark demo --out X -- -a num_epochs 8`` passes ``-a`` on to RV."""
+    seen = []
+    monkeypatch.setattr("benchmark.cli.demo.main", lambda words: seen.append(words) or EXIT_OK)
+    words = ["--out", "x", "--", "-a", "num_epochs", "8"]
+    assert main.main(["demo", *words]) == EXIT_OK
+    assert seen == [words]
+
+
 def test_the_group_lists_its_commands(capsys):
     assert main.main(["--help"]) == EXIT_OK
     listed = capsys.readouterr().out
