@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from benchmark.cli import options
+from benchmark.data import layout
 from benchmark.errors import InputError
 from benchmark.experiments import demo_recipe
 
@@ -70,11 +71,6 @@ def command_lines(
     ]
 
 
-def experiment_id(test: bool) -> str:
-    """The id the benchmark gives its outputs: ``-a test true`` adds ``-TEST``."""
-    return demo_recipe.EXPERIMENT_ID + ("-TEST" if test else "")
-
-
 def child_status(returncode: int) -> int:
     """A child's exit status as a shell reports it: 128 + N for one killed by signal N."""
     return returncode if returncode >= 0 else 128 - returncode
@@ -101,7 +97,8 @@ def run_demo(out: Path, test: bool, pretrained: bool, extra: Sequence[str]) -> i
     from benchmark.cli import summary  # reads the outputs' layout: seconds to import
 
     seconds = int(time.monotonic() - start)
-    return summary.main([str(out), experiment_id(test), "--seconds", str(seconds)])
+    run_id = layout.run_experiment_id(demo_recipe.EXPERIMENT_ID, test)
+    return summary.main([str(out), run_id, "--seconds", str(seconds)])
 
 
 class OneLineParser(argparse.ArgumentParser):

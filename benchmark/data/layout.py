@@ -55,6 +55,11 @@ def _join(*parts: str) -> str:
     return "/".join([parts[0].rstrip("/"), *parts[1:]])
 
 
+def run_experiment_id(experiment_id: str, test: bool) -> str:
+    """The id a run's outputs go under: ``-a test true`` adds ``-TEST``, apart from a real run's."""
+    return experiment_id + ("-TEST" if test else "")
+
+
 def command_dir(root_uri: str, command: str, experiment_id: str) -> str:
     """``{root}/{command}/{experiment_id}``: one command's outputs for one experiment."""
     return _join(root_uri, command, experiment_id)

@@ -237,7 +237,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
     args = parse_args(BenchmarkArgs, kwargs)
     make_output_root(args.root_uri)
     rng = random.Random(args.seed)
-    experiment_id = args.experiment_id + ("-TEST" if args.test else "")
+    experiment_id = layout.run_experiment_id(args.experiment_id, args.test)
     train_refs, valid_refs = args.read_scenes(args.train_ids, args.valid_ids)
     train_keys, valid_keys = [s.key for s in train_refs], [s.key for s in valid_refs]
     manifests = _read_windows(args, train_keys + valid_keys)
