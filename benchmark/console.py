@@ -73,21 +73,25 @@ def exit_status(run: Callable[[], int]) -> int:
     try:
         return run()
     except (InputError, OSError) as exc:
-        message = one_line_error(exc)
-        if message is None:
+        if not _shown_in_one_line(exc):
             raise
-        _show(exc, message)
         return EXIT_BAD_INPUT
 
 
 def crash_status(exc: BaseException) -> int:
     """Show an exception that ended a command: one line (traceback with ``-v``); its status."""
-    message = one_line_error(exc)
-    if message is not None:
-        _show(exc, message)
+    if _shown_in_one_line(exc):
         return EXIT_BAD_INPUT
     _show(exc, f"{type(exc).__name__}: {exc} (a bug; -v shows the traceback)")
     return EXIT_FAILED
+
+
+def _shown_in_one_line(exc: BaseException) -> bool:
+    """Show ``exc`` as its one line if it is one the user fixes; whether it was."""
+    message = one_line_error(exc)
+    if message is not None:
+        _show(exc, message)
+    return message is not None
 
 
 def _show(exc: BaseException, message: str) -> None:
@@ -113,12 +117,8 @@ class one_line_errors(ContextDecorator):  # a decorator's name, as contextmanage
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, _: TracebackType
     ) -> bool:
-        if exc is None or not _under_a_command_line():
+        if exc is None or not _under_a_command_line() or not _shown_in_one_line(exc):
             return False
-        message = one_line_error(exc)
-        if message is None:
-            return False
-        _show(exc, message)
         raise SystemExit(EXIT_BAD_INPUT) from None
 
 
