@@ -46,6 +46,7 @@ from benchmark.data.labels import LabelRasterizer, read_building_labels
 from benchmark.data.uris import atomic_output, write_json
 from benchmark.evaluation.buildings import count_buildings, truth_in_raster
 from benchmark.evaluation.plots import FN_COLOR, draw_outlines
+from benchmark.footprints.matching import intersecting_ious
 from benchmark.footprints.merge import DUPLICATE_IOU, MergeOutputs
 from benchmark.footprints.outlines import DEFAULT_MIN_AREA
 from benchmark.footprints.survey import BUILDINGS_SUFFIX, EDGE_PIXELS
@@ -141,12 +142,12 @@ def overlapping_pairs(
     if len(geoms) < 2:
         return []
     arr = np.asarray(geoms, dtype=object)
-    i, j = shapely.STRtree(arr).query(arr, predicate="intersects")
-    i, j = i[i < j], j[i < j]
-    inter = shapely.area(shapely.intersection(arr[i], arr[j]))
-    union = shapely.area(arr[i]) + shapely.area(arr[j]) - inter
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    return [(int(a), int(b), float(v)) for a, b, v in zip(i, j, iou, strict=True) if v > min_iou]
+    i, j, iou = intersecting_ious(arr, arr)
+    return [
+        (int(a), int(b), float(v))
+        for a, b, v in zip(i, j, iou, strict=True)
+        if a < b and v > min_iou
+    ]
 
 
 def score_layers(

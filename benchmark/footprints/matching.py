@@ -15,6 +15,18 @@ import shapely
 MIN_IOU = 0.5
 
 
+def intersecting_ious(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every intersecting pair ``(index in a, index in b)`` and its IoU.
+
+    Candidate pairs come from an R-tree, so the cost grows with the overlapping pairs, not with
+    the product of the counts.
+    """
+    a_idx, b_idx = shapely.STRtree(b).query(a, predicate="intersects")
+    inter = shapely.area(shapely.intersection(a[a_idx], b[b_idx]))
+    union = shapely.area(a[a_idx]) + shapely.area(b[b_idx]) - inter
+    return a_idx, b_idx, np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
 def match_buildings(
     predicted: Sequence[shapely.Geometry],
     truth: Sequence[shapely.Geometry],
@@ -22,17 +34,13 @@ def match_buildings(
 ) -> list[tuple[int, int, float]]:
     """One-to-one matches ``(predicted index, true index, IoU)`` with IoU >= ``min_iou``.
 
-    Both in one CRS (any: IoU has no unit). Candidate pairs come from an R-tree, so the cost
-    grows with the overlapping pairs, not with the product of the counts.
+    Both in one CRS (any: IoU has no unit); the pairs are :func:`intersecting_ious`'.
     """
     if not len(predicted) or not len(truth):
         return []
-    pred = np.asarray(predicted, dtype=object)
-    true = np.asarray(truth, dtype=object)
-    p_idx, t_idx = shapely.STRtree(true).query(pred, predicate="intersects")
-    inter = shapely.area(shapely.intersection(pred[p_idx], true[t_idx]))
-    union = shapely.area(pred[p_idx]) + shapely.area(true[t_idx]) - inter
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    p_idx, t_idx, iou = intersecting_ious(
+        np.asarray(predicted, dtype=object), np.asarray(truth, dtype=object)
+    )
     matches = []
     used_p: set[int] = set()
     used_t: set[int] = set()
