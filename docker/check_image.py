@@ -7,6 +7,9 @@
   runner submits for each job of those commands of a saved pipeline config, one line per job
   (array size, command, then the shell-quoted command line), as ``rastervision run batch`` does. The
   pipeline config may be local here (Batch itself needs s3://): the command is the same.
+- ``survey-config ROOT BUNDLE INPUT``: save the survey footprints experiment's pipeline config
+  (``benchmark.experiments.footprints``, as ``rastervision run`` saves it before submitting)
+  and print where, for ``batch-commands``.
 """
 
 import argparse
@@ -71,6 +74,20 @@ def batch_commands(cfg_uri: str, commands: list[str]) -> int:
     return 0
 
 
+def survey_config(root_uri: str, bundle_uri: str, input_uri: str) -> int:
+    """Save the footprints experiment's config as ``rastervision run`` does; print its URI."""
+    from rastervision.pipeline.config import save_pipeline_config
+
+    from benchmark.experiments.footprints import get_config
+
+    cfg = get_config("batch", root_uri=root_uri, bundle_uri=bundle_uri, input_uri=input_uri)
+    cfg.update()
+    cfg.recursive_validate_config()
+    save_pipeline_config(cfg, cfg.get_config_uri())
+    print(cfg.get_config_uri())
+    return 0
+
+
 def main() -> int:
     """Run one of the checks (see the module)."""
     parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
@@ -80,11 +97,17 @@ def main() -> int:
     batch = sub.add_parser("batch-commands", help="the batch runner's job commands")
     batch.add_argument("cfg_uri", help="a saved pipeline config (pipeline-config/<id>.json)")
     batch.add_argument("commands", nargs="+", help="COMMAND or COMMAND:SPLITS (array jobs)")
+    survey = sub.add_parser("survey-config", help="save the survey footprints config")
+    survey.add_argument("root_uri", help="the survey's output root")
+    survey.add_argument("bundle_uri", help="a model bundle")
+    survey.add_argument("input_uri", help="the orthomosaics: a GeoTIFF, a folder, a STAC file")
     args = parser.parse_args()
     if args.check == "torch":
         return show_torch()
     if args.check == "imports":
         return import_all()
+    if args.check == "survey-config":
+        return survey_config(args.root_uri, args.bundle_uri, args.input_uri)
     return batch_commands(args.cfg_uri, args.commands)
 
 

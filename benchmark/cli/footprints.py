@@ -30,7 +30,7 @@ from benchmark.footprints.osm_input import DEFAULT_OVERPASS_TIMEOUT, DEFAULT_OVE
 from benchmark.footprints.osm_outputs import ExistingSource, MappingSettings
 from benchmark.footprints.osm_write import DEFAULT_SOURCE
 from benchmark.footprints.outlines import DEFAULT_MIN_AREA
-from benchmark.footprints.run import FootprintReport, FootprintSettings, footprints_for_images
+from benchmark.footprints.run import FootprintReport
 from benchmark.inference.settings import SCENE_WINDOW
 
 log = logging.getLogger("benchmark.cli.footprints")  # also when run as __main__
@@ -143,24 +143,26 @@ def mapping_settings(args: argparse.Namespace) -> MappingSettings | None:
 
 def outline_images(args: argparse.Namespace, load_bundle: BundleLoader) -> FootprintReport:
     """Find the images, load the bundle and outline them as the parsed ``args`` say."""
+    # The survey pipeline's module, which outlines as this command does: imported here, as
+    # it imports Raster Vision's pipeline (``--help`` stays quick).
+    from benchmark.pipeline.footprints import footprint_settings, outline_with_bundle
+
     inference = options.inference_options(args)  # the device checked before anything is read
     images = list_images(args.input)
     bundle = load_bundle(args.bundle)
-    settings = FootprintSettings(
-        threshold=bundle.threshold if args.threshold is None else args.threshold,
+    settings = footprint_settings(
+        bundle,
+        inference,
+        threshold=args.threshold,
+        window=args.window,
+        overlap=args.overlap,
+        min_area=args.min_area,
         simplify=args.simplify,
         regularize=args.regularize,
-        min_area=args.min_area,
-        prediction=bundle.prediction(inference, args.window, args.overlap),
         overwrite=args.overwrite,
         mapping=mapping_settings(args),
     )
-    log.info(
-        "%d image(s) from %s; threshold %.3f, model GSD %s, window %d px, overlap %d px",
-        len(images), args.input, settings.threshold, settings.prediction.gsd,
-        settings.prediction.scene_window, settings.prediction.overlap,
-    )  # fmt: skip
-    return footprints_for_images(bundle.model, images, args.out_dir, settings)
+    return outline_with_bundle(bundle, images, args.out_dir, settings)
 
 
 def main(argv: Sequence[str] | None = None, load_bundle: BundleLoader | None = None) -> int:

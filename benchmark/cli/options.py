@@ -101,16 +101,13 @@ def count(value: str) -> int:
 
 
 def epsg_code(value: str) -> int:
-    """An EPSG code that pyproj knows (``32636`` or ``EPSG:32636``)."""
-    from pyproj import CRS  # here: commands without a --crs start without pyproj
-    from pyproj.exceptions import CRSError
+    """An EPSG code that pyproj knows (``32636`` or ``EPSG:32636``): ``-a crs``'s rule too."""
+    from benchmark.footprints.ground import known_epsg  # pyproj: only commands with a --crs
 
-    code = value.upper().removeprefix("EPSG:")
     try:
-        CRS.from_epsg(int(code))
-    except (ValueError, CRSError) as exc:
-        raise argparse.ArgumentTypeError(f"{value} is not a known EPSG code") from exc
-    return int(code)
+        return known_epsg(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def device(value: str) -> str:

@@ -226,3 +226,27 @@ def submission_uri(root_uri: str, experiment_id: str) -> str:
 def submission_preview_uri(submission: str) -> str:
     """A picture of the first test chips and their masks, beside the packed submission."""
     return submission.removesuffix(".tgz") + "_preview.png"
+
+
+# ---- benchmark.experiments.footprints: a survey's footprints (SURVEY_FOOTPRINTS_DIR) -------
+#
+#     {root}/footprints-config.json                 the survey pipeline's config
+#     {root}/footprints/{name}_prob.tif, _buildings.{geojson,gpkg}   OUTLINE: each image's
+#     {root}/footprints/merged/                     MERGE: the survey's one layer
+#                                                   (benchmark.footprints.merge.MergeOutputs)
+SURVEY_FOOTPRINTS_DIR = "footprints"
+
+
+def survey_config_uri(root_uri: str) -> str:
+    """The survey footprints pipeline's saved config, apart from the benchmark's."""
+    return _join(root_uri, f"{SURVEY_FOOTPRINTS_DIR}-config.json")
+
+
+def survey_footprints_dir(root_uri: str) -> str:
+    """``{root}/footprints``: OUTLINE's per-image outputs, and MERGE's ``merged/`` in it."""
+    return _join(root_uri, SURVEY_FOOTPRINTS_DIR)
+
+
+def join_uri(folder: str, *names: str) -> str:
+    """``folder/name/...``, local or ``s3://``: the one join of every URI spelled here."""
+    return _join(folder, *names)

@@ -16,10 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
-from rastervision.pipeline.file_system import download_if_needed, list_paths
+from rastervision.pipeline.file_system import download_if_needed
 
-from benchmark.data.uri_schemes import is_s3
-from benchmark.data.uris import atomic_geotiff, atomic_output
+from benchmark.data.uris import atomic_geotiff, atomic_output, file_names
 from benchmark.errors import InputError, listed_problems
 
 log = logging.getLogger(__name__)
@@ -66,18 +65,6 @@ def write_probabilities(prob: np.ndarray, uri: str) -> None:
     write_band(prob, uri, PROBABILITY_COMPRESSION)
 
 
-def _file_names(dir_uri: str) -> list[str]:
-    """Names of the files directly in ``dir_uri``, without hidden ones (writes in progress)."""
-    if is_s3(dir_uri):
-        paths = list_paths(dir_uri)
-    elif os.path.isdir(dir_uri):
-        paths = os.listdir(dir_uri)
-    else:
-        return []
-    names = [os.path.basename(p.rstrip("/")) for p in paths]
-    return [n for n in names if not n.startswith(".")]
-
-
 def _check_mask(uri: str, size: int) -> str | None:
     """The problem with one submission file, or None."""
     try:
@@ -112,7 +99,7 @@ def validate_submission(
         ignore: file names in ``dir_uri`` that are not extra files (e.g. the archive).
     """
     dir_uri = dir_uri.rstrip("/")
-    present = set(_file_names(dir_uri)) - set(ignore)
+    present = set(file_names(dir_uri)) - set(ignore)
     expected = {f"{i}.tif" for i in expected_ids}
     problems = [f"{n}: missing" for n in sorted(expected - present)]
     problems += [f"{n}: not a test chip's mask (extra file)" for n in sorted(present - expected)]

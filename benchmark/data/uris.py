@@ -28,7 +28,7 @@ from typing import Any
 
 import rasterio
 from rasterio.errors import NotGeoreferencedWarning, RasterioError
-from rastervision.pipeline.file_system import file_exists, file_to_str, upload_or_copy
+from rastervision.pipeline.file_system import file_exists, file_to_str, list_paths, upload_or_copy
 
 from benchmark.data.aws_errors import aws_errors, s3_object_exists
 from benchmark.data.uri_schemes import is_s3
@@ -270,6 +270,22 @@ def atomic_geotiff(uri: str) -> Iterator[str]:
     with atomic_output(uri) as path:
         yield path
         check_geotiff_complete(path, uri)
+
+
+def file_names(dir_uri: str) -> list[str]:
+    """Names of the files directly in ``dir_uri`` (local folder or ``s3://`` prefix), none hidden.
+
+    Hidden names are writes in progress (:func:`atomic_output`'s partial files). A local folder
+    that does not exist has none.
+    """
+    if is_s3(dir_uri):
+        paths = list_paths(dir_uri)
+    elif os.path.isdir(dir_uri):
+        paths = os.listdir(dir_uri)
+    else:
+        return []
+    names = [os.path.basename(p.rstrip("/")) for p in paths]
+    return [n for n in names if not n.startswith(".")]
 
 
 def uri_exists(uri: str) -> bool:

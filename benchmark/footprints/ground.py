@@ -6,13 +6,15 @@ measured geodesically at the image's centre, so a degree-based or Web Mercator g
 correctly (3857's "metres" are 1 / cos(latitude) too long: 2x at 60 degrees). Outlines are
 simplified, squared and measured in a CRS whose metres are true near the image: the image's own
 when its scale error there is under :data:`MAX_SCALE_ERROR`, else the local UTM zone. Nothing
-is refused for lacking metres.
+is refused for lacking metres. A CRS asked for by EPSG code (``--crs``, ``-a crs``) is checked
+by :func:`known_epsg` when the command line is read, not once the images are outlined.
 """
 
 import math
 
 from affine import Affine
 from pyproj import CRS, Geod, Proj, Transformer
+from pyproj.exceptions import CRSError
 
 WGS84 = CRS.from_epsg(4326)
 # Areal scale error up to which the image's CRS measures areas itself (1%: 3857 within ~5.7
@@ -21,6 +23,21 @@ MAX_SCALE_ERROR = 0.01
 # Pixels between the points whose geodesic distance gives the pixel size (1 px would lose
 # digits to floating point in degree-based CRSs).
 _PROBE = 100.0
+
+
+def known_epsg(value: str | int) -> int:
+    """The EPSG code ``value`` names (``32636`` or ``EPSG:32636``), if pyproj knows it.
+
+    Raises:
+        ValueError: ``value`` is not an EPSG code pyproj knows (one line, naming it).
+    """
+    text = str(value).strip().upper().removeprefix("EPSG:")
+    try:
+        code = int(text)
+        CRS.from_epsg(code)
+    except (ValueError, CRSError):
+        raise ValueError(f"{value} is not a known EPSG code") from None
+    return code
 
 
 def centre_lonlat(crs: CRS, transform: Affine, width: int, height: int) -> tuple[float, float]:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:  # importing Raster Vision here would load the plugins: the cy
 CONFIG_MODULES = (
     "benchmark.data.label_source",
     "benchmark.pipeline.benchmark_config",
+    "benchmark.pipeline.footprints_config",
     "benchmark.pipeline.preprocess_config",
     "benchmark.training.data_config",
     "benchmark.training.model_config",

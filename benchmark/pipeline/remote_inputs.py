@@ -35,6 +35,7 @@ ARGUMENT_OF = {
     "test_chips": "test_img_dir or test_stac_uri",
     "self_training": "self_train_images",
     "inference": "ensemble",
+    "images": "input_uri",
 }
 WHY = "batch jobs run on AWS and cannot reach this machine's files"
 
@@ -44,9 +45,15 @@ def _names_a_place(field: str) -> bool:
 
 
 def _item_label(item: object, index: int) -> str:
-    """How a list item is named in a field path: its ``id`` (a scene, a chip), else its index."""
-    item_id = getattr(item, "id", None)
-    return item_id if isinstance(item_id, str) else str(index)
+    """How a list item is named in a field path: its ``id`` or ``name``, else its index.
+
+    A scene or a chip has an ``id``, a survey's image a ``name``.
+    """
+    for attribute in ("id", "name"):
+        label = getattr(item, attribute, None)
+        if isinstance(label, str):
+            return label
+    return str(index)
 
 
 def _places(value: object, path: str, is_place: bool) -> Iterator[tuple[str, str]]:

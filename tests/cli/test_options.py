@@ -18,6 +18,8 @@ from tests.fixtures.rasters import rgba, write_raster
         (options.pixels, "0", 0),
         (options.side, "256", 256),
         (options.count, "1", 1),
+        (options.epsg_code, "32636", 32636),
+        (options.epsg_code, "epsg:4326", 4326),
     ],
 )
 def test_good_values(value_type, text, expected):
@@ -32,6 +34,8 @@ def test_good_values(value_type, text, expected):
         (options.pixels, "-1", "-1 is not a number of pixels"),
         (options.side, "0", "a window needs at least one pixel a side"),
         (options.count, "0", "0 is not a whole number above 0"),
+        (options.epsg_code, "99999", "99999 is not a known EPSG code"),
+        (options.epsg_code, "utm", "utm is not a known EPSG code"),
     ],
 )
 def test_bad_values(value_type, text, message):

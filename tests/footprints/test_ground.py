@@ -4,7 +4,7 @@ import pytest
 from pyproj import CRS
 from rasterio.transform import from_origin
 
-from benchmark.footprints.ground import ground_resolution, measuring_crs, utm_crs
+from benchmark.footprints.ground import ground_resolution, known_epsg, measuring_crs, utm_crs
 
 
 class TestGround:
@@ -40,3 +40,14 @@ class TestGround:
     def test_utm_zone_edges(self):
         assert utm_crs(180.0, 1.0) == CRS.from_epsg(32660)
         assert utm_crs(-180.0, -1.0) == CRS.from_epsg(32701)
+
+    @pytest.mark.parametrize(
+        ("value", "code"), [("32636", 32636), ("EPSG:4326", 4326), (3857, 3857)]
+    )
+    def test_a_known_epsg_code_is_its_number(self, value, code):
+        assert known_epsg(value) == code
+
+    @pytest.mark.parametrize("value", ["99999", "-1", "EPSG:", "utm36"])
+    def test_an_unknown_epsg_code_is_one_value_error_naming_it(self, value):
+        with pytest.raises(ValueError, match=f"^{value} is not a known EPSG code$"):
+            known_epsg(value)

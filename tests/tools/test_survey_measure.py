@@ -10,9 +10,9 @@ from affine import Affine
 
 from tools.survey_measure import (
     cut_survey,
+    duplicate_pairs_of,
     inner_edges,
     markdown_row,
-    overlapping_pairs,
     score_layers,
     still_cut,
     tile_offsets,
@@ -79,9 +79,11 @@ def test_identical_layers_score_alike_and_have_no_duplicates():
     assert scores["merged_matching_whole"] == 5
 
 
-def test_duplicates_are_pairs_over_the_merges_iou():
-    copies = [*TRUTH, box(1, 0), box(40, 6)]  # IoU 0.82 with box 0; 0.25 with box 2: not one
-    assert [(i, j) for i, j, _ in overlapping_pairs(copies)] == [(0, 5)]
+def test_duplicates_are_pairs_the_merges_rule_calls_one_building():
+    # IoU 0.82 with box 0; 0.25 with box 2 (0.4 of either: not one); IoU 0.2 inside box 3.
+    copies = [*TRUTH, box(1, 0), box(40, 6), shapely.box(60, 0, 62, 10)]
+    assert [(i, j) for i, j, _ in duplicate_pairs_of(copies)] == [(0, 5), (3, 7)]
+    copies = copies[:-1]
     scores = score_layers(copies, TRUTH, TRUTH)
     assert scores["duplicate_pairs"] == 1
     assert scores["merged_precision"] == pytest.approx(5 / 7, abs=1e-4)
