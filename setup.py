@@ -45,6 +45,8 @@ setup(
         "pyarrow>=14",
         # Footprints: connected components of a block (scipy.ndimage.label).
         "scipy>=1.10",
+        # Footprints of an instance model: a marker watershed separates touching buildings.
+        "scikit-image>=0.19",
         "numpy>=1.26",
         "matplotlib>=3.8",
         "tqdm>=4.66",

@@ -174,6 +174,12 @@ VARIANTS = (
         "-- -a test_img_dir DIR -a test_chip_gsd M)",
         {"self_train_rounds": "1"},
     ),
+    Variant(
+        "instance",
+        "instance target: body, border and contact outputs (1 / 0.25 / 0.1), decoded by a "
+        "marker watershed",
+        {"target": "instance"},
+    ),
     Variant("tta", "8-fold test-time augmentation", {"tta": "true"}, reuses=BASELINE),
     Variant(
         "overlap-256",

@@ -1011,6 +1011,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=str(REPO / "out" / "bench"))
     parser.add_argument(
+        "--bundle",
+        type=Path,
+        help="the model bundle measured (default: the demo's, made with --test if missing); "
+        "e.g. an instance model's for footprints",
+    )
+    parser.add_argument(
         "--chips",
         type=options.count,
         default=64,
@@ -1067,7 +1073,7 @@ def main(argv: list[str] | None = None) -> int:
     only = set(args.only or EVERYTHING)
     if only != {"busy"}:  # which runs a stand-in, not the demo's bundle
         demo = ensure_demo_run(out)
-        bundle = demo.bundle
+        bundle = args.bundle.resolve() if args.bundle else demo.bundle
         results["bundle"] = str(bundle.relative_to(REPO) if bundle.is_relative_to(REPO) else bundle)
     steps = [
         ("predict", lambda: measure_predict(bundle, out, args.chips, args.repeats)),

@@ -25,3 +25,10 @@ DEFAULT_THRESHOLD = 0.5
 
 # Submission chips: single band uint8 of this size, one per test image.
 CHIP_SIZE = 1024
+
+# An instance target's training labels (benchmark.data.instance_labels): bits of one uint8 band,
+# so Raster Vision's chips store them as they are. A binary label (0, 1) is its body bit alone,
+# and IGNORE_LABEL (all bits set) stays the pixel no loss looks at.
+BODY_BIT = 1
+BORDER_BIT = 2
+CONTACT_BIT = 4

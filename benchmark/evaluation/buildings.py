@@ -67,7 +67,9 @@ def score_scene_buildings(
     """Trace a scene's probabilities into footprints, write them, match them with ``truth``.
 
     Args:
-        prob_uri: the scene's uint8 probability raster.
+        prob_uri: the scene's uint8 probability raster: one band, or an instance model's
+            three, whose touching buildings are scored apart (the footprints tracer's
+            decoding, :func:`~benchmark.footprints.vectorize.vectorize_probabilities`).
         truth: its true buildings in the raster's CRS.
         threshold: the decision threshold.
         simplify: outline tolerance in metres: the model's GSD (None: the raster's pixel).

@@ -138,7 +138,7 @@ def evaluate_validation(
         for t in thresholds:
             total[t] = total.get(t, ConfusionCounts()) + window_counts[scored.id][t]
 
-    overall = {t: sum((s[t] for s in sweeps.values()), ConfusionCounts()) for t in thresholds}
+    overall = swept | counts_from_histograms(on_buildings, elsewhere, [threshold])
     report = build_eval_report({key: sweep[threshold] for key, sweep in sweeps.items()})
     report["decision_threshold"] = threshold
     report["threshold_choice"] = inputs.threshold

@@ -21,6 +21,7 @@ from benchmark.data.imagery import open_scene_checked, read_valid_mask, window_o
 from benchmark.data.windows import plan_windows
 from benchmark.errors import InputError
 from benchmark.evaluation.counts import DetectionCounts, ratio
+from benchmark.networks.targets import check_probability_bands
 
 WindowRasterizer = Callable[[Affine, tuple[int, int]], np.ndarray]
 
@@ -83,7 +84,8 @@ def scene_histograms(
     their sum, how often each value was predicted, needs no label).
 
     Args:
-        prob_uri: uint8 probability raster on the scene's grid (from ``predict``).
+        prob_uri: uint8 probability raster on the scene's grid (from ``predict``); band 1,
+            P(building) (an instance model's body), is scored.
         image_uri: the scene, for its valid-pixel mask (alpha / nodata).
         rasterize_window: ``(transform, (h, w)) -> uint8 0/1`` true buildings.
         block_size: block side; bounds memory.
@@ -93,8 +95,11 @@ def scene_histograms(
     pos = np.zeros(256, dtype=np.int64)
     neg = np.zeros(256, dtype=np.int64)
     with rasterio.open(prob_uri) as prob_src, open_scene_checked(image_uri) as img_src:
-        if prob_src.count != 1 or prob_src.dtypes[0] != "uint8":
-            raise InputError(f"{prob_uri}: expected one uint8 band of probabilities x 255")
+        check_probability_bands(prob_src.count, prob_uri)
+        if prob_src.dtypes[0] != "uint8":
+            raise InputError(
+                f"{prob_uri}: {prob_src.dtypes[0]} pixels; expected uint8 probabilities x 255"
+            )
         region = window or Window(0, 0, img_src.width, img_src.height)
         width, height = int(region.width), int(region.height)
         transform = img_src.window_transform(region)

@@ -19,6 +19,7 @@ import shapely
 from affine import Affine
 from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
+from matplotlib.legend_handler import HandlerTuple
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
@@ -41,8 +42,18 @@ CHIP_PREVIEW_SIDE = 512
 # Window edges on probability maps: thin, and a colour no grey level can be mistaken for.
 EDGE_COLOR = (1.0, 0.55, 0.0)
 ZOOM_COLOR = (0.0, 0.9, 1.0)
-# Traced footprints: yellow, apart from the fill colours and the imagery.
+# Traced footprints: yellow, apart from the fill colours and the imagery...
 OUTLINE_COLOR = (1.0, 0.9, 0.0)
+# ...or a colour each, neighbours apart, so that where touching buildings were split shows:
+# yellow, orange, red, cyan, white, violet (none of them the fills' green, magenta or blue).
+BUILDING_COLORS = (
+    OUTLINE_COLOR,
+    (1.0, 0.5, 0.0),
+    (0.9, 0.0, 0.0),
+    (0.0, 0.9, 1.0),
+    (1.0, 1.0, 1.0),
+    (0.6, 0.4, 1.0),
+)
 
 
 def _decimated_shape(area: rasterio.DatasetReader | Window, max_side: int) -> tuple[int, int]:
@@ -79,17 +90,49 @@ def _save(fig: Figure, png_uri: str) -> None:
 
 
 def draw_outlines(
-    ax, polygons: Sequence[shapely.Geometry], transform: Affine, color=OUTLINE_COLOR
+    ax,
+    polygons: Sequence[shapely.Geometry],
+    transform: Affine,
+    color=OUTLINE_COLOR,
+    colors: Sequence | None = None,
 ) -> None:
-    """Outline ``polygons`` (in a CRS) on a picture whose pixels ``transform`` places."""
+    """Outline ``polygons`` (in a CRS) on a picture whose pixels ``transform`` places.
+
+    ``colors``: one per polygon (default: ``color`` for all).
+    """
     to_pixels = ~transform
-    rings = []
-    for polygon in polygons:
+    rings, ring_colors = [], []
+    for k, polygon in enumerate(polygons):
         for part in getattr(polygon, "geoms", [polygon]):
             for ring in (part.exterior, *part.interiors):
                 cols, rows = to_pixels * np.asarray(ring.coords).T
                 rings.append(np.column_stack([cols - 0.5, rows - 0.5]))  # imshow: centres
-    ax.add_collection(LineCollection(rings, colors=[color], linewidths=0.9))
+                ring_colors.append(color if colors is None else colors[k])
+    ax.add_collection(LineCollection(rings, colors=ring_colors, linewidths=0.9))
+
+
+def building_colors(
+    polygons: Sequence[shapely.Geometry], distance: float, palette: Sequence = BUILDING_COLORS
+) -> list:
+    """A colour of ``palette`` per polygon, apart from those of polygons within ``distance``.
+
+    Greedy, in order, each polygon starting its search at its index (so that the colours vary
+    where nothing forces them); with more close neighbours than colours, a repeat.
+    """
+    if not polygons:
+        return []
+    geoms = np.asarray(polygons, dtype=object)
+    left, right = shapely.STRtree(geoms).query(geoms, predicate="dwithin", distance=distance)
+    neighbours: list[list[int]] = [[] for _ in polygons]
+    for a, b in zip(left.tolist(), right.tolist(), strict=True):
+        if b < a:
+            neighbours[a].append(b)
+    chosen: list[int] = []
+    for k in range(len(polygons)):
+        taken = {chosen[j] for j in neighbours[k]}
+        order = [(k + step) % len(palette) for step in range(len(palette))]
+        chosen.append(next((c for c in order if c not in taken), order[0]))
+    return [palette[c] for c in chosen]
 
 
 def plot_scene_overlay(
@@ -115,7 +158,9 @@ def plot_scene_overlay(
         counts: the scene's full-resolution counts at ``threshold`` for the title's Jaccard;
             computed here (one streamed pass) if None. The picture itself is decimated.
         window: the part of ``image_uri`` the probabilities cover (None: all of it).
-        buildings: footprints traced from the probabilities (in the scene's CRS), outlined.
+        buildings: footprints traced from the probabilities (in the scene's CRS), each
+            outlined in a colour of its own (:func:`building_colors`: two touching buildings
+            apart), so that the picture shows which blobs the tracer split into buildings.
     """
     if counts is None:
         swept = evaluate_scene(prob_uri, image_uri, rasterize_window, (threshold,), window=window)
@@ -145,21 +190,30 @@ def plot_scene_overlay(
     ax = fig.subplots()
     ax.imshow(image, interpolation="nearest")
     if buildings:
-        draw_outlines(ax, buildings, transform)
+        near = 2 * abs(transform.a)  # two of the picture's pixels: outlines that look touching
+        draw_outlines(ax, buildings, transform, colors=building_colors(buildings, near))
     ax.set_axis_off()
     name = os.path.splitext(os.path.basename(prob_uri))[0]
     ax.set_title(
         f"{name}: Jaccard {counts.jaccard:.3f}, precision {counts.precision:.3f}, "
         f"recall {counts.recall:.3f} (threshold {threshold:.2f})"
     )
-    handles = [
+    handles: list = [
         Patch(color=TP_COLOR, label="building found (TP)"),
         Patch(color=FP_COLOR, label="false building (FP)"),
         Patch(color=FN_COLOR, label="building missed (FN)"),
     ]
-    if buildings:
-        handles.append(Line2D([], [], color=OUTLINE_COLOR, label="footprint traced"))
-    ax.legend(handles=handles, loc="lower right", framealpha=0.85)
+    labels = [h.get_label() for h in handles]
+    if buildings:  # one entry: a short line in each of the first colours
+        handles.append(tuple(Line2D([], [], color=c) for c in BUILDING_COLORS[:3]))
+        labels.append("footprints traced (a colour each)")
+    ax.legend(
+        handles,
+        labels,
+        handler_map={tuple: HandlerTuple(ndivide=None)},
+        loc="lower right",
+        framealpha=0.85,
+    )
     _save(fig, png_uri)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from PIL import Image
 from rastervision.pipeline.file_system import download_if_needed
 
+from benchmark.data.instance_labels import body_labels
 from benchmark.data.layout import TRAIN_CHIP_IMAGES, TRAIN_CHIP_LABELS
 
 # Chips read at most, taken evenly from all of them: minutes on a CPU for the full data set
@@ -35,6 +36,9 @@ def training_chips(
 ) -> Iterator[tuple[np.ndarray | None, np.ndarray]]:
     """(uint8 (3, H, W) image, label) of at most :data:`MAX_CHIPS` training chips, evenly taken.
 
+    The labels are 0/1 (and ``IGNORE_LABEL``) whatever the target: an instance target's
+    label bits give their building body, which is what thresholds are chosen for.
+
     Args:
         chip_zip_uris: RV's chip zips (local or s3://); their ``train`` chips count.
         tmp_dir: where zips on S3 are downloaded.
@@ -51,4 +55,5 @@ def training_chips(
         with zipfile.ZipFile(path) as zf:
             for _, name in (t for t in taken if t[0] == path):
                 image = _read_png(zf, name)[..., :3].transpose(2, 0, 1) if images else None
-                yield image, _read_png(zf, name.replace(TRAIN_CHIP_IMAGES, TRAIN_CHIP_LABELS, 1))
+                labels = _read_png(zf, name.replace(TRAIN_CHIP_IMAGES, TRAIN_CHIP_LABELS, 1))
+                yield image, body_labels(labels)

@@ -36,7 +36,10 @@ from benchmark.console import one_line_errors
 from benchmark.data import layout
 from benchmark.data.chips import list_test_chips
 from benchmark.data.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUILDING
-from benchmark.data.label_source import NoDataAsBackgroundLabelSourceConfig
+from benchmark.data.label_source import (
+    InstanceLabelSourceConfig,
+    NoDataAsBackgroundLabelSourceConfig,
+)
 from benchmark.data.scene_windows import SceneWindows, WindowFile, read_scene_windows
 from benchmark.data.uris import make_output_root
 from benchmark.errors import InputError
@@ -112,28 +115,47 @@ def _read_windows(args: BenchmarkArgs, keys: list[str]) -> dict[str, SceneWindow
     )
 
 
-def _scene_configs(manifests: dict[str, SceneWindows], keys: list[str]) -> _Windows:
+def _label_source(
+    args: BenchmarkArgs, labels: RasterizedSourceConfig, image_uri: str
+) -> NoDataAsBackgroundLabelSourceConfig:
+    """A window's training labels: binary, or an instance target's body, border and contact."""
+    if args.target == "instance":
+        return InstanceLabelSourceConfig(
+            raster_source=labels,
+            image_uri=image_uri,
+            border_width=args.border_width,
+            contact_width=args.contact_width,
+        )
+    return NoDataAsBackgroundLabelSourceConfig(raster_source=labels, image_uri=image_uri)
+
+
+def training_labels_config(label_uri: str) -> RasterizedSourceConfig:
+    """The training labels of a scene: the buildings of GeoJSON ``label_uri``, rasterized."""
+    vector_source = GeoJSONVectorSourceConfig(
+        uris=[label_uri],
+        transformers=[ClassInferenceTransformerConfig(default_class_id=BUILDING)],
+    )
+    return RasterizedSourceConfig(
+        vector_source=vector_source,
+        rasterizer_config=RasterizerConfig(background_class_id=NO_BUILDING),
+    )
+
+
+def _scene_configs(
+    args: BenchmarkArgs, manifests: dict[str, SceneWindows], keys: list[str]
+) -> _Windows:
     """RV scenes for every PREPROCESS window of the scenes ``keys``."""
     windows = _Windows()
     for key in keys:
         split = manifests[key]
-        vector_source = GeoJSONVectorSourceConfig(
-            uris=[split.label_uri],
-            transformers=[ClassInferenceTransformerConfig(default_class_id=BUILDING)],
-        )
-        labels = RasterizedSourceConfig(
-            vector_source=vector_source,
-            rasterizer_config=RasterizerConfig(background_class_id=NO_BUILDING),
-        )
+        labels = training_labels_config(split.label_uri)
         for window in split.windows:
             window_id = window.uri.rsplit("/", 1)[-1].removesuffix(".tif")
             windows.scenes.append(
                 SceneConfig(
                     id=window_id,
                     raster_source=RasterioSourceConfig(uris=[window.uri], channel_order=[0, 1, 2]),
-                    label_source=NoDataAsBackgroundLabelSourceConfig(
-                        raster_source=labels, image_uri=window.uri
-                    ),
+                    label_source=_label_source(args, labels, window.uri),
                 )
             )
             windows.scene_keys[window_id] = key
@@ -241,7 +263,8 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
     train_refs, valid_refs = args.read_scenes(args.train_ids, args.valid_ids)
     train_keys, valid_keys = [s.key for s in train_refs], [s.key for s in valid_refs]
     manifests = _read_windows(args, train_keys + valid_keys)
-    train, valid = _scene_configs(manifests, train_keys), _scene_configs(manifests, valid_keys)
+    train = _scene_configs(args, manifests, train_keys)
+    valid = _scene_configs(args, manifests, valid_keys)
     train_scenes, valid_scenes = train.scenes, valid.scenes
     if args.test:
         train_scenes = rng.sample(train_scenes, min(3, len(train_scenes)))
@@ -260,7 +283,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
     backend = PyTorchSemanticSegmentationConfig(
         data=data,
         model=BenchmarkModelConfig(
-            arch=args.model, encoder=args.encoder, pretrained=args.pretrained
+            arch=args.model, encoder=args.encoder, pretrained=args.pretrained, target=args.target
         ),
         solver=BenchmarkSolverConfig(
             lr=args.lr,
@@ -269,6 +292,7 @@ def get_config(runner: str, **kwargs: Any) -> BenchmarkConfig:
             one_cycle=args.one_cycle,
             loss=args.loss,
             ema_decay=args.ema_decay,
+            channel_weights=args.channel_weights,
         ),
         log_tensorboard=False,
         run_tensorboard=False,

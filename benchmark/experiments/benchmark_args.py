@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from benchmark.data.label_source import InstanceLabelSourceConfig
 from benchmark.evaluation.threshold_choice import (
     THRESHOLD_FLAGS,
     THRESHOLD_HELP,
@@ -22,8 +23,10 @@ from benchmark.experiments.args import (
     respell_deprecated,
 )
 from benchmark.inference.execution import ExecutionName
+from benchmark.networks.targets import Target
 from benchmark.pipeline.benchmark_config import BenchmarkConfig, SelfTrainingConfig
-from benchmark.training.losses import parse_loss_spec
+from benchmark.training.losses import check_channel_weights, parse_loss_spec
+from benchmark.training.model_config import BenchmarkModelConfig, BenchmarkSolverConfig
 
 # Arguments renamed since a release (old name -> new): the old name still works, with a warning.
 RENAMED_ARGS = {"predict_chip_sz": "predict_window"}
@@ -75,6 +78,12 @@ class BenchmarkArgs(SceneArgs):
     encoder: str = Field("resnet18", description="Encoder network.")
     pretrained: bool = Field(True, description="ImageNet encoder weights (needs internet).")
     loss: str = Field("ce", description="ce, dice, lovasz or a sum such as ce+dice.")
+    target: Target = config_field(BenchmarkModelConfig, "target")
+    border_width: float = config_field(InstanceLabelSourceConfig, "border_width")
+    contact_width: float = config_field(InstanceLabelSourceConfig, "contact_width")
+    channel_weights: tuple[float, float, float] = config_field(
+        BenchmarkSolverConfig, "channel_weights"
+    )
     aug: str = Field("d4", description="Augmentation preset: none, d4, color, scale.")
     ema_decay: float | None = Field(
         None,
@@ -154,6 +163,32 @@ class BenchmarkArgs(SceneArgs):
         if isinstance(value, str):  # -a ensemble a.zip,b.zip
             return [uri.strip() for uri in value.split(",") if uri.strip()]
         return value
+
+    @field_validator("channel_weights", mode="before")
+    @classmethod
+    def _split_weights(cls, value: Any) -> Any:
+        if isinstance(value, str):  # -a channel_weights 1,0.25,0.1
+            return tuple(weight.strip() for weight in value.split(","))
+        return value
+
+    @field_validator("channel_weights")
+    @classmethod
+    def _usable_weights(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        check_channel_weights(value)  # here, in one line: RV validates configs after we return
+        return value
+
+    @model_validator(mode="after")
+    def _check_instance_args(self) -> "BenchmarkArgs":
+        """Instance arguments without the instance target would do nothing: say so."""
+        given = self.model_fields_set & {"border_width", "contact_width", "channel_weights"}
+        if given and self.target != "instance":
+            raise ValueError(f"{', '.join(sorted(given))}: only with -a target instance")
+        if self.target == "instance" and self.self_train_rounds:
+            raise ValueError(
+                "self-training's pseudo-labels have no border or contact: "
+                "-a self_train_rounds needs -a target binary"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_random_sizes(self) -> "BenchmarkArgs":

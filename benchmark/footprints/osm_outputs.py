@@ -25,8 +25,10 @@ from dataclasses import dataclass, field
 import geopandas as gpd
 import pyogrio
 import rasterio
+from pyogrio.errors import DataLayerError, DataSourceError
 
 from benchmark.data.uris import atomic_output, uri_exists
+from benchmark.errors import InputError
 from benchmark.footprints.conflation import (
     CHANGED,
     MAPPED,
@@ -149,12 +151,16 @@ def write_mapping_outputs(
     """Conflate one image's footprints and write its OSM outputs; the count of each status.
 
     Raises:
-        InputError: the existing buildings cannot be had (file, Overpass); nothing written.
+        InputError: the existing buildings cannot be had (file, Overpass), or the image's
+            footprints cannot be read; nothing written.
     """
     with rasterio.open(image_uri) as src:
         crs, lonlat_box = src.crs, lonlat_bounds(src.crs, tuple(src.bounds))
     existing = settings.source.buildings(lonlat_box, image_uri)
-    found = pyogrio.read_dataframe(footprints_gpkg)
+    try:
+        found = pyogrio.read_dataframe(footprints_gpkg)
+    except (DataSourceError, DataLayerError) as exc:
+        raise InputError(f"{footprints_gpkg}: footprints not read ({exc})") from None
     lonlat = list(found.geometry.to_crs(WGS84).values)
     result = conflate(lonlat, existing, settings.rules)
     found = found.assign(status=result.status, osm_id=result.osm_id, iou=result.iou)

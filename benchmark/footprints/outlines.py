@@ -1,9 +1,10 @@
 """From traced pixel outlines to building footprints: placed, simplified, squared, measured.
 
-Each traced building (:mod:`benchmark.footprints.vectorize`) is placed with the raster's
-transform, then simplified, squared and measured in metres true near the image
-(:func:`~benchmark.footprints.ground.measuring_crs`), filtered by area and returned in the
-image's CRS and in longitude/latitude, the two CRSs the files are written in.
+Each traced building (:mod:`benchmark.footprints.vectorize`: a connected component of a binary
+model's mask, or a building an instance model's three bands separate from its neighbours) is
+placed with the raster's transform, then simplified, squared and measured in metres true near
+the image (:func:`~benchmark.footprints.ground.measuring_crs`), filtered by area and returned in
+the image's CRS and in longitude/latitude, the two CRSs the files are written in.
 """
 
 from collections.abc import Iterable, Iterator
@@ -17,6 +18,7 @@ from affine import Affine
 from pyproj import CRS, Transformer
 
 from benchmark.footprints.ground import WGS84, centre_lonlat, measuring_crs
+from benchmark.footprints.instances import InstanceOptions
 from benchmark.footprints.regularize import regularize
 from benchmark.footprints.vectorize import PixelBuilding, vectorize_probabilities
 
@@ -102,9 +104,18 @@ class OutlineMaker:
 
 
 def footprints_of_raster(
-    prob_uri: str, threshold: float, options: OutlineOptions, block_size: int | None = None
+    prob_uri: str,
+    threshold: float,
+    options: OutlineOptions,
+    block_size: int | None = None,
+    instances: InstanceOptions | None = None,
 ) -> Iterator[Footprint]:
-    """The footprints of a uint8 probability raster (local or s3://), block by block."""
+    """The footprints of a uint8 probability raster (local or s3://), block by block.
+
+    One band (P(building)) or an instance model's three (P(body), P(border), P(contact),
+    decoded with ``instances``): see :func:`vectorize_probabilities`.
+    """
     with rasterio.open(prob_uri) as src:
         maker = OutlineMaker(src.crs, src.transform, src.width, src.height, options)
-    yield from maker.footprints(vectorize_probabilities(prob_uri, threshold, block_size))
+    buildings = vectorize_probabilities(prob_uri, threshold, block_size, instances)
+    yield from maker.footprints(buildings)

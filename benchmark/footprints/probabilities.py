@@ -9,7 +9,9 @@ whatever window scene prediction reads, the way PREPROCESS resampled the trainin
 resampled copy of the scene. The probabilities come back onto the image's grid, 0 outside its
 imagery, block by block (:mod:`benchmark.inference.gsd_round_trip`, the way the pipeline's
 validation windows come back), and the result is published as a Cloud Optimized GeoTIFF
-(tiled, overviews, DEFLATE) that QGIS streams.
+(tiled, overviews, DEFLATE) that QGIS streams. It has the bands of the prediction's target
+(``PredictionSettings.target``): P(building) alone, or an instance model's P(body), P(border)
+and P(contact), each band resampled and published alike; band 1 is P(building) either way.
 """
 
 import logging
@@ -133,6 +135,8 @@ def predict_on_image_grid(
 ) -> None:
     """Write the uint8 probabilities of ``image_uri`` on its own grid to the local ``out_path``.
 
+    One band per probability of ``settings.target`` (see :mod:`benchmark.inference.scenes`).
+
     Args:
         model: the network (prepared for ``settings.options``' plan on the first window).
         image_uri: a georeferenced RGB(A) uint8 raster (local or s3://).
@@ -163,7 +167,7 @@ def predict_on_image_grid(
 
 
 def write_cog(tiff_path: str, out_uri: str) -> None:
-    """Publish the GeoTIFF at ``tiff_path`` as a COG at ``out_uri``, atomically.
+    """Publish the GeoTIFF at ``tiff_path`` (every band) as a COG at ``out_uri``, atomically.
 
     GDAL's COG driver builds the overviews in a temporary file through its block cache, so
     memory stays bounded on a city-scale raster.

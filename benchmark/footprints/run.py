@@ -189,6 +189,6 @@ def _map_image(image: ImageRef, out_dir: str, mapping: MappingSettings, report: 
         report.mapped[image.name] = write_mapping_outputs(
             image.uri, image.name, footprints, MappingOutputs.of(out_dir, image.name), mapping
         )
-    except (InputError, RuntimeError, GEOSException) as exc:  # pyogrio's errors are RuntimeErrors
+    except (InputError, GEOSException) as exc:
         report.unmapped[image.name] = " ".join(str(exc).split())
         log.warning("%s: no OSM outputs (its footprints are written): %s", image.name, exc)

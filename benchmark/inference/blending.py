@@ -97,10 +97,11 @@ def windowed_probabilities(
     window: int,
     overlap: int,
 ) -> torch.Tensor:
-    """P(building) (B, H, W) of uint8 images run in ``window`` px windows, blended as scenes are.
+    """(B, C, H, W) probabilities of uint8 images run in ``window`` px windows blended like scenes.
 
     A model trained on small chips can be best at that size: run on a whole 1024 px chip it
     sees more context than it ever learned from. Images no larger than ``window`` run whole.
+    Every band is blended with the same weights.
     """
     height, width = images.shape[-2:]
     if max(height, width) <= window:
@@ -111,11 +112,13 @@ def windowed_probabilities(
     images = images.to(plan.device, non_blocking=plan.is_cuda)
     rows = {row: torch.from_numpy(wy).to(plan.device) for row, wy in grid.row_weights.items()}
     cols = {col: torch.from_numpy(wx).to(plan.device) for col, wx in grid.col_weights.items()}
-    total = torch.zeros(images.shape[0], height, width, device=plan.device)
+    total = None  # (B, C, H, W) once the first window says C
     for row, wy in rows.items():
         for col, wx in cols.items():
             h, w = len(wy), len(wx)
             prob = batch_probabilities(model, images[:, :, row : row + h, col : col + w], plan, tta)
-            total[:, row : row + h, col : col + w] += prob * (wy[:, None] * wx)
+            if total is None:
+                total = prob.new_zeros(*prob.shape[:2], height, width)
+            total[..., row : row + h, col : col + w] += prob * (wy[:, None] * wx)
     cover = np.outer(grid.row_cover, grid.col_cover)
     return total / torch.from_numpy(cover).to(plan.device)

@@ -36,6 +36,7 @@ from benchmark.errors import listed_problems
 from benchmark.inference.blending import windowed_probabilities
 from benchmark.inference.execution import ExecutionPlan, InferenceOptions, execution_plan
 from benchmark.inference.forward import (
+    bands_for,
     batch_probabilities,
     probabilities_at_scale,
     probability_to_mask,
@@ -240,15 +241,21 @@ def _chip_probabilities(
     settings: PredictionSettings,
     scale: float,
 ) -> torch.Tensor:
-    """P(building) (B, H, W) of uint8 chips: resized by ``scale``, whole or in windows."""
+    """P(building) (B, H, W) of uint8 chips: resized by ``scale``, whole or in windows.
+
+    An instance model's P(body): a test chip's output is P(building), whatever the model.
+    """
     tta = settings.options.tta
 
     def probabilities(batch: torch.Tensor) -> torch.Tensor:
         if settings.window is None:
-            return batch_probabilities(model, batch, plan, tta)
-        return windowed_probabilities(model, batch, plan, tta, settings.window, settings.overlap)
+            probs = batch_probabilities(model, batch, plan, tta)
+        else:
+            window, overlap = settings.window, settings.overlap
+            probs = windowed_probabilities(model, batch, plan, tta, window, overlap)
+        return bands_for(probs, "binary")
 
-    return probabilities_at_scale(images, plan, scale, probabilities)
+    return probabilities_at_scale(images, plan, scale, probabilities)[:, 0]
 
 
 def predict_chip_folder(

@@ -20,7 +20,12 @@ from benchmark.data.gsd import GridMap, read_bands
 from benchmark.data.imagery import open_scene_checked, read_valid_mask, window_of_window
 from benchmark.data.uris import TMP_PREFIX, atomic_geotiff
 from benchmark.data.windows import plan_windows
-from benchmark.inference.scenes import output_exists, predict_scene, probability_profile
+from benchmark.inference.scenes import (
+    name_bands,
+    output_exists,
+    predict_scene,
+    probability_profile,
+)
 from benchmark.inference.settings import PredictionSettings
 
 log = logging.getLogger(__name__)
@@ -35,21 +40,23 @@ def resample_probabilities_onto(
     """Write ``prob_uri`` onto the grid of ``scene_window`` of ``scene_uri``, 0 off its imagery.
 
     ``prob_uri`` covers exactly the ground of ``scene_window``. Probabilities are resampled
-    bilinearly, block by block, so memory is bounded by a block whatever the scene's size;
-    the valid pixels are the scene's own.
+    bilinearly, every band alike, block by block, so memory is bounded by a block whatever the
+    scene's size; the valid pixels are the scene's own.
     """
     with rasterio.open(prob_uri) as prob_src, open_scene_checked(scene_uri) as scene:
+        bands = prob_src.count
         source = Window(0, 0, prob_src.width, prob_src.height)
         back = GridMap(source, int(scene_window.width), int(scene_window.height))
         with (
             atomic_geotiff(out_uri) as path,
-            rasterio.open(path, "w", **probability_profile(scene, scene_window)) as dst,
+            rasterio.open(path, "w", **probability_profile(scene, scene_window, bands)) as dst,
         ):
+            name_bands(dst)
             for block in plan_windows(back.width, back.height, back.block_side(RESAMPLE_BLOCK)):
                 shape = (int(block.height), int(block.width))
-                prob = read_bands(prob_src, back.source_window(block), shape)[0]
+                prob = read_bands(prob_src, back.source_window(block), shape)
                 valid = read_valid_mask(scene, window_of_window(scene_window, block))
-                dst.write(prob * valid, 1, window=block)
+                dst.write(prob * valid, window=block)
     log.info("Wrote %s (resampled from %s)", out_uri, prob_uri)
 
 

@@ -1,5 +1,9 @@
 """Scene prediction: a georeferenced scene in, a probability raster on its grid out.
 
+The raster has one band per probability the prediction asks for (``PredictionSettings.
+target``): P(building) alone, or an instance model's P(body), P(border), P(contact), in
+:data:`~benchmark.networks.targets.INSTANCE_BANDS` order; band 1 is P(building) either way.
+
 Scenes are predicted one strip of windows at a time, so memory is bounded by a strip, not the
 scene: a reader thread reads the next windows while the model runs, and each strip's final
 rows are blended, masked and written as soon as no later window touches them. A scene at
@@ -24,9 +28,10 @@ from benchmark.data.imagery import open_scene_checked, read_rgb, read_valid_mask
 from benchmark.data.uris import atomic_geotiff, uri_exists
 from benchmark.inference.blending import BlendGrid
 from benchmark.inference.execution import ExecutionPlan, execution_plan
-from benchmark.inference.forward import batch_probabilities, quantize
+from benchmark.inference.forward import bands_for, batch_probabilities, quantize
 from benchmark.inference.plan_choice import prepare_measured
 from benchmark.inference.settings import PredictionSettings
+from benchmark.networks.targets import INSTANCE_BANDS
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +80,10 @@ def _prefetched(items: Iterator[T], depth: int = 2) -> Iterator[T]:
             put((end, None))
         except BaseException as exc:
             put((end, exc))
+        finally:  # now and in this thread, not whenever it is collected: it may hold files
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     thread = threading.Thread(target=produce, name="prefetch", daemon=True)
     thread.start()
@@ -106,14 +115,20 @@ def _scene_batches(
                 )
 
 
-def probability_profile(src: rasterio.DatasetReader, window: Window | None = None) -> dict:
-    """GeoTIFF profile of a probability raster on ``src``'s grid (or ``window`` of it)."""
+def probability_profile(
+    src: rasterio.DatasetReader, window: Window | None = None, bands: int = 1
+) -> dict:
+    """GeoTIFF profile of a ``bands``-band probability raster on ``src``'s grid (or ``window``).
+
+    Several bands are grey, not the RGB GDAL would take three bytes for.
+    """
     window = window or Window(0, 0, src.width, src.height)
+    grey = {"photometric": "minisblack"} if bands > 1 else {}
     return {
         "driver": "GTiff",
         "width": int(window.width),
         "height": int(window.height),
-        "count": 1,
+        "count": bands,
         "dtype": "uint8",
         "crs": src.crs,
         "transform": src.window_transform(window),
@@ -122,7 +137,14 @@ def probability_profile(src: rasterio.DatasetReader, window: Window | None = Non
         "blockysize": SCENE_BLOCK,
         "compress": "deflate",
         "predictor": 2,
+        **grey,
     }
+
+
+def name_bands(dst: rasterio.io.DatasetWriter) -> None:
+    """Name an instance model's bands (body, border, contact) where a viewer shows them."""
+    if dst.count == len(INSTANCE_BANDS):
+        dst.descriptions = INSTANCE_BANDS
 
 
 def output_exists(out_uri: str, overwrite: bool) -> bool:
@@ -142,19 +164,20 @@ def _write_final_rows(
     row_cover: np.ndarray,
     col_cover: np.ndarray,
 ) -> None:
-    """Write the first ``n`` rows of ``acc`` (scene rows from ``top``), then shift the rest up.
+    """Write the first ``n`` rows of ``acc`` (bands, scene rows from ``top``), shift the rest up.
 
     The rows are normalized by the window coverage and masked by the scene's imagery. Works
     in column blocks: on a 40,000 px wide scene a whole strip's float temporaries (division,
     clipping, rounding, validity mask) would cost several hundred MB at once.
     """
-    for col in range(0, acc.shape[1], WRITE_COLUMNS):
+    for col in range(0, acc.shape[2], WRITE_COLUMNS):
         cols = slice(col, col + WRITE_COLUMNS)
-        window = Window(col, top, acc[:n, cols].shape[1], n)
-        prob = acc[:n, cols] / (row_cover[top : top + n, None] * col_cover[None, cols])
-        dst.write(quantize(prob) * read_valid_mask(src, window), 1, window=window)
-        acc[:-n, cols] = acc[n:, cols]  # numpy buffers the overlapping copy, one block at a time
-        acc[-n:, cols] = 0
+        window = Window(col, top, acc[0, :n, cols].shape[1], n)
+        prob = acc[:, :n, cols] / (row_cover[top : top + n, None] * col_cover[None, cols])
+        dst.write(quantize(prob) * read_valid_mask(src, window), window=window)
+        # numpy buffers the overlapping copy, one block at a time
+        acc[:, :-n, cols] = acc[:, n:, cols]
+        acc[:, -n:, cols] = 0
 
 
 def predict_scene(
@@ -172,7 +195,9 @@ def predict_scene(
     window edges leave no seam (at most half a window; see :mod:`benchmark.inference.
     blending`); each
     finished strip is blended, masked (0 outside the imagery) and written, so memory holds
-    one strip. The output has the input's grid, CRS and transform, 256 px tiles, DEFLATE.
+    one strip. The output has the input's grid, CRS and transform, 256 px tiles, DEFLATE, and
+    ``settings.bands`` bands: the model's first ones (an instance model's P(body) alone for a
+    binary prediction; a binary model cannot give an instance one).
 
     Args:
         model: the network (prepared here with ``settings.options``).
@@ -194,26 +219,31 @@ def predict_scene(
         side = min(settings.scene_window, longest)
         grid = BlendGrid.over(height, width, side, settings.overlap)
         rows, cols = grid.rows, grid.cols
-        profile = probability_profile(src)
+        bands = settings.bands
+        profile = probability_profile(src, bands=bands)
         batches = _prefetched(_scene_batches(image_uri, rows, cols, side, options.batch_size))
         with (
             atomic_geotiff(out_uri) as path,
             rasterio.open(path, "w", **profile) as dst,
             tqdm(total=len(rows) * len(cols), desc=os.path.basename(image_uri), unit="win") as bar,
         ):
-            # Weighted sums for scene rows [top, top + len(acc)); rows above top are written.
-            acc = np.zeros((side + SCENE_BLOCK, width), dtype=np.float32)
+            name_bands(dst)
+            # Weighted sums of each band for scene rows [top, top + side + SCENE_BLOCK); rows
+            # above top are written.
+            acc = np.zeros((bands, side + SCENE_BLOCK, width), dtype=np.float32)
             top = 0
             for row, batch_cols, images in batches:
                 if plan is None:  # for the plan chosen on this batch, where "auto" asks
                     model, options = prepare_measured(model, options, images, height * width)
                     plan = execution_plan(options)
                 probs = batch_probabilities(model, torch.from_numpy(images), plan, options.tta)
+                probs = bands_for(probs, settings.target)
                 wy = grid.row_weights[row]
                 for col, prob in zip(batch_cols, probs.cpu().numpy(), strict=True):
                     wx = grid.col_weights[col]
                     h, w = len(wy), len(wx)
-                    acc[row - top : row - top + h, col : col + w] += prob[:h, :w] * wy[:, None] * wx
+                    here = np.s_[:, row - top : row - top + h, col : col + w]
+                    acc[here] += prob[:, :h, :w] * wy[:, None] * wx
 
                 bar.update(len(batch_cols))
                 if batch_cols[-1] != cols[-1]:

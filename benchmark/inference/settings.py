@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from benchmark.data.gsd import gsd_scale
 from benchmark.inference.execution import InferenceOptions
+from benchmark.networks.targets import Target, checked_target, probability_bands
 
 # Window side of scene prediction when the settings give none (chips then run whole).
 SCENE_WINDOW = 1024
@@ -28,15 +29,20 @@ class PredictionSettings:
             in :data:`SCENE_WINDOW` px windows.
         overlap: pixels shared by neighbouring windows, blended without seams.
         gsd: the model's metres per pixel (``-a gsd``); None: it works at each input's own.
+        target: what the model was trained for (:mod:`benchmark.networks.targets`): scene
+            probability rasters have its bands (P(building), or an instance model's P(body),
+            P(border), P(contact)); test chips are P(building) whatever it is.
     """
 
     options: InferenceOptions = field(default_factory=InferenceOptions)
     window: int | None = None
     overlap: int = 0
     gsd: float | None = None
+    target: Target = "binary"
 
     def __post_init__(self) -> None:
-        """Refuse windows the blending cannot take."""
+        """Refuse windows the blending cannot take and unknown targets."""
+        checked_target(self.target, "prediction settings")
         if self.window is not None and self.window <= 0:
             raise ValueError(f"window {self.window} must be positive")
         if self.overlap < 0:
@@ -46,6 +52,11 @@ class PredictionSettings:
     def scene_window(self) -> int:
         """The window side scenes are predicted in."""
         return self.window or SCENE_WINDOW
+
+    @property
+    def bands(self) -> int:
+        """The bands of a scene's probability raster."""
+        return probability_bands(self.target)
 
     def input_scale(self, image_gsd: float | None) -> float:
         """Resize factor of an image at ``image_gsd`` metres for the model (1: as it is)."""

@@ -16,6 +16,7 @@ from benchmark.evaluation.threshold_choice import (
 )
 from benchmark.inference.execution import ExecutionName, InferenceOptions
 from benchmark.inference.settings import PredictionSettings
+from benchmark.networks.targets import Target
 from benchmark.pipeline import dry_run
 
 
@@ -98,9 +99,13 @@ class InferenceConfig(Config):
         """How the model runs: batch size, plan, TTA."""
         return InferenceOptions(batch_size=self.batch_sz, execution=self.plan, tta=self.tta)
 
-    def prediction(self, gsd: float | None) -> PredictionSettings:
-        """What every prediction of a run takes: these settings, the model's ``gsd``."""
-        return PredictionSettings(self.options(), self.window, self.overlap, gsd)
+    def prediction(self, gsd: float | None, target: Target = "binary") -> PredictionSettings:
+        """What every prediction of a run takes: these settings, the model's ``gsd`` and target.
+
+        ``target`` sets the bands of scene probability rasters (an instance model's three);
+        chips are P(building) whatever it is.
+        """
+        return PredictionSettings(self.options(), self.window, self.overlap, gsd, target)
 
 
 @register_config("benchmark_self_training", plugin=PLUGIN)

@@ -34,6 +34,7 @@ from benchmark.inference.plan_choice import prepare_measured
 from benchmark.inference.recorded_plan import record_plan, replay_options
 from benchmark.inference.scenes import predict_scene
 from benchmark.inference.settings import PredictionSettings
+from benchmark.networks.targets import target_of
 from benchmark.pipeline.benchmark_config import BenchmarkConfig
 from benchmark.pipeline.bundle import add_bundle_info, load_learner_models
 from benchmark.pipeline.postprocess import write_submission
@@ -134,6 +135,11 @@ class BenchmarkPipeline(SemanticSegmentation):
         if cfg.source_bundle_uri is not None:
             if cfg.self_training is not None:
                 raise InputError("self-training trains its own first model: drop source_bundle_uri")
+            if target_of(cfg.backend.model) != "binary":
+                raise InputError(
+                    "fine-tuning from source_bundle_uri runs Raster Vision's learner, which "
+                    "trains the binary target only: drop source_bundle_uri or -a target instance"
+                )
             super().train()
             return
         learner_cfg = cfg.backend.get_learner_config(cfg)
@@ -184,7 +190,8 @@ class BenchmarkPipeline(SemanticSegmentation):
         chips = share_of_work(cfg.test_chips, split_ind, num_splits)
         if not scenes and not chips:
             return
-        settings = cfg.inference.prediction(cfg.gsd)
+        # validation windows get the model's probability bands (an instance model's three)
+        settings = cfg.inference.prediction(cfg.gsd, target_of(cfg.backend.model))
         # prepared once, for the plan chosen on the first window or chip (plan_choice)
         model = self._load_model()
         for scene in scenes:

@@ -3,9 +3,14 @@
 The bundle is Raster Vision's ``bundle/model-bundle.zip`` (the learner's own bundle with the
 weights and the learner config, plus ``pipeline-config.json``) with one more member,
 ``benchmark.json``: the decision threshold chosen by ``eval``, what the model is, the GSD
-it works at (``-a gsd``) and the prediction windows (``-a predict_window``, ``-a
-predict_overlap``). A bundle made without eval (or by plain RV) still loads, with threshold
-0.5, no GSD and whole-chip prediction.
+it works at (``-a gsd``), the prediction windows (``-a predict_window``, ``-a
+predict_overlap``) and how its probabilities become buildings (``decoding``: ``components``
+for a binary model, ``watershed`` for an instance one; see :mod:`benchmark.networks.targets`).
+A bundle made without eval (or by plain RV) still loads, with threshold 0.5, no GSD and
+whole-chip prediction.
+
+What the network was trained for is its learner config's ``model.target``: bundles from
+before the field are binary (:func:`learner_bundle_target`).
 
 An ensemble's bundle (``-a ensemble``) holds the other members' learner bundles too, as
 ``ensemble-{i}-model-bundle.zip`` listed under ``"ensemble"`` in ``benchmark.json``; loading it
@@ -20,7 +25,7 @@ import zipfile
 from dataclasses import dataclass, field
 from functools import cache
 from os.path import join
-from typing import Any
+from typing import IO, Any
 
 import torch
 from rastervision.pipeline.file_system import download_if_needed, file_exists
@@ -34,8 +39,12 @@ from benchmark.inference.devices import torch_device
 from benchmark.inference.ensemble import EnsembleModel
 from benchmark.inference.execution import InferenceOptions
 from benchmark.inference.settings import PredictionSettings
+from benchmark.networks.targets import DECODINGS, Target, checked_target
 
 log = logging.getLogger(__name__)
+
+# The learner config in a learner bundle (RV's ``Learner.save_model_bundle`` writes it).
+LEARNER_CONFIG_NAME = "learner-config.json"
 
 
 @dataclass
@@ -47,12 +56,13 @@ class LoadedBundle:
     gsd: float | None = None  # metres per pixel the model was trained at; None: scenes' own
     window: int | None = None  # the pipeline's prediction window side; None: whole chips
     overlap: int = 0  # and the windows' overlap
+    target: Target = "binary"  # what the network was trained for (its probability bands)
     info: dict[str, Any] = field(default_factory=dict)
 
     def prediction(
         self, options: InferenceOptions, window: int | None = None, overlap: int | None = None
     ) -> PredictionSettings:
-        """Predict as the bundle's pipeline did: its GSD, window and overlap.
+        """Predict as the bundle's pipeline did: its GSD, window, overlap and target.
 
         A command's own ``window`` and ``overlap``, where given, win.
         """
@@ -61,7 +71,23 @@ class LoadedBundle:
             window=self.window if window is None else window,
             overlap=self.overlap if overlap is None else overlap,
             gsd=self.gsd,
+            target=self.target,
         )
+
+
+def learner_bundle_target(learner_bundle: str | IO[bytes]) -> Target:
+    """What a learner bundle's network was trained for: its learner config's ``model.target``.
+
+    Binary where the config has no such field (every bundle before the instance target), or
+    where the bundle holds no learner config to say otherwise: loading the network is RV's to
+    judge, not this reading's.
+    """
+    try:
+        with zipfile.ZipFile(learner_bundle) as zf:
+            config = json.loads(zf.read(LEARNER_CONFIG_NAME))
+    except (zipfile.BadZipFile, KeyError, json.JSONDecodeError):
+        return "binary"
+    return checked_target((config.get("model") or {}).get("target", "binary"), LEARNER_CONFIG_NAME)
 
 
 @cache
@@ -155,6 +181,12 @@ def load_bundle(bundle_uri: str, tmp_dir: str | None = None, device: str = "auto
         except zipfile.BadZipFile:
             raise InputError(f"{bundle_uri}: not a zip file") from None
         uris = [join(work_dir, name) for name in members]
+        targets = {learner_bundle_target(uri) for uri in uris}
+        if len(targets) > 1:
+            raise InputError(
+                f"{bundle_uri}: ensemble members trained for different targets "
+                f"({', '.join(sorted(targets))}): their probabilities cannot be averaged"
+            )
         model = load_learner_models(uris, work_dir, device)
     loaded = LoadedBundle(
         model=model,
@@ -162,11 +194,12 @@ def load_bundle(bundle_uri: str, tmp_dir: str | None = None, device: str = "auto
         gsd=info.get("gsd"),
         window=info.get("predict_window"),
         overlap=int(info.get("predict_overlap", 0)),
+        target=targets.pop(),
         info=info,
     )
     log.info(
-        "Loaded %s (threshold %.3f, gsd %s, prediction window %s, overlap %d)",
-        bundle_uri, loaded.threshold, loaded.gsd, loaded.window, loaded.overlap,
+        "Loaded %s (%s model, threshold %.3f, gsd %s, prediction window %s, overlap %d)",
+        bundle_uri, loaded.target, loaded.threshold, loaded.gsd, loaded.window, loaded.overlap,
     )  # fmt: skip
     return loaded
 
@@ -175,6 +208,9 @@ def add_bundle_info(
     bundle_uri: str, info: dict[str, Any], tmp_dir: str, members: dict[str, str] | None = None
 ) -> None:
     """Add (or replace) ``benchmark.json``, and ensemble ``members``, in a bundle, atomically.
+
+    ``benchmark.json`` says ``info`` and how the bundle's model is decoded (``decoding``, from
+    its learner config's target: :func:`learner_bundle_target`).
 
     Args:
         bundle_uri: the bundle RV's ``bundle`` wrote.
@@ -187,6 +223,9 @@ def add_bundle_info(
     added = {BUNDLE_INFO_NAME, *members}
     with atomic_output(bundle_uri) as out_path:
         with zipfile.ZipFile(local) as src, zipfile.ZipFile(out_path, "w") as dst:
+            with src.open(MODEL_BUNDLE_NAME) as model_bundle:
+                target = learner_bundle_target(model_bundle)
+            info = {**info, "decoding": DECODINGS[target]}
             for item in src.infolist():
                 if item.filename not in added:
                     dst.writestr(item, src.read(item.filename))

@@ -38,6 +38,11 @@ move (weights, Adam's moments) to their parameters' device and leaves what torch
 CPU there (Adam's step counters, read on the host at every step: on the GPU each read would wait
 for it). A state written on a GPU so resumes on a CPU-only host and the other way round.
 
+A network trained for an instance target (:mod:`benchmark.networks.targets`) outputs body,
+border and contact logits, and its labels are bits (:mod:`benchmark.data.instance_labels`):
+validation's confusion matrix and Jaccard, and the plots of chips and predictions, read the body
+(the labels' body bit, the first two logits), so they compare with a binary model's.
+
 Training runs in one process, on one device. Raster Vision starts DistributedDataParallel by
 itself when it sees several GPUs (``RASTERVISION_USE_DDP``, default yes), but this learner's
 state, weight average, seeded epochs and BatchNorm pass are those of one process; so with
@@ -55,7 +60,8 @@ from typing import Any
 import torch
 from rastervision.pipeline.file_system import zipdir
 from rastervision.pytorch_learner import SemanticSegmentationLearner
-from rastervision.pytorch_learner.utils import log_metrics_to_csv
+from rastervision.pytorch_learner.dataset.visualizer import SemanticSegmentationVisualizer
+from rastervision.pytorch_learner.utils import compute_conf_mat, log_metrics_to_csv
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, update_bn
@@ -66,7 +72,10 @@ from benchmark.data.background import start_background_worker
 from benchmark.data.layout import TRAIN_STATE_NAME, training_log_uri
 from benchmark.data.uris import atomic_output
 from benchmark.errors import InputError
+from benchmark.networks.targets import Target, target_of
 from benchmark.onnx_export import torchscript_exporter
+from benchmark.training.losses import body_target
+from benchmark.training.model_config import BenchmarkSolverConfig
 from benchmark.training.seeding import epoch_seed, seed_random_generators
 
 log = logging.getLogger(__name__)
@@ -119,6 +128,36 @@ class ResumableLearner(SemanticSegmentationLearner):
         self.distributed = False
         self.avoid_activating_cuda_runtime = False  # fork's reason to keep CUDA unstarted
         self.ddp_world_size = None
+
+    @property
+    def target(self) -> Target:
+        """What the network outputs (binary for RV's own model config, and old configs)."""
+        return target_of(self.cfg.model)
+
+    def build_loss(self, loss_def_path: str | None = None) -> nn.Module:
+        """The solver's loss for the model's target (RV's own solver: RV's loss)."""
+        solver = self.cfg.solver
+        if not isinstance(solver, BenchmarkSolverConfig):
+            return super().build_loss(loss_def_path)
+        return solver.build_loss(self.cfg.data.num_classes, target=self.target)
+
+    def validate_step(self, batch: Any, batch_ind: int) -> dict[str, Any]:
+        """RV's validation step, its confusion matrix of the body (a binary model's as RV's)."""
+        x, y = batch
+        out = self.post_forward(self.model(x))
+        pred = self.prob_to_pred(out[:, :2]).view(-1)
+        conf_mat = compute_conf_mat(pred, body_target(y).view(-1), len(self.cfg.data.class_names))
+        return {"val_loss": self.loss(out, y), "conf_mat": conf_mat}
+
+    def postprocess_model_output(
+        self, out: torch.Tensor, raw_out: bool, out_shape: tuple[int, int]
+    ) -> torch.Tensor:
+        """RV's probabilities or classes of the body (an instance model's first two logits)."""
+        return super().postprocess_model_output(out[:, :2], raw_out, out_shape)
+
+    def get_visualizer_class(self) -> type[SemanticSegmentationVisualizer]:
+        """RV's plots, of the labels' body."""
+        return BodyVisualizer
 
     @property
     def train_state_path(self) -> str:
@@ -269,6 +308,16 @@ class ResumableLearner(SemanticSegmentationLearner):
         log.info("Saving bundle to %s.", zip_path)
         with atomic_output(zip_path) as partial:
             zipdir(bundle_dir, partial)
+
+
+class BodyVisualizer(SemanticSegmentationVisualizer):
+    """RV's plots of chips and predictions, an instance target's labels shown as their body."""
+
+    def plot_batch(self, x: torch.Tensor, y: Any = None, *args: Any, **kwargs: Any) -> None:
+        """RV's ``plot_batch``, with ``y`` (label bits or binary labels) as binary labels."""
+        if isinstance(y, torch.Tensor):
+            y = body_target(y)
+        super().plot_batch(x, y, *args, **kwargs)
 
 
 def _state_of(scheduler: Any) -> dict[str, Any] | None:

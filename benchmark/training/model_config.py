@@ -5,8 +5,15 @@ from rastervision.pytorch_learner import SemanticSegmentationModelConfig, Solver
 from torch import nn
 
 from benchmark import PLUGIN
+from benchmark.errors import InputError
 from benchmark.networks.segmentation import build_segmentation_model
-from benchmark.training.losses import build_loss, parse_loss_spec
+from benchmark.networks.targets import Target, output_channels
+from benchmark.training.losses import (
+    CHANNEL_WEIGHTS,
+    build_loss,
+    check_channel_weights,
+    parse_loss_spec,
+)
 
 
 @register_config("benchmark_model", plugin=PLUGIN)
@@ -25,11 +32,29 @@ class BenchmarkModelConfig(SemanticSegmentationModelConfig):
             "mobilenet_v2 or tu-mobilenetv3_small_050 (the smallest)."
         ),
     )
+    target: Target = Field(
+        "binary",
+        description="What the network is trained to output: binary, buildings (2 logits); "
+        "instance, also each building's border and the contact between buildings (4 logits, "
+        "benchmark.networks.targets), so touching buildings can be told apart. Configs saved "
+        "before it are binary.",
+    )
 
     def build_default_model(self, num_classes: int, in_channels: int) -> nn.Module:
-        """Build the network (RV calls this when training and when loading a bundle)."""
+        """Build the network (RV calls this when training and when loading a bundle).
+
+        ``num_classes`` is RV's, the label classes (2): the outputs are the ``target``'s. An
+        instance target's labels are building or not too (their border and contact bits are
+        its own), so any other ``num_classes`` is refused rather than silently dropped.
+        """
+        channels = num_classes if self.target == "binary" else output_channels(self.target)
+        if self.target == "instance" and num_classes != 2:
+            raise InputError(
+                f"an instance model's labels are background and building: {num_classes} "
+                "classes given"
+            )
         return build_segmentation_model(
-            self.arch, self.encoder, num_classes, in_channels, pretrained=self.pretrained
+            self.arch, self.encoder, channels, in_channels, pretrained=self.pretrained
         )
 
 
@@ -50,11 +75,20 @@ class BenchmarkSolverConfig(SolverConfig):
         "place of the last weights. None: off.",
     )
 
+    channel_weights: tuple[float, float, float] = Field(
+        CHANNEL_WEIGHTS,
+        description="Instance target: loss weights of body, border and contact (the SpaceNet 6 "
+        "winners': about 1, 0.25, 0.1); the body's loss is the loss spec, the others BCE.",
+    )
+
     def validate_config(self) -> None:
-        """Reject unknown loss names when the config is built, not hours later."""
+        """Reject unknown loss names and unusable weights when the config is built."""
         super().validate_config()
         parse_loss_spec(self.loss)
+        check_channel_weights(self.channel_weights)
 
-    def build_loss(self, num_classes: int, save_dir=None, hubconf_dir=None) -> nn.Module:
-        """Build the configured loss (the external-loss options of RV are not supported)."""
-        return build_loss(self.loss)
+    def build_loss(
+        self, num_classes: int, save_dir=None, hubconf_dir=None, target: Target = "binary"
+    ) -> nn.Module:
+        """Build the configured loss for the model's ``target`` (RV's external losses: no)."""
+        return build_loss(self.loss, target, self.channel_weights)

@@ -6,21 +6,10 @@ import numpy as np
 import pytest
 from pyproj import Transformer
 from rastervision.core.box import Box
-from rastervision.core.data import (
-    ClassConfig,
-    ClassInferenceTransformerConfig,
-    GeoJSONVectorSourceConfig,
-    RasterioSourceConfig,
-    RasterizedSourceConfig,
-    RasterizerConfig,
-    SceneConfig,
-)
 
-from benchmark.data.label_source import NoDataAsBackgroundLabelSourceConfig
 from tests.fixtures.rasters import TRANSFORM, rgba, write_raster
 
 SIDE = 40
-CLASSES = ClassConfig(names=["background", "building"], null_class="background")
 
 
 def _covering_building(path) -> str:
@@ -38,38 +27,23 @@ def _covering_building(path) -> str:
     return str(path)
 
 
-def _label_source(image_uri: str, labels_uri: str, tmp_path):
-    labels = RasterizedSourceConfig(
-        vector_source=GeoJSONVectorSourceConfig(
-            uris=[labels_uri], transformers=[ClassInferenceTransformerConfig(default_class_id=1)]
-        ),
-        rasterizer_config=RasterizerConfig(background_class_id=0),
-    )
-    scene = SceneConfig(
-        id="s",
-        raster_source=RasterioSourceConfig(uris=[image_uri], channel_order=[0, 1, 2]),
-        label_source=NoDataAsBackgroundLabelSourceConfig(raster_source=labels, image_uri=image_uri),
-    )
-    return scene.build(CLASSES, str(tmp_path)).label_source
-
-
 @pytest.mark.parametrize("no_data", ["alpha", "nodata value"])
-def test_a_building_over_no_data_is_background_there(tmp_path, no_data):
+def test_a_building_over_no_data_is_background_there(tmp_path, label_source, no_data):
     data = rgba(SIDE, SIDE)  # no imagery in the top-left quarter
     if no_data == "alpha":
         image = write_raster(tmp_path / "scene.tif", data)
     else:
         image = write_raster(tmp_path / "scene.tif", data[:3], nodata=0)
-    source = _label_source(image, _covering_building(tmp_path / "b.geojson"), tmp_path)
+    source = label_source(image, _covering_building(tmp_path / "b.geojson"))
     labels = source.get_label_arr(Box(0, 0, SIDE, SIDE))
     expected = np.ones((SIDE, SIDE), dtype=labels.dtype)
     expected[: SIDE // 2, : SIDE // 2] = 0
     np.testing.assert_array_equal(labels, expected)
 
 
-def test_a_window_past_the_scene_edge_is_the_null_class_there(tmp_path):
+def test_a_window_past_the_scene_edge_is_the_null_class_there(tmp_path, label_source):
     image = write_raster(tmp_path / "scene.tif", rgba(SIDE, SIDE))
-    source = _label_source(image, _covering_building(tmp_path / "b.geojson"), tmp_path)
+    source = label_source(image, _covering_building(tmp_path / "b.geojson"))
     labels = source.get_label_arr(Box(30, 25, 50, 45))  # ymin, xmin, ymax, xmax
     assert labels.shape == (20, 20)
     assert (labels[:10, :15] == 1).all()

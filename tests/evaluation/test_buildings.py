@@ -4,7 +4,9 @@ import json
 
 import numpy as np
 import pytest
+import rasterio
 import shapely
+from affine import Affine
 
 from benchmark.evaluation.buildings import (
     BuildingCounts,
@@ -82,3 +84,22 @@ class TestScoreScene:
         assert counts == BuildingCounts(tp=1, fp=1, fn=1)
         assert len(found) == 2 and gpkg.exists()
         assert len(json.loads(geojson.read_text())["features"]) == 2
+
+    def test_an_instance_model_s_touching_buildings_score_apart(self, tmp_path):
+        # Three 60 x 40 px houses in a row: one blob of P(body), told apart by P(contact).
+        bands = np.zeros((3, 100, 160), np.uint8)
+        bands[0, 20:80, 20:140] = 240
+        for wall in (60, 100):
+            bands[2, 20:80, wall - 3 : wall + 3] = 230  # contact along the shared walls
+            bands[0, 20:80, wall - 3 : wall + 3] = 160  # the body less sure, still a building
+        truth = [
+            shapely.box(
+                *rasterio.transform.array_bounds(60, 40, TRANSFORM * Affine.translation(col, 20))
+            )
+            for col in (20, 60, 100)
+        ]
+        out = str(tmp_path / "s_buildings")
+        for count, expected in ((3, BuildingCounts(tp=3)), (1, BuildingCounts(fp=1, fn=3))):
+            uri = write_raster(tmp_path / f"prob{count}.tif", bands[:count])
+            counts, _ = score_scene_buildings(uri, truth, 0.5, 0.3, out + ".geojson", out + ".gpkg")
+            assert counts == expected

@@ -104,6 +104,15 @@ class TestEvaluateScene:
         with pytest.raises(InputError, match=r"not on the grid of .*scene\.tif Window\(col_off=31"):
             evaluate_scene(part, image_uri, rasterize_window, window=Window(31, 20, 70, 50))
 
+    def test_probabilities_of_two_bands_or_not_uint8_are_one_line(self, scored_scene, tmp_path):
+        image_uri, _, rasterize_window, prob, _, _ = scored_scene
+        two = write_raster(tmp_path / "two.tif", np.stack([prob, prob]).astype(np.uint8))
+        with pytest.raises(InputError, match=r"^\S*two\.tif: 2 probability bands; expected 1 "):
+            evaluate_scene(two, image_uri, rasterize_window)
+        floats = write_raster(tmp_path / "floats.tif", prob[None].astype(np.float32) / 255)
+        with pytest.raises(InputError, match=r"floats\.tif: float32 pixels; expected uint8"):
+            evaluate_scene(floats, image_uri, rasterize_window)
+
     def test_probabilities_on_another_grid_are_refused(self, scored_scene, tmp_path):
         image_uri, _, rasterize_window, prob, _, _ = scored_scene
         other = write_raster(tmp_path / "other.tif", prob[None, :90])

@@ -14,6 +14,8 @@ import benchmark.evaluation.plots as plots
 from benchmark.data.submission import write_mask
 from benchmark.evaluation.metrics import ConfusionCounts
 from benchmark.evaluation.plots import (
+    BUILDING_COLORS,
+    building_colors,
     draw_outlines,
     plot_chip_predictions,
     plot_scene_overlay,
@@ -89,6 +91,47 @@ class TestDrawOutlines:
         # columns 5 to 15, rows 5 to 10; imshow puts pixel centres on whole numbers
         assert ring.min(axis=0) == pytest.approx((4.5, 4.5))
         assert ring.max(axis=0) == pytest.approx((14.5, 9.5))
+
+    def test_a_colour_per_polygon(self):
+        ax = Figure().subplots()
+        square = shapely.box(0, 0, 1, 1)
+        with_hole = square.buffer(3).difference(shapely.box(-1, -1, 2, 2))
+        draw_outlines(ax, [square, with_hole], Affine.identity(), colors=["red", "blue"])
+        colors = ax.collections[0].get_colors()
+        assert len(colors) == 3  # the hole's ring takes its polygon's colour
+        assert [tuple(c[:3]) for c in colors] == [(1, 0, 0), (0, 0, 1), (0, 0, 1)]
+
+
+class TestBuildingColors:
+    def test_touching_buildings_differ(self):
+        # A row of six terraced houses, each touching the next, and a lone shed.
+        row = [shapely.box(k, 0, k + 1, 1) for k in range(6)]
+        colors = building_colors([*row, shapely.box(20, 20, 21, 21)], distance=0.1)
+        assert all(colors[k] != colors[k + 1] for k in range(5))
+        assert set(colors) <= set(BUILDING_COLORS)
+
+    def test_more_neighbours_than_colours_still_colours_each(self):
+        ring = [shapely.Point(0, 0).buffer(1)] * (len(BUILDING_COLORS) + 2)  # all overlapping
+        assert len(building_colors(ring, distance=0.0)) == len(ring)
+        assert building_colors([], distance=1.0) == []
+
+    def test_overlay_outlines_each_building_in_its_colour(
+        self, tmp_path, scene_and_prob, monkeypatch
+    ):
+        image_uri, prob_uri = scene_and_prob
+        west, south, east, north = rasterio.transform.array_bounds(30, 40, TRANSFORM)
+        middle = (west + east) / 2
+        pair = [shapely.box(west, south, middle, north), shapely.box(middle, south, east, north)]
+        drawn = []
+
+        def recording(ax, polygons, transform, color=None, colors=None):
+            drawn.append(colors)
+
+        png = tmp_path / "o.png"
+        monkeypatch.setattr(plots, "draw_outlines", recording)
+        plot_scene_overlay(image_uri, prob_uri, box_rasterizer(BOXES), str(png), buildings=pair)
+        ((first, second),) = drawn
+        assert first != second
 
 
 class TestTrainingCurves:

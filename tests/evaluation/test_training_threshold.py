@@ -1,11 +1,14 @@
 """The threshold chosen on the training chips: the best there, from the train split only."""
 
+import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from benchmark.data.constants import BUILDING
+from benchmark.data.constants import BORDER_BIT, BUILDING, CONTACT_BIT
 from benchmark.errors import InputError
 from benchmark.evaluation import training_chips, training_threshold
 from benchmark.evaluation.evaluate import THRESHOLDS
@@ -50,3 +53,24 @@ def test_no_training_chip_is_an_input_error(tmp_path):
     zip_uri = write_chip_zip(tmp_path / "a.zip", {"valid": [chip_labels(0)]})
     with pytest.raises(InputError, match="no training chips"):
         choose([zip_uri], tmp_path)
+
+
+def test_an_instance_targets_chips_are_scored_on_their_body(tmp_path):
+    """Label bits (border, contact) choose what the body alone chooses: the same chips, their
+    labels' building pixels also a border and their background all contact."""
+    plain_zip = write_chip_zip(tmp_path / "a.zip", {"train": [chip_labels(i) for i in range(3)]})
+    bits_zip = tmp_path / "b.zip"
+    with zipfile.ZipFile(plain_zip) as src, zipfile.ZipFile(bits_zip, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if "/labels/" in name:
+                labels = np.asarray(Image.open(io.BytesIO(data))).copy()
+                labels[labels == BUILDING] |= BORDER_BIT
+                labels[labels == 0] = CONTACT_BIT
+                out = io.BytesIO()
+                Image.fromarray(labels).save(out, format="PNG")
+                data = out.getvalue()
+            dst.writestr(name, data)
+    plain, decoded = choose([plain_zip], tmp_path), choose([str(bits_zip)], tmp_path)
+    assert (decoded.threshold, decoded.jaccard, decoded.chips) == (0.15, 1.0, 3)
+    assert decoded.sweep == plain.sweep

@@ -7,10 +7,16 @@ from rasterio.windows import Window
 
 from benchmark.data.gsd import read_bands
 from benchmark.errors import InputError
-from benchmark.footprints.probabilities import ImageGrid, predict_on_image_grid, resampled_vrt
+from benchmark.footprints.probabilities import (
+    ImageGrid,
+    predict_on_image_grid,
+    resampled_vrt,
+    write_cog,
+)
 from benchmark.inference.gsd_round_trip import predict_resampled_window
 from benchmark.inference.settings import PredictionSettings
-from tests.fixtures.models import FP32, conv_model, pointwise_model
+from benchmark.networks.targets import INSTANCE_BANDS
+from tests.fixtures.models import FP32, conv_model, pointwise_instance_model, pointwise_model
 from tests.fixtures.rasters import write_raster
 
 
@@ -70,3 +76,29 @@ class TestPredictOnImageGrid:
         with rasterio.open(out) as got, rasterio.open(expected) as want:
             assert (got.transform, got.shape) == (want.transform, want.shape)
             np.testing.assert_array_equal(got.read(1), want.read(1))
+
+
+class TestInstanceProbabilities:
+    """An instance model's raster and COG: P(body), P(border), P(contact); band 1 unchanged."""
+
+    @pytest.mark.parametrize("gsd", [None, 0.3])
+    def test_the_cog_has_three_bands_band_one_the_binary_models(self, make_scene, tmp_path, gsd):
+        uri = make_scene("s", alpha_off=(0, 0, 40, 40))
+        binary = PredictionSettings(FP32, window=64, overlap=16, gsd=gsd)
+        instance = PredictionSettings(FP32, window=64, overlap=16, gsd=gsd, target="instance")
+        predict_on_image_grid(pointwise_model(), uri, str(tmp_path / "binary.tif"), binary)
+        predict_on_image_grid(
+            pointwise_instance_model(), uri, str(tmp_path / "instance.tif"), instance
+        )
+        write_cog(str(tmp_path / "instance.tif"), str(tmp_path / "cog.tif"))
+        with rasterio.open(tmp_path / "cog.tif") as cog, rasterio.open(uri) as src:
+            assert cog.tags(ns="IMAGE_STRUCTURE")["LAYOUT"] == "COG"
+            assert (cog.count, cog.transform, cog.shape) == (3, src.transform, src.shape)
+            assert cog.descriptions == INSTANCE_BANDS
+            probs = cog.read()
+        with rasterio.open(tmp_path / "binary.tif") as src:
+            np.testing.assert_array_equal(probs[0], src.read(1))
+        with rasterio.open(tmp_path / "instance.tif") as src:
+            np.testing.assert_array_equal(probs, src.read())  # every band published
+        assert (probs[:, :40, :40] == 0).all()
+        assert (probs[1] != probs[0]).any()  # border is its own band

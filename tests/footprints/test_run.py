@@ -12,6 +12,7 @@ import shapely
 import benchmark.footprints.run as run
 import benchmark.footprints.vectorize as vectorize
 from benchmark.cli.footprints import main
+from benchmark.errors import InputError
 from benchmark.footprints.inputs import ImageRef, list_images
 from benchmark.footprints.run import FootprintOutputs, FootprintSettings, footprints_for_images
 from benchmark.inference.settings import PredictionSettings
@@ -155,7 +156,7 @@ class TestCommand:
 
 
 @pytest.mark.parametrize(
-    "error", [RuntimeError("b_buildings.gpkg: not a GeoPackage"), shapely.errors.GEOSException("x")]
+    "error", [InputError("b_buildings.gpkg: not a GeoPackage"), shapely.errors.GEOSException("x")]
 )
 def test_osm_outputs_that_fail_leave_the_image_unmapped_not_the_run_stopped(
     monkeypatch, tmp_path, error

@@ -7,6 +7,7 @@ import pytest
 import shapely
 from scipy import ndimage
 
+from benchmark.errors import InputError
 from benchmark.footprints.vectorize import vectorize_probabilities
 from tests.fixtures.rasters import write_raster
 
@@ -58,3 +59,9 @@ class TestVectorize:
 
     def test_no_building(self, tmp_path):
         assert traced(prob_raster(tmp_path / "p.tif", np.full((50, 50), 100)), 16) == []
+
+
+def test_a_raster_of_two_bands_is_one_line(tmp_path):
+    path = write_raster(tmp_path / "two.tif", np.zeros((2, 8, 8), np.uint8))
+    with pytest.raises(InputError, match=r"two\.tif: 2 probability bands; expected 1 .* or 3 "):
+        list(vectorize_probabilities(path, 0.5))

@@ -8,7 +8,13 @@ from benchmark.data.windows import window_starts
 from benchmark.inference.blending import BlendGrid, windowed_probabilities
 from benchmark.inference.execution import execution_plan
 from benchmark.inference.forward import batch_probabilities
-from tests.fixtures.models import FP32, conv_model, pointwise_model
+from tests.fixtures.models import (
+    FP32,
+    conv_model,
+    instance_model,
+    pointwise_instance_model,
+    pointwise_model,
+)
 
 PLAN = execution_plan(FP32)
 
@@ -66,3 +72,22 @@ class TestWindowedProbabilities:
         torch.testing.assert_close(
             windowed_probabilities(model, self.images, PLAN, False, 80, 8), whole
         )
+
+    @pytest.mark.parametrize(("window", "overlap"), [(24, 0), (40, 16)])
+    def test_every_band_of_an_instance_model_is_blended(self, window, overlap):
+        model = pointwise_instance_model()
+        whole = batch_probabilities(model, self.images, PLAN, tta=False)
+        windowed = windowed_probabilities(model, self.images, PLAN, False, window, overlap)
+        assert windowed.shape == (2, 3, 64, 80)
+        torch.testing.assert_close(windowed, whole, atol=1e-6, rtol=0)
+
+    def test_blending_hides_the_windows_edges_in_every_band(self):
+        model = instance_model(5)
+        whole = batch_probabilities(model, self.images, PLAN, tta=False)
+        errors = {
+            overlap: (windowed_probabilities(model, self.images, PLAN, False, 32, overlap) - whole)
+            .abs()
+            .amax(dim=(0, 2, 3))
+            for overlap in (0, 16)
+        }
+        assert (errors[16] < errors[0] / 2).all()

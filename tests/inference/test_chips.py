@@ -4,6 +4,7 @@ import os
 import sys
 import tarfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from benchmark.inference.settings import PredictionSettings
 from tests.fixtures.models import (
     FP32,
     conv_model,
+    instance_model,
     pointwise_model,
     record_input_sizes,
     whole_forward,
@@ -94,6 +96,26 @@ class TestPredictChipFolder:
                 windowed / f"{chip.id}.tif"
             )
             assert np.abs(diff).max() <= 1  # blending weights sum to 1: rounding only
+
+    @pytest.mark.parametrize("settings", [WHOLE, PredictionSettings(FP32, 24, 6), AT_10_CM])
+    def test_an_instance_models_chips_are_its_body(self, tmp_path, chip_dir, settings):
+        chips, good = chip_dir
+        chips = chips[: len(good)]
+        instance = replace(settings, target="instance")
+        for name, model, chosen in (
+            ("binary", conv_model(), settings),
+            ("instance", instance_model(5), instance),
+        ):
+            predict_chip_folder(
+                model, chips, str(tmp_path / name), chosen, threshold=None, expected_size=64,
+                chip_gsd=0.075,
+            )  # fmt: skip
+        for chip in chips:
+            with rasterio.open(tmp_path / "instance" / f"{chip.id}.tif") as src:
+                assert src.count == 1
+            assert (tmp_path / "instance" / f"{chip.id}.tif").read_bytes() == (
+                tmp_path / "binary" / f"{chip.id}.tif"
+            ).read_bytes()
 
     @pytest.mark.parametrize("num_workers", [0, 1])
     def test_writes_masks_and_reports_bad_chips(self, tmp_path, chip_dir, num_workers):

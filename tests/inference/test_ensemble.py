@@ -3,9 +3,16 @@ import pytest
 import torch
 
 from benchmark.inference.ensemble import EnsembleModel
-from benchmark.inference.execution import InferenceOptions, prepare_model
-from benchmark.inference.forward import predict_probabilities
-from tests.fixtures.models import FP32, brightness_model, conv_model, whole_forward
+from benchmark.inference.execution import InferenceOptions, execution_plan, prepare_model
+from benchmark.inference.forward import batch_probabilities, predict_probabilities
+from tests.fixtures.models import (
+    FP32,
+    brightness_model,
+    conv_model,
+    instance_model,
+    whole_forward,
+    whole_instance_forward,
+)
 
 IMAGES = np.random.default_rng(0).integers(0, 256, (2, 3, 24, 20), dtype=np.uint8)
 
@@ -42,3 +49,28 @@ def test_the_fast_paths_run_the_whole_ensemble(execution):
     options = InferenceOptions(device="cpu", execution=execution, batch_size=2)
     fast = predict_probabilities(prepare_model(EnsembleModel(members), options), IMAGES, options)
     np.testing.assert_allclose(fast, reference, atol=0.03)
+
+
+def test_an_instance_ensemble_averages_every_band():
+    members = [instance_model(1), instance_model(3)]
+    ensemble = prepare_model(EnsembleModel(members), FP32)
+    got = batch_probabilities(ensemble, torch.from_numpy(IMAGES), execution_plan(FP32), False)
+    expected = np.mean([[whole_instance_forward(m, image) for image in IMAGES] for m in members], 0)
+    assert got.shape == (2, 3, 24, 20)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+
+
+def test_a_saturated_instance_member_gives_no_inf_or_nan():
+    saturated = instance_model(1)
+    with torch.no_grad():
+        saturated.weight.mul_(1e4)  # border and contact of exactly 0 and 1 in float32
+        saturated.bias.mul_(1e4)
+    ensemble = EnsembleModel([saturated, saturated]).eval()
+    with torch.no_grad():
+        logits = ensemble(torch.from_numpy(IMAGES).float() / 255)
+    assert torch.isfinite(logits).all()
+    probs = batch_probabilities(
+        prepare_model(ensemble, FP32), torch.from_numpy(IMAGES), execution_plan(FP32), False
+    )
+    assert np.isfinite(probs.numpy()).all()
+    assert probs[:, 1:].min() < 1e-5 and probs[:, 1:].max() > 1 - 1e-5  # saturated both ways

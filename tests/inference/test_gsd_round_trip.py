@@ -14,7 +14,14 @@ from benchmark.inference.forward import quantize
 from benchmark.inference.gsd_round_trip import predict_resampled_window
 from benchmark.inference.scenes import predict_scene
 from benchmark.inference.settings import PredictionSettings
-from tests.fixtures.models import FP32, conv_model, pointwise_model, whole_forward
+from benchmark.networks.targets import INSTANCE_BANDS
+from tests.fixtures.models import (
+    FP32,
+    conv_model,
+    instance_model,
+    pointwise_model,
+    whole_forward,
+)
 from tests.fixtures.rasters import rgba, smooth_rgba, write_raster
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -95,3 +102,21 @@ def test_existing_output_is_kept(tmp_path, caplog):
     caplog.set_level("INFO", logger="benchmark.inference.scenes")
     predict_resampled_window(pointwise_model(), uri, uri, Window(0, 0, 200, 150), str(out))
     assert out.read_bytes() == b"done before" and "exists: skipped" in caplog.text
+
+
+def test_an_instance_models_bands_all_come_back(tmp_path, resampled_windows):
+    """Each band resampled as a binary model's only one is: body, border, contact alike."""
+    scene_uri, _, split = resampled_windows
+    w = split(0.1).windows[0]
+    window = _window(w)
+    out, at_gsd = tmp_path / "round_trip.tif", tmp_path / "at_gsd.tif"
+    instance = PredictionSettings(FP32, window=64, overlap=16, target="instance")
+    predict_resampled_window(instance_model(5), w.uri, scene_uri, window, str(out), instance)
+    predict_scene(instance_model(5), w.uri, str(at_gsd), instance)
+    with rasterio.open(at_gsd) as src, rasterio.open(scene_uri) as scene:
+        shape = (3, int(window.height), int(window.width))
+        whole = src.read(out_shape=shape, resampling=Resampling.bilinear)
+        expected = whole * read_valid_mask(scene, window)
+    with rasterio.open(out) as src:
+        assert src.descriptions == INSTANCE_BANDS
+        np.testing.assert_array_equal(src.read(), expected)

@@ -12,7 +12,16 @@ from benchmark.inference.execution import InferenceOptions
 from benchmark.inference.forward import quantize
 from benchmark.inference.scenes import predict_scene
 from benchmark.inference.settings import PredictionSettings
-from tests.fixtures.models import FP32, conv_model, pointwise_model, whole_forward
+from benchmark.networks.targets import INSTANCE_BANDS
+from tests.fixtures.models import (
+    FP32,
+    conv_model,
+    instance_model,
+    pointwise_instance_model,
+    pointwise_model,
+    whole_forward,
+    whole_instance_forward,
+)
 from tests.fixtures.rasters import TRANSFORM, read_band, rgba, write_raster
 
 pytestmark = pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")
@@ -93,3 +102,49 @@ class TestPredictScene:
         with pytest.raises(OSError, match="disk on fire"):
             predict_scene(pointwise_model(), uri, str(tmp_path / "out.tif"), IN_64)
         assert sorted(p.name for p in tmp_path.iterdir()) == ["s.tif"]
+
+
+class TestInstanceScene:
+    """An instance model's scene raster: body, border and contact; band 1 as a binary model's."""
+
+    def test_three_bands_body_as_the_binary_models(self, tmp_path, scene):
+        uri, data = scene
+        model = pointwise_instance_model()
+        out = tmp_path / "instance.tif"
+        predict_scene(model, uri, str(out), PredictionSettings(FP32, 64, target="instance"))
+        with rasterio.open(out) as src:
+            assert (src.count, src.dtypes, src.shape) == (3, ("uint8",) * 3, (150, 200))
+            assert src.descriptions == INSTANCE_BANDS
+            assert src.block_shapes == [(256, 256)] * 3
+            assert "red" not in {interp.name for interp in src.colorinterp}  # not an RGB image
+            probs = src.read()
+        valid = data[3] == 255
+        expected = quantize(whole_instance_forward(model, data[:3])) * valid
+        assert np.abs(probs.astype(int) - expected).max() <= 1
+        binary = tmp_path / "binary.tif"
+        predict_scene(pointwise_model(), uri, str(binary), IN_64)
+        np.testing.assert_array_equal(probs[0], read_band(binary))
+
+    def test_every_band_is_blended_without_seams(self, tmp_path, scene):
+        uri, data = scene
+        model = instance_model(5)
+        whole = quantize(whole_instance_forward(model, data[:3])).astype(int) * (data[3] == 255)
+        out = tmp_path / "blended.tif"
+        settings = PredictionSettings(FP32, 64, overlap=32, target="instance")
+        predict_scene(model, uri, str(out), settings)
+        with rasterio.open(out) as src:
+            assert np.abs(src.read().astype(int) - whole).max() <= 2
+
+    def test_a_binary_prediction_of_an_instance_model_is_its_body(self, tmp_path, scene):
+        uri, _ = scene
+        body, binary = tmp_path / "body.tif", tmp_path / "binary.tif"
+        predict_scene(pointwise_instance_model(), uri, str(body), IN_64)
+        predict_scene(pointwise_model(), uri, str(binary), IN_64)
+        assert body.read_bytes() == binary.read_bytes()
+
+    def test_an_instance_prediction_of_a_binary_model_is_refused(self, tmp_path, scene):
+        uri, _ = scene
+        settings = PredictionSettings(FP32, 64, target="instance")
+        with pytest.raises(ValueError, match="not an instance model"):
+            predict_scene(pointwise_model(), uri, str(tmp_path / "out.tif"), settings)
+        assert not (tmp_path / "out.tif").exists()

@@ -2,6 +2,7 @@
 
 import pytest
 
+from benchmark.errors import InputError
 from benchmark.inference.settings import SCENE_WINDOW, PredictionSettings
 
 
@@ -22,3 +23,12 @@ def test_scenes_take_the_default_window_where_chips_run_whole():
 )
 def test_images_are_resized_to_the_models_gsd_when_both_are_known(model_gsd, image_gsd, scale):
     assert PredictionSettings(gsd=model_gsd).input_scale(image_gsd) == pytest.approx(scale)
+
+
+def test_scene_rasters_have_the_targets_bands():
+    assert PredictionSettings().bands == 1
+    assert PredictionSettings(target="instance").bands == 3
+    with pytest.raises(
+        InputError, match="model target 'panoptic', expected one of binary, instance"
+    ):
+        PredictionSettings(target="panoptic")  # type: ignore[arg-type]

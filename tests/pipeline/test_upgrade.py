@@ -8,6 +8,7 @@ A config or bundle saved at an older version goes through Raster Vision's own lo
 (``upgrade_config`` then ``build_config``), as ``run``, ``predict`` and bundle loading take it.
 """
 
+import io
 import itertools
 import json
 import logging
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import pytest
 import rasterio
+import torch
 from rastervision.core.data import ClassConfig, DatasetConfig
-from rastervision.pipeline.config import build_config, upgrade_config
+from rastervision.pipeline.config import Config, build_config, upgrade_config
 from rastervision.pytorch_backend import PyTorchSemanticSegmentationConfig
+from rastervision.pytorch_learner import SemanticSegmentationLearnerConfig
 
 from benchmark import PLUGIN
 from benchmark.cli import predict
@@ -58,7 +61,26 @@ def as_version(cfg_dict: dict, version: int, **flags: bool) -> dict:
     old.update({flag: flags.get(flag, False) for flag in THRESHOLD_FLAGS})
     if version == 0:
         old["inference"]["chip_sz"] = old["inference"].pop("window")
+    without_targets(old["backend"])
     return old
+
+
+def without_targets(learner: dict) -> dict:
+    """A backend's or learner's config as before targets (``model.target``, loss weights)."""
+    del learner["model"]["target"], learner["solver"]["channel_weights"]
+    return learner
+
+
+def old_learner_bundle(data: bytes) -> bytes:
+    """A learner bundle (``model-bundle.zip``) whose config is as before targets."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as src, zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            member = src.read(item.filename)
+            if item.filename == "learner-config.json":
+                member = json.dumps(without_targets(json.loads(member))).encode()
+            dst.writestr(item, member)
+    return out.getvalue()
 
 
 def load_like_rastervision(cfg_dict: dict) -> BenchmarkConfig:
@@ -142,6 +164,29 @@ def test_an_old_pipeline_config_loads_and_decides_the_same(saved_config, version
         assert loaded.eval_uri == cfg.eval_uri
         assert loaded.threshold == choice_from_flags(**flags)
         assert loaded.threshold_value == cfg.threshold_value
+        assert loaded.backend.model.target == "binary"
+
+
+def test_a_learner_config_saved_before_targets_builds_the_binary_network(tmp_path):
+    """What a bundle's ``learner-config.json`` held before ``target``: a 2-logit network."""
+    learner = SemanticSegmentationLearnerConfig(
+        model=BenchmarkModelConfig(encoder="tu-mobilenetv3_small_050", pretrained=False),
+        solver=BenchmarkSolverConfig(),
+        data=BenchmarkImageDataConfig(class_config=ClassConfig(names=["background", "building"])),
+    )
+    uri = tmp_path / "learner-config.json"
+    learner.to_file(str(uri))
+    old = without_targets(json.loads(uri.read_text()))
+    assert "target" not in old["model"]
+    uri.write_text(json.dumps(old))
+    loaded = Config.from_file(str(uri))  # as RV reads a learner bundle's config
+    assert loaded.model.target == "binary"
+    assert loaded.solver.channel_weights == (1.0, 0.25, 0.1)
+    network = loaded.model.build(num_classes=2, in_channels=3).eval()
+    assert network(torch.rand(1, 3, 32, 32)).shape == (1, 2, 32, 32)
+    loaded.model.target = "instance"
+    network = loaded.model.build(num_classes=2, in_channels=3).eval()
+    assert network(torch.rand(1, 3, 32, 32)).shape == (1, 4, 32, 32)
 
 
 class TestRenamedArgument:
@@ -255,6 +300,8 @@ def test_an_old_bundle_loads_and_predicts(finished_run, tmp_path, version, flags
             data = src.read(item.filename)
             if item.filename == PIPELINE_CONFIG_NAME:
                 data = json.dumps(as_version(json.loads(data), version, **flags)).encode()
+            elif item.filename == layout.MODEL_BUNDLE_NAME:  # the learner's bundle
+                data = old_learner_bundle(data)
             dst.writestr(item, data)
     with zipfile.ZipFile(old_bundle) as zf:
         old_config = json.loads(zf.read(PIPELINE_CONFIG_NAME))

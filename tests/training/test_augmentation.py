@@ -1,3 +1,5 @@
+import random
+
 import albumentations as A
 import numpy as np
 import pytest
@@ -90,3 +92,18 @@ def test_the_data_config_seeds_only_when_given_a_seed():
     assert isinstance(seeded, ProcessSeededTransform)
     _, unseeded = BenchmarkImageDataConfig(img_sz=8, aug_transform=spec).get_data_transforms()
     assert not isinstance(unseeded, ProcessSeededTransform)
+
+
+@pytest.mark.parametrize("preset", AUG_PRESETS)
+def test_label_bits_come_out_as_they_went_in(preset):
+    """An instance target's labels are bits (1 body, 2 border, 4 contact): a mask, resampled
+    nearest (the scale preset's crop resizes it), never blended into values it did not hold."""
+    transform = A.from_dict(build_aug_transform(preset, 32))
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, 255, (48, 48, 3), dtype=np.uint8)
+    held = np.array([0, 1, 3, 5, 7, 255], dtype=np.uint8)
+    mask = rng.choice(held, (48, 48)).astype(np.uint8)
+    for seed in range(8):
+        transform.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        out = transform(image=image, mask=mask)["mask"]
+        assert set(np.unique(out)) <= set(held.tolist())
