@@ -42,6 +42,7 @@ from benchmark.data.constants import BUILDING, CLASS_COLORS, CLASS_NAMES, NO_BUI
 from benchmark.data.scene_windows import SceneWindows, WindowFile
 from benchmark.data.stac import read_training_scenes
 from benchmark.experiments.benchmark import _scene_configs
+from benchmark.experiments.benchmark_args import BenchmarkArgs
 from benchmark.training.data_config import BenchmarkImageDataConfig
 from tests.fixtures.opencities import make_opencities_catalog
 
@@ -178,7 +179,8 @@ def test_stac_scene_labels_through_rv_geojson_source(tmp_path):
         ref.key, ref.image_uri, ref.label_uri, ref.label_uri, str(crs), width, height,
         max(width, height), window.valid_pixels, "", windows=[window],
     )  # fmt: skip
-    (scene_config,) = _scene_configs({ref.key: windows}, [ref.key]).scenes
+    binary = BenchmarkArgs.model_construct()  # the defaults: the binary target's labels
+    (scene_config,) = _scene_configs(binary, {ref.key: windows}, [ref.key]).scenes
     labels = scene_config.build(CLASSES, str(tmp_path / "tmp")).label_source.get_label_arr()
 
     buildings = geopandas.read_file(ref.label_uri).set_crs("EPSG:4326", allow_override=True)

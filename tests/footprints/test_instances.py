@@ -19,6 +19,7 @@ from rasterio.features import rasterize, shapes
 from rasterio.transform import from_origin
 from scipy import ndimage
 
+from benchmark.errors import InputError
 from benchmark.footprints.instances import InstanceOptions, seed_mask
 from benchmark.footprints.outlines import OutlineOptions, footprints_of_raster
 from benchmark.footprints.vectorize import PixelBuilding, vectorize_probabilities
@@ -212,7 +213,7 @@ class TestBlocks:
 
     def test_two_bands_are_refused(self, tmp_path):
         path = draw_scene(touching_pair()).write(tmp_path / "p.tif", bands=2)
-        with pytest.raises(ValueError, match="2 bands"):
+        with pytest.raises(InputError, match="2 probability bands"):
             traced(path)
 
     @pytest.mark.parametrize(
