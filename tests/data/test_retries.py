@@ -12,6 +12,7 @@ import boto3
 import numpy as np
 import pytest
 import rasterio
+from botocore.config import Config
 from rasterio.errors import RasterioError
 from rastervision.pipeline.registry import Registry
 
@@ -62,7 +63,9 @@ def objects(faulty_s3, tmp_path):
     pixels = rgba(256, 256, seed=1)
     tif = tmp_path / "scene.tif"
     write_raster(tif, pixels, tiled=True, blockxsize=64, blockysize=64)
-    s3 = boto3.client("s3")
+    # The set-up is not under test: its own retries, whatever attempts the test allows (a busy
+    # moto server answered one PUT of a CI run with a 500).
+    s3 = boto3.client("s3", config=Config(retries={"max_attempts": 5, "mode": "standard"}))
     s3.create_bucket(Bucket=BUCKET)
     for kind in FAULT_KINDS:
         s3.put_object(Bucket=BUCKET, Key=f"in/{kind}", Body=BLOB)
