@@ -49,12 +49,10 @@ the COGs relative to itself, so it opens where it is. S3 retries are
 :mod:`benchmark.data.retries`' (the command applies them).
 """
 
-import json
 import logging
 import os
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from types import TracebackType
 
 import numpy as np
 import shapely
@@ -75,7 +73,7 @@ from benchmark.footprints.survey import (
     survey_crs,
     write_probability_vrt,
 )
-from benchmark.footprints.write import append_polygons
+from benchmark.footprints.survey_layer import SurveyLayerWriter
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +83,6 @@ DUPLICATE_OVERLAP = 0.5
 SPANNING_SHARE = 0.1
 DEFAULT_MARGIN = 20.0  # metres: more than half a house, and a misregistration of a few metres
 MERGED_DIR = "merged"  # in OUT_DIR: out of the way of the ``*_buildings.gpkg`` it reads
-FIELDS = ["building", "area_m2", "confidence", "image"]
 
 
 @dataclass(frozen=True)
@@ -137,76 +134,6 @@ class NearBuildings:
         self.area_m2.extend(batch.area_m2[keep])
         self.confidence.extend(batch.confidence[keep])
         self.image.extend([image] * int(keep.sum()))
-
-
-class SurveyLayerWriter:
-    """The merged layer, streamed to a GeoPackage and a GeoParquet file together.
-
-    The GeoParquet is written with pyarrow (GDAL's Parquet driver is not in pyogrio's wheel),
-    row group by row group, with GeoParquet 1.0's ``geo`` metadata (WKB, the CRS as PROJJSON).
-    A context manager: its end finishes both files (:meth:`close`), or, after an error, closes
-    the GeoParquet writer without finishing anything (the partial files are not published).
-    """
-
-    def __init__(self, gpkg_path: str, parquet_path: str, crs: CRS) -> None:
-        import pyarrow as pa  # only merging needs it: ``footprints`` runs without
-        import pyarrow.parquet as pq
-
-        self.pa, self.gpkg_path, self.crs_wkt = pa, gpkg_path, crs.to_wkt()
-        geo = {
-            "version": "1.0.0",
-            "primary_column": "geometry",
-            "columns": {
-                "geometry": {
-                    "encoding": "WKB",
-                    "geometry_types": ["Polygon"],
-                    "crs": crs.to_json_dict(),
-                }
-            },
-        }
-        schema = pa.schema(
-            [("building", pa.string()), ("area_m2", pa.float64()),
-             ("confidence", pa.float64()), ("image", pa.string()), ("geometry", pa.binary())],
-            metadata={b"geo": json.dumps(geo).encode()},
-        )  # fmt: skip
-        self.parquet = pq.ParquetWriter(parquet_path, schema)
-        self.count = 0
-        self.gpkg_created = False
-
-    def write(
-        self, geometry: np.ndarray, area_m2: np.ndarray, confidence: np.ndarray, image: list[str]
-    ) -> None:
-        """Append these buildings to both files (the GeoPackage is created on the first call)."""
-        wkb = shapely.to_wkb(geometry)
-        columns = [np.full(len(wkb), "yes", object), np.asarray(area_m2, np.float64),
-                   np.asarray(confidence, np.float64), np.asarray(image, object)]  # fmt: skip
-        append_polygons(self.gpkg_path, wkb, columns, FIELDS, self.crs_wkt, self.gpkg_created)
-        self.gpkg_created = True
-        arrays = [self.pa.array(c.tolist()) for c in columns] + [self.pa.array(list(wkb))]
-        self.parquet.write_table(self.pa.Table.from_arrays(arrays, schema=self.parquet.schema))
-        self.count += len(wkb)
-
-    def close(self) -> None:
-        """Finish the GeoParquet file (and create an empty GeoPackage if nothing came)."""
-        try:
-            if not self.gpkg_created:
-                self.write(np.array([], object), np.array([]), np.array([]), [])
-        finally:
-            self.parquet.close()
-
-    def __enter__(self) -> "SurveyLayerWriter":
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.parquet.close()  # its file handle; the partial file is removed unpublished
 
 
 def near_zones(images: list[SurveyImage], margin: float) -> list[shapely.Geometry]:
